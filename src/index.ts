@@ -2,3 +2,11 @@ export { ModulePickleError, EncodeError, DecodeError, ShipError, RemoteError, Wo
 export type { GraphPath, PathSegment } from './errors.ts';
 export { Registry, reduceSymbol } from './codec/registry.ts';
 export type { Reducer, Reduction, ReducerOverride, ReduceContext, RestoreContext } from './codec/registry.ts';
+export { createPool, createStdioExecutor, workerEntryPath } from './executors/pool.ts';
+export type { PoolOptions, StdioExecutorOptions } from './executors/pool.ts';
+export type { Executor, ExecutorOptions, ExecutorStats, CallOptions } from './executors/executor.ts';
+export type { MapOptions, MapResult } from './executors/map.ts';
+export type { LogHandler } from './executors/connection.ts';
+export { PROTOCOL_VERSION } from './executors/protocol.ts';
+export { startWorker } from './executors/worker-loop.ts';
+export type { WorkerLoopOptions } from './executors/worker-loop.ts';

@@ -135,6 +135,8 @@ export class FrameReader {
  */
 export class FrameWriter {
   readonly #out: Writable;
+  // Bound at construction: the worker later replaces `process.stdout.write` for user code.
+  readonly #write: (chunk: Uint8Array) => boolean;
   #pending: Uint8Array[] = [];
   #pendingBytes = 0;
   #scheduled = false;
@@ -146,6 +148,7 @@ export class FrameWriter {
 
   constructor(out: Writable) {
     this.#out = out;
+    this.#write = out.write.bind(out) as (chunk: Uint8Array) => boolean;
     out.on('drain', () => {
       this.#blocked = false;
       const w = this.#waiters;
@@ -184,7 +187,7 @@ export class FrameWriter {
     this.#pendingBytes = 0;
     this.bytesWritten += data.length;
     try {
-      if (!this.#out.write(data)) this.#blocked = true;
+      if (!this.#write(data)) this.#blocked = true;
     } catch {
       this.#close();
     }

@@ -24,23 +24,37 @@ export const TaskKind = { call: 0, map: 1 } as const;
 export type TaskKind = (typeof TaskKind)[keyof typeof TaskKind];
 
 /** A pickled task, ready to be framed for any worker. */
-export interface EncodedTask {
+export interface EncodedTask extends EncodedFunction {
   readonly kind: TaskKind;
+  readonly argsBytes: Uint8Array;
+}
+
+/** A pickled function and its content hash (encode once, send to many workers / many chunks). */
+export interface EncodedFunction {
   /** sha256 of `fnBytes`, hex. */
   readonly fnKey: string;
   readonly fnHash: Uint8Array;
   readonly fnBytes: Uint8Array;
-  readonly argsBytes: Uint8Array;
 }
 
-/** Pickles a call (or a map chunk: `args` are the items). */
-export async function encodeTask(fn: unknown, args: readonly unknown[], options: { kind?: TaskKind; dumpsOptions?: PickleOptions } = {}): Promise<EncodedTask> {
+/** Pickles a function. @throws ModulePickleError ERR_MP_NOT_A_FUNCTION, EncodeError from the codec */
+export async function encodeFunction(fn: unknown, dumpsOptions?: PickleOptions): Promise<EncodedFunction> {
   if (typeof fn !== 'function') {
     throw new ModulePickleError('ERR_MP_NOT_A_FUNCTION', `run/map/wrap expect a function, got ${fn === null ? 'null' : typeof fn}`);
   }
-  const [fnBytes, argsBytes] = await Promise.all([dumps(fn, options.dumpsOptions), dumps(args, options.dumpsOptions)]);
+  const fnBytes = await dumps(fn, dumpsOptions);
   const fnHash = createHash('sha256').update(fnBytes).digest();
-  return { kind: options.kind ?? TaskKind.call, fnKey: fnHash.toString('hex'), fnHash, fnBytes, argsBytes };
+  return { fnKey: fnHash.toString('hex'), fnHash, fnBytes };
+}
+
+/** Pickles a call (or a map chunk: `args` are the items). `fn` may be pre-encoded with {@link encodeFunction}. */
+export async function encodeTask(fn: unknown, args: readonly unknown[], options: { kind?: TaskKind; dumpsOptions?: PickleOptions } = {}): Promise<EncodedTask> {
+  const [f, argsBytes] = await Promise.all([isEncoded(fn) ? fn : encodeFunction(fn, options.dumpsOptions), dumps(args, options.dumpsOptions)]);
+  return { ...f, kind: options.kind ?? TaskKind.call, argsBytes };
+}
+
+function isEncoded(v: unknown): v is EncodedFunction {
+  return typeof v === 'object' && v !== null && 'fnBytes' in v && 'fnHash' in v;
 }
 
 /** Frames a task body; `withFunction` false sends the function hash alone. */

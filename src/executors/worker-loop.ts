@@ -114,7 +114,7 @@ export function startWorker(options: WorkerLoopOptions = {}): void {
       running = task.id;
       const out = await runTask(task.body, { blobSource, cache, cacheDir: options.cacheDir, loadsOptions: options.loadsOptions, dumpsOptions: options.dumpsOptions });
       running = 0;
-      const rss = Math.round(process.memoryUsage.rss() / 1048576);
+      const rss = sampleRss();
       writer.send(FrameType.result, resultHead(task.id, out.status, rss, cache.decodes), out.payload);
       await writer.ready();
     }
@@ -179,6 +179,18 @@ export function startWorker(options: WorkerLoopOptions = {}): void {
     exit(0);
   });
   input.on('error', () => exit(0));
+}
+
+let rssAt = 0;
+let rssMiB = 0;
+// Reading the resident set size costs a /proc read: sample it at most every 50 ms.
+function sampleRss(): number {
+  const now = performance.now();
+  if (now - rssAt > 50) {
+    rssAt = now;
+    rssMiB = Math.round(process.memoryUsage.rss() / 1048576);
+  }
+  return rssMiB;
 }
 
 /** Parses a FATAL frame body sent by either side. */
