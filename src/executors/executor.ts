@@ -103,6 +103,7 @@ export function createProcessExecutor(name: string, spawnSpec: () => SpawnSpec, 
   let broken: WorkerError | undefined;
   let closing = false;
   let referenced = false;
+  let encoding = 0; // calls admitted before close() and still being pickled
   let holds = 0; // pending ready() calls keep the workers referenced too
   let idleWaiters: (() => void)[] = [];
   let closedWaiters: (() => void)[] = [];
@@ -149,13 +150,16 @@ export function createProcessExecutor(name: string, spawnSpec: () => SpawnSpec, 
     job.settled = true;
     job.cleanup?.();
     jobs.delete(job.id);
-    if (jobs.size === 0) {
-      const w = idleWaiters;
-      idleWaiters = [];
-      for (const f of w) f();
-    }
+    checkIdle();
     setRef();
     return true;
+  };
+
+  const checkIdle = (): void => {
+    if (jobs.size > 0 || encoding > 0) return;
+    const w = idleWaiters;
+    idleWaiters = [];
+    for (const f of w) f();
   };
 
   const dispatch = (): void => {
@@ -249,9 +253,9 @@ export function createProcessExecutor(name: string, spawnSpec: () => SpawnSpec, 
     else conn.cancel(job.id);
   };
 
-  const submit = (task: EncodedTask, opts: CallOptions = {}, kill = true): Promise<unknown> => {
+  const submit = (task: EncodedTask, opts: CallOptions = {}, kill = true, admitted = false): Promise<unknown> => {
     if (broken) return Promise.reject(broken);
-    if (closing) return Promise.reject(new WorkerError('ERR_MP_CLOSED', `the ${name} executor is closed: create a new one`));
+    if (closing && !admitted) return Promise.reject(new WorkerError('ERR_MP_CLOSED', `the ${name} executor is closed: create a new one`));
     return new Promise((resolve, reject) => {
       const job: Job = { id: nextJob++, task, resolve, reject, settled: false, conn: undefined, cleanup: undefined };
       const timeout = opts.timeout ?? options.timeout;
@@ -278,7 +282,17 @@ export function createProcessExecutor(name: string, spawnSpec: () => SpawnSpec, 
 
   const call = async (fn: unknown, args: readonly unknown[], opts?: CallOptions): Promise<unknown> => {
     if (broken) throw broken;
-    return submit(await encodeTask(fn, args, { dumpsOptions: options.dumpsOptions }), opts);
+    if (closing) throw new WorkerError('ERR_MP_CLOSED', `the ${name} executor is closed: create a new one`);
+    encoding++;
+    let task: EncodedTask;
+    try {
+      task = await encodeTask(fn, args, { dumpsOptions: options.dumpsOptions });
+    } finally {
+      encoding--;
+    }
+    const done = submit(task, opts, true, true);
+    checkIdle();
+    return done;
   };
 
   fill();
@@ -315,7 +329,7 @@ export function createProcessExecutor(name: string, spawnSpec: () => SpawnSpec, 
         queue.clear();
         for (const c of conns) c.kill();
       } else {
-        if (jobs.size > 0) await new Promise<void>((r) => idleWaiters.push(r));
+        if (jobs.size > 0 || encoding > 0) await new Promise<void>((r) => idleWaiters.push(r));
         for (const c of conns) c.shutdown();
       }
       if (conns.size > 0) await new Promise<void>((r) => closedWaiters.push(r));

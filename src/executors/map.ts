@@ -2,6 +2,7 @@
  * Ordered, streaming `map` over any iterable or async iterable: items are grouped into chunks (one task each), at
  * most `concurrency` chunks are in flight, and results come out in input order. Memory stays bounded by the window.
  */
+import { RemoteError } from '../errors.ts';
 import type { PickleOptions } from './pickler.ts';
 import { TaskKind, encodeTask, type EncodedFunction, type EncodedTask } from './task.ts';
 import type { CallOptions } from './executor.ts';
@@ -40,6 +41,7 @@ export function mapStream<R>(items: Iterable<unknown> | AsyncIterable<unknown>, 
     if (outer?.aborted) forward();
     const window: Promise<unknown[]>[] = [];
     let done = false;
+    let start = 0;
     const next = async (): Promise<void> => {
       const chunk: unknown[] = [];
       while (chunk.length < chunkSize) {
@@ -51,8 +53,12 @@ export function mapStream<R>(items: Iterable<unknown> | AsyncIterable<unknown>, 
         chunk.push(r.value);
       }
       if (chunk.length === 0) return;
+      const first = start;
+      start += chunk.length;
       const task = await encodeTask(fn, chunk, { kind: TaskKind.map, dumpsOptions: deps.dumpsOptions });
-      const p = deps.submit(task, { timeout: options.timeout, signal: internal.signal });
+      const p = deps.submit(task, { timeout: options.timeout, signal: internal.signal }).catch((e: unknown) => {
+        throw globalIndex(e, first);
+      });
       p.catch(() => {}); // rejections are observed when the chunk reaches the head of the window
       window.push(p);
     };
@@ -78,4 +84,15 @@ export function mapStream<R>(items: Iterable<unknown> | AsyncIterable<unknown>, 
       return out;
     },
   };
+}
+
+// A remote error names the failing item's index within its chunk: make it the index within the whole input.
+function globalIndex(e: unknown, first: number): unknown {
+  if (!(e instanceof RemoteError)) return e;
+  const local = (e as RemoteError & { index?: unknown }).index;
+  if (typeof local !== 'number') return e;
+  Object.defineProperty(e, 'index', { value: first + local, enumerable: false });
+  e.message = e.message.replace(`(map item ${local})`, `(map item ${first + local})`);
+  if (e.stack) e.stack = e.stack.replace(`(map item ${local})`, `(map item ${first + local})`);
+  return e;
 }

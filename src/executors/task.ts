@@ -210,9 +210,9 @@ export function remoteError(info: ErrorInfo, options: DecodeOutcomeOptions = {})
   const err = new RemoteError(info.code ?? 'ERR_MP_REMOTE', `${info.name}${where}${item}: ${info.message}`, info.cause ? { cause } : undefined);
   err.remoteName = info.name;
   err.remoteStack = options.mapStack ? options.mapStack(info.stack) : info.stack;
-  Object.defineProperty(err, 'remoteMessage', { value: info.message, enumerable: false });
-  if (info.index !== undefined) Object.defineProperty(err, 'index', { value: info.index, enumerable: false });
-  if (info.thrown !== undefined) Object.defineProperty(err, 'thrown', { value: info.thrown, enumerable: false });
+  Object.defineProperty(err, 'remoteMessage', { value: info.message, enumerable: false, configurable: true, writable: true });
+  if (info.index !== undefined) Object.defineProperty(err, 'index', { value: info.index, enumerable: false, configurable: true, writable: true });
+  if (info.thrown !== undefined) Object.defineProperty(err, 'thrown', { value: info.thrown, enumerable: false, configurable: true, writable: true });
   // The remote frames first (they say where it failed), then where it was awaited locally.
   const local = (err.stack ?? '').split('\n').slice(1).join('\n');
   err.stack = `${err.name} [${err.code}]: ${err.message}\n${frames(err.remoteStack)}\n    --- awaited locally ---\n${local}`;
