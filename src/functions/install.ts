@@ -1,0 +1,96 @@
+/**
+ * Wires the function and module layer into a registry: the function reducer (matcher), module references,
+ * identity reducers for built-in objects, and the `modules` payload section.
+ */
+import { DecodeError } from '../errors.ts';
+import type { Registry, Reducer, ReduceContext, RestoreContext } from '../codec/registry.ts';
+import { intrinsicTable, walkPath } from '../modules/intrinsics.ts';
+import { loadModules, needKey, type ModuleNeed } from '../modules/load.ts';
+import { checkModuleRef, loadedModules, moduleBase, restoreExport, restoreFunction, setFunctionState } from './decode-function.ts';
+import { encodeFunction, functionOwnKeys, ModuleValue, takeState, type FunctionArgs, type FunctionState } from './encode-function.ts';
+import { loadedModulesKey, moduleNeedsKey } from './module-records.ts';
+import type { ExportRef } from '../modules/module-ref.ts';
+
+/** The payload section contract (see HELPERS-COMMON.md). */
+interface Section {
+  name: string;
+  rank: number;
+  code: boolean;
+  encode(ctx: ReduceContext): unknown;
+  decode(data: unknown, ctx: RestoreContext): void | Promise<void>;
+}
+
+/** Reducer for every function, closure and class (by reference or by value). */
+export const functionReducer: Reducer<Function, FunctionArgs, FunctionState | undefined> = {
+  name: 'mp.function',
+  code: true,
+  reduce: (fn, ctx) => encodeFunction(fn, ctx),
+  getState: (fn) => takeState(fn),
+  restore: (args, ctx) => restoreFunction(args, ctx),
+  setState: (fn, state) => setFunctionState(fn, state),
+  ownProps: (fn) => functionOwnKeys(fn),
+};
+
+/** Reducer for module objects and exported values standing in captures. */
+export const moduleValueReducer: Reducer<ModuleValue, ExportRef> = {
+  name: 'mp.module',
+  code: true,
+  reduce: (mv) => mv.ref,
+  restore: (ref, ctx) => restoreExport(ref, ctx) as ModuleValue,
+};
+
+/** Reducer for built-in objects (`Math`, `JSON`, `console`, `process`, prototypes) by property path. */
+export const intrinsicReducer: Reducer<object, readonly string[]> = {
+  name: 'mp.intrinsic',
+  reduce: (value) => intrinsicTable().get(value) ?? [],
+  restore: (path) => {
+    if (!Array.isArray(path) || !path.every((p) => typeof p === 'string')) throw new DecodeError('ERR_MP_BAD_INTRINSIC', 'malformed built-in reference in payload');
+    const v = walkPath(globalThis, path);
+    if ((typeof v !== 'object' && typeof v !== 'function') || v === null) {
+      throw new DecodeError('ERR_MP_BAD_INTRINSIC', `built-in '${path.join('.')}' does not exist in Node.js ${process.version}`);
+    }
+    return v;
+  },
+};
+
+/** The `modules` section: the modules a payload references; decoding loads them before the body. */
+export const modulesSection: Section = {
+  name: 'modules',
+  rank: 20,
+  code: true,
+  encode(ctx) {
+    const needs = ctx.scratch.get(moduleNeedsKey) as Map<string, ModuleNeed> | undefined;
+    return needs?.size ? [...needs.values()] : undefined;
+  },
+  decode(data, ctx) {
+    if (!Array.isArray(data)) throw new DecodeError('ERR_MP_BAD_MODULE_REF', 'malformed modules section');
+    const needs: ModuleNeed[] = data.map((n: unknown) => {
+      const r = n as { module?: unknown; namespace?: unknown };
+      if (typeof r !== 'object' || r === null) throw new DecodeError('ERR_MP_BAD_MODULE_REF', 'malformed modules section entry');
+      checkModuleRef(r.module);
+      return { module: r.module, namespace: r.namespace === true };
+    });
+    const loaded = loadedModules(ctx) as Map<string, unknown>;
+    const result = loadModules(needs.filter((n) => !loaded.has(needKey(n))), moduleBase(ctx));
+    const store = (m: Map<string, unknown>): void => {
+      for (const [k, v] of m) loaded.set(k, v);
+      ctx.scratch.set(loadedModulesKey, loaded);
+    };
+    if (result instanceof Promise) return result.then(store);
+    store(result);
+  },
+};
+
+/**
+ * Installs the function/module layer into a registry: the function matcher, module references, built-in objects
+ * by reference and the `modules` section.
+ */
+export function installFunctionLayer(registry: Registry): void {
+  registry.registerMatcher((v): v is Function => typeof v === 'function', functionReducer as never);
+  registry.register(ModuleValue, moduleValueReducer);
+  for (const [value] of intrinsicTable()) {
+    if (typeof value !== 'function') registry.registerValue(value, intrinsicReducer as never);
+  }
+  const withSections = registry as unknown as { registerSection?: (s: Section) => void };
+  withSections.registerSection?.(modulesSection);
+}
