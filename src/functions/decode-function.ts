@@ -94,7 +94,7 @@ export function restoreFunction(args: FunctionArgs, ctx: RestoreContext): Functi
       return Function.prototype.bind.call(args.target, args.thisArg, ...(args.args as unknown[])) as Function;
     }
     case 'value': {
-      if (!kinds.has(args.kind) || typeof args.expression !== 'string' || !Array.isArray(args.eager)) bad('source');
+      if (!kinds.has(args.kind) || typeof args.expression !== 'string' || typeof args.eager !== 'object' || args.eager === null) bad('source');
       if (typeof args.tracker === 'string') {
         const existing = classTracker().get(args.tracker);
         if (existing) {
@@ -102,7 +102,7 @@ export function restoreFunction(args: FunctionArgs, ctx: RestoreContext): Functi
           return existing;
         }
       }
-      if (args.eager.length) assignCaptures(args.scope, args.eager);
+      assignCaptures(args.scope, args.eager);
       const fn = buildFunction(
         {
           kind: args.kind,

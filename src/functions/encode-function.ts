@@ -38,7 +38,7 @@ export type FunctionArgs =
       readonly home: boolean;
       readonly scope: ScopeRecord | null;
       /** Captures needed while the value is defined (class heritage, computed keys, static members). */
-      readonly eager: readonly unknown[];
+      readonly eager: Readonly<Record<string, unknown>>;
       /** Lexical `this` of an arrow (present only when used). */
       readonly thisArg?: unknown;
       /** Class tracker id. */
@@ -47,7 +47,7 @@ export type FunctionArgs =
 
 /** State of a by-value function: captures set after it exists (so they may point back at it). */
 export interface FunctionState {
-  readonly captures: readonly unknown[];
+  readonly captures: Readonly<Record<string, unknown>>;
   /** Class prototype properties added after the declaration: `[key, descriptor, ...]`. */
   readonly proto?: readonly unknown[];
 }
@@ -193,13 +193,14 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
   const loc = info.location;
   // Only what the function uses is captured, each from the innermost scope that binds it.
   const eagerNames = new Set(source.eager);
-  const eager: unknown[] = [];
-  const captures: unknown[] = [];
+  // Null-prototype records keyed by variable name, so an error path reads `...captures.db.socket`.
+  const eager: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  const captures: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   for (const name of source.free) {
     for (const s of scopes) {
       if (!Object.prototype.hasOwnProperty.call(s.vars, name)) continue;
       const value = wrapModuleValue(s.vars[name], ctx, root);
-      (eagerNames.has(name) ? eager : captures).push(name, value);
+      (eagerNames.has(name) ? eager : captures)[name] = value;
       break;
     }
   }

@@ -2,23 +2,16 @@
  * Wires the function and module layer into a registry: the function reducer (matcher), module references,
  * identity reducers for built-in objects, and the `modules` payload section.
  */
-import { DecodeError } from '../errors.ts';
-import type { Registry, Reducer, ReduceContext, RestoreContext } from '../codec/registry.ts';
+import { types } from 'node:util';
+import { DecodeError, EncodeError } from '../errors.ts';
+import type { Registry, Reducer, Section } from '../codec/registry.ts';
 import { intrinsicTable, walkPath } from '../modules/intrinsics.ts';
 import { loadModules, needKey, type ModuleNeed } from '../modules/load.ts';
 import { checkModuleRef, loadedModules, moduleBase, restoreExport, restoreFunction, setFunctionState } from './decode-function.ts';
-import { encodeFunction, functionOwnKeys, ModuleValue, takeState, type FunctionArgs, type FunctionState } from './encode-function.ts';
+import { projectRoot } from '../modules/project-root.ts';
+import { encodeFunction, functionOwnKeys, ModuleValue, wrapModuleValue, takeState, type FunctionArgs, type FunctionState } from './encode-function.ts';
 import { loadedModulesKey, moduleNeedsKey } from './module-records.ts';
 import type { ExportRef } from '../modules/module-ref.ts';
-
-/** The payload section contract (see HELPERS-COMMON.md). */
-interface Section {
-  name: string;
-  rank: number;
-  code: boolean;
-  encode(ctx: ReduceContext): unknown;
-  decode(data: unknown, ctx: RestoreContext): void | Promise<void>;
-}
 
 /** Reducer for every function, closure and class (by reference or by value). */
 export const functionReducer: Reducer<Function, FunctionArgs, FunctionState | undefined> = {
@@ -51,6 +44,18 @@ export const intrinsicReducer: Reducer<object, readonly string[]> = {
     }
     return v;
   },
+};
+
+/** Reducer for ES module namespaces met as values (not through a capture). */
+export const namespaceReducer: Reducer<object, ExportRef> = {
+  name: 'mp.namespace',
+  code: true,
+  reduce: (ns, ctx) => {
+    const wrapped = wrapModuleValue(ns, ctx, projectRoot(ctx.options));
+    if (!(wrapped instanceof ModuleValue)) throw new EncodeError('ERR_MP_UNKNOWN_MODULE', 'an ES module namespace could not be identified', ctx.path() as never);
+    return wrapped.ref;
+  },
+  restore: (ref, ctx) => restoreExport(ref, ctx) as object,
 };
 
 /** The `modules` section: the modules a payload references; decoding loads them before the body. */
@@ -91,6 +96,6 @@ export function installFunctionLayer(registry: Registry): void {
   for (const [value] of intrinsicTable()) {
     if (typeof value !== 'function') registry.registerValue(value, intrinsicReducer as never);
   }
-  const withSections = registry as unknown as { registerSection?: (s: Section) => void };
-  withSections.registerSection?.(modulesSection);
+  registry.registerMatcher((v) => types.isModuleNamespaceObject(v), namespaceReducer);
+  registry.registerSection(modulesSection);
 }

@@ -92,13 +92,11 @@ export function scopeHandle(record: ScopeRecord | null): ScopeHandle {
   return h;
 }
 
-/** Assigns captured variables (`[name, value, name, value, ...]`) in a scope. */
-export function assignCaptures(record: ScopeRecord | null, captures: readonly unknown[]): void {
-  if (!Array.isArray(captures) || captures.length % 2) throw new DecodeError('ERR_MP_BAD_FUNCTION', 'malformed captures in payload');
+/** Assigns captured variables (a record of name to value) in a scope chain. */
+export function assignCaptures(record: ScopeRecord | null, captures: Readonly<Record<string, unknown>>): void {
+  if (typeof captures !== 'object' || captures === null) throw new DecodeError('ERR_MP_BAD_FUNCTION', 'malformed captures in payload');
   let h: ScopeHandle | undefined;
-  for (let i = 0; i < captures.length; i += 2) {
-    const name = captures[i];
-    if (typeof name !== 'string') throw new DecodeError('ERR_MP_BAD_FUNCTION', 'malformed capture name in payload');
+  for (const name of Object.keys(captures)) {
     // A capture lives in the innermost scope of the chain that declares it.
     let r: ScopeRecord | null = record;
     h = undefined;
@@ -111,7 +109,7 @@ export function assignCaptures(record: ScopeRecord | null, captures: readonly un
       r = r.parent;
     }
     if (!h) throw new DecodeError('ERR_MP_BAD_FUNCTION', `capture '${name}' is not declared by its scope record`);
-    h.s(name, captures[i + 1]);
+    h.s(name, captures[name]);
   }
 }
 
