@@ -18,7 +18,7 @@ const run = promisify(execFile);
 /** One case: `make` builds the value, `check` exercises it (runs at home and on every receiver). */
 export interface FunctionCase {
   readonly name: string;
-  readonly make: () => unknown;
+  readonly make: () => any;
   readonly check: (value: any) => unknown;
   /** Options for dumps. */
   readonly options?: Record<string, unknown>;
