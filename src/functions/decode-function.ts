@@ -114,6 +114,7 @@ export function restoreFunction(args: FunctionArgs, ctx: RestoreContext): Functi
           offset: Number(args.offset) || 0,
           home: args.home === true,
           thisArg: 'thisArg' in args ? args.thisArg : undefined,
+          ...('superClass' in args ? { superClass: args.superClass } : {}),
         },
         args.scope,
       );

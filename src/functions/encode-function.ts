@@ -43,6 +43,8 @@ export type FunctionArgs =
       readonly thisArg?: unknown;
       /** Class tracker id. */
       readonly tracker?: string;
+      /** The actual parent class (the heritage expression was replaced by `arguments[1]`). */
+      readonly superClass?: unknown;
     };
 
 /** State of a by-value function: captures set after it exists (so they may point back at it). */
@@ -124,8 +126,10 @@ function isMainFile(ref: ExportRef): boolean {
 }
 
 /** An exported top-level function or class of an ES module, by reference. */
-function esmExportRef(fn: Function, info: FunctionInfo, scopes: readonly ScopeSnapshot[], root: string): ExportRef | undefined {
+function esmExportRef(fn: Function, info: FunctionInfo, allScopes: readonly ScopeSnapshot[], root: string): ExportRef | undefined {
   const loc = info.location;
+  // A class has its own block scope binding its name; it says nothing about where the class lives.
+  const scopes = allScopes.filter((s) => !(s.type === 'block' && Object.keys(s.vars).every((k) => s.vars[k] === fn)));
   if (!loc?.isModule || !loc.url.startsWith('file:') || scopes.length !== 1 || scopes[0]?.type !== 'module') return undefined;
   const vars = (scopes[0] as ScopeSnapshot).vars;
   const exp = esmExports(scriptSource(loc.scriptId));
@@ -148,6 +152,8 @@ function encodeRef(ref: ExportRef, ctx: ReduceContext): FunctionArgs {
 }
 
 const states = new WeakMap<Function, FunctionState>();
+/** Functions whose last encoding was by value (only those keep their own properties). */
+const byValue = new WeakSet<Function>();
 
 /** State computed with the last `encodeFunction` call of this function. */
 export function takeState(fn: Function): FunctionState | undefined {
@@ -185,6 +191,9 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
   if (!source) {
     throw new EncodeError('ERR_MP_FUNCTION_SOURCE', `the source of function '${fnName(fn)}' cannot be parsed back (a private method or an unusual toString()); pickle the object that owns it, or wrap it in a plain function`, ctx.path() as never);
   }
+  if (info.location?.url.startsWith('node:')) {
+    throw new EncodeError('ERR_MP_INTERNAL_FUNCTION', `function '${fnName(fn)}' is internal to Node.js (${info.location.url}) and not exported by a builtin module, so it cannot travel; pickle the public object or function that uses it`, ctx.path() as never);
+  }
   const scopes = liveScopes(insp);
   if (ctx.options['byValue'] !== true) {
     const esmRef = esmExportRef(fn, info, scopes, root);
@@ -197,11 +206,16 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
   const eager: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   const captures: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   for (const name of source.free) {
+    let found = false;
     for (const s of scopes) {
       if (!Object.prototype.hasOwnProperty.call(s.vars, name)) continue;
       const value = wrapModuleValue(s.vars[name], ctx, root);
       (eagerNames.has(name) ? eager : captures)[name] = value;
+      found = true;
       break;
+    }
+    if (!found && eagerNames.has(name) && !(name in globalThis)) {
+      throw new EncodeError('ERR_MP_UNCAPTURED_NAME', `'${fnName(fn)}' uses '${name}' while it is defined (a computed key or static initializer), but no closure keeps '${name}' alive so V8 cannot show its value; use '${name}' inside a method too, or export it`, ctx.path() as never);
     }
   }
   let thisArg: unknown;
@@ -222,16 +236,24 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
     }
   }
   let tracker: string | undefined;
+  let expression = source.expression;
+  let superClass: unknown;
+  if (source.heritage) {
+    const [start, end] = source.heritage;
+    expression = `${expression.slice(0, start)}(arguments[1])${expression.slice(end)}`;
+    superClass = wrapModuleValue(Object.getPrototypeOf(fn), ctx, root);
+  }
   if (source.kind === 'class') {
     tracker = trackers.get(fn);
     if (!tracker) trackers.set(fn, (tracker = randomUUID()));
   }
   const state: FunctionState = { captures, proto: source.kind === 'class' ? protoExtras(fn, source.expression) : undefined };
   states.set(fn, state);
+  byValue.add(fn);
   return {
     t: 'value',
     kind: source.kind,
-    expression: source.expression,
+    expression,
     strict: info.strict,
     url: loc?.url ?? '',
     line: loc?.line ?? 0,
@@ -242,6 +264,7 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
     eager,
     ...(hasThis ? { thisArg } : {}),
     ...(tracker ? { tracker } : {}),
+    ...(source.heritage ? { superClass } : {}),
   };
 }
 
@@ -274,6 +297,8 @@ function protoExtras(cls: Function, classSource: string): unknown[] | undefined 
 
 /** Own property keys of a function that the codec keeps (static members and added properties). */
 export function functionOwnKeys(fn: Function): (string | symbol)[] {
+  if (!byValue.has(fn)) return [];
+  byValue.delete(fn);
   const info = functionInfo(fn);
   const kind = info.source?.kind;
   const keys: (string | symbol)[] = [];

@@ -30,6 +30,8 @@ export interface SourceInfo {
   readonly lexicalThis: boolean;
   /** The function's own body starts with a `'use strict'` directive (or it is a class). */
   readonly strictDirective: boolean;
+  /** Offsets of a class heritage expression in `expression` (replaced by the actual parent class on rebuild). */
+  readonly heritage?: readonly [number, number];
   /** Async, generator flags of the top-level function (methods included). */
   readonly async: boolean;
   readonly generator: boolean;
@@ -143,9 +145,15 @@ function analyzeUncached(src: string): SourceInfo | undefined {
       },
     });
   }
+  let heritage: [number, number] | undefined;
+  if (kind === 'class') {
+    const sup = (root as ESTree.ClassExpression).superClass as (ESTree.Node & { start: number; end: number }) | null | undefined;
+    if (sup && !(sup.type === 'Literal' && sup.value === null)) heritage = [sup.start, sup.end];
+  }
   return {
     kind,
     expression,
+    ...(heritage ? { heritage } : {}),
     offset: wrapped === 'method' ? 2 : 1,
     free: [...free].sort(),
     eager: [...eager].sort(),
@@ -178,7 +186,6 @@ function hasUseStrict(fn: ESTree.Function): boolean {
 }
 
 function collectClassEager(cls: ESTree.ClassExpression, out: ESTree.Node[]): void {
-  if (cls.superClass) out.push(cls.superClass);
   for (const m of cls.body.body) {
     if (m.type === 'StaticBlock') {
       out.push(m);

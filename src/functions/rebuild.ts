@@ -31,15 +31,17 @@ export interface BuildSpec {
   readonly offset: number;
   /** The method uses `super` (object-literal method: needs its home object linked). */
   readonly home?: boolean;
+  /** Parent class passed as `arguments[1]` (the heritage expression was replaced). */
+  readonly superClass?: unknown;
   /** Lexical `this` for arrows (undefined when none). */
   readonly thisArg?: unknown;
 }
 
 interface ScopeHandle {
   /** Defines code in this scope (sloppy). */
-  readonly d: (code: string) => unknown;
+  readonly d: (code: string, superClass?: unknown) => unknown;
   /** Defines code in this scope with a strict caller, so `this` of arrows may be undefined. */
-  readonly ds: (code: string) => unknown;
+  readonly ds: (code: string, superClass?: unknown) => unknown;
   /** Assigns a variable. */
   readonly s: (name: string, value: unknown) => void;
   readonly names: ReadonlySet<string>;
@@ -127,7 +129,7 @@ export function buildFunction(spec: BuildSpec, record: ScopeRecord | null): Func
   let value: unknown;
   try {
     const define = spec.strict && spec.thisArg === undefined ? h.ds : h.d;
-    value = spec.thisArg === undefined ? define(code) : define.call(spec.thisArg, code);
+    value = define.call(spec.thisArg, code, spec.superClass);
   } catch (cause) {
     throw new DecodeError('ERR_MP_BAD_FUNCTION', `cannot rebuild function from ${spec.url || 'source'}:${spec.line + 1}: ${(cause as Error)?.message}`, undefined, { cause });
   }
