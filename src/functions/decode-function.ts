@@ -4,7 +4,8 @@
 import { DecodeError } from '../errors.ts';
 import type { RestoreContext } from '../codec/registry.ts';
 import { walkPath } from '../modules/intrinsics.ts';
-import { loadModules, resolveExport, type ModuleNeed } from '../modules/load.ts';
+import { loadModules, moduleFile, resolveExport, type ModuleNeed } from '../modules/load.ts';
+import { createRequire } from 'node:module';
 import type { ExportRef, ModuleRef } from '../modules/module-ref.ts';
 import { projectRoot } from '../modules/project-root.ts';
 import type { FunctionArgs, FunctionState } from './encode-function.ts';
@@ -88,6 +89,12 @@ export function restoreFunction(args: FunctionArgs, ctx: RestoreContext): Functi
       const v = restoreExport(args.ref, ctx);
       if (typeof v !== 'function') throw new DecodeError('ERR_MP_MODULE_EXPORT', `export '${args.ref.path.join('.')}' is not a function on this side`);
       return v;
+    }
+    case 'require': {
+      checkModuleRef(args.module);
+      const file = moduleFile(args.module, moduleBase(ctx));
+      if (!file) bad('require of a builtin');
+      return createRequire(file);
     }
     case 'bound': {
       if (typeof args.target !== 'function' || !Array.isArray(args.args)) bad('bound function');

@@ -10,7 +10,8 @@ import { findModuleValue, isModuleNamespace, mainModuleFile, matchNamespace, esm
 import { esmExports } from '../modules/esm-exports.ts';
 import { urlToPath } from '../modules/locate.ts';
 import { projectRoot } from '../modules/project-root.ts';
-import type { ExportRef } from '../modules/module-ref.ts';
+import type { ExportRef, ModuleRef } from '../modules/module-ref.ts';
+import { locateModule } from '../modules/locate.ts';
 import { currentInspection, functionInfo, liveScopes, type FunctionInfo } from './function-info.ts';
 import { loadedScripts, scriptSource, type FunctionLocation, type ScopeSnapshot } from './inspector.ts';
 import { recordModule } from './module-records.ts';
@@ -25,6 +26,8 @@ export class ModuleValue {
 export type FunctionArgs =
   | { readonly t: 'ref'; readonly ref: ExportRef }
   | { readonly t: 'intrinsic'; readonly path: readonly string[] }
+  /** A module's `require` function (CommonJS wrapper or `createRequire`): rebuilt with `createRequire`. */
+  | { readonly t: 'require'; readonly module: ModuleRef }
   | { readonly t: 'bound'; readonly target: Function; readonly thisArg: unknown; readonly args: readonly unknown[] }
   | {
       readonly t: 'value';
@@ -130,8 +133,11 @@ function esmExportRef(fn: Function, info: FunctionInfo, allScopes: readonly Scop
   const loc = info.location;
   // A class has its own block scope binding its name; it says nothing about where the class lives.
   const scopes = allScopes.filter((s) => !(s.type === 'block' && Object.keys(s.vars).every((k) => s.vars[k] === fn)));
-  if (!loc?.isModule || !loc.url.startsWith('file:') || scopes.length !== 1 || scopes[0]?.type !== 'module') return undefined;
-  const vars = (scopes[0] as ScopeSnapshot).vars;
+  // The defining module's scope is the outermost one; the function may be nested (e.g. made by a constructor
+  // and exported as `export const pack = packr.pack`): what counts is that an exported binding holds it.
+  const top = scopes[scopes.length - 1];
+  if (!loc?.isModule || !loc.url.startsWith('file:') || top?.type !== 'module') return undefined;
+  const vars = top.vars;
   const exp = esmExports(scriptSource(loc.scriptId));
   if (!exp) return undefined;
   let name: string | undefined;
@@ -144,6 +150,16 @@ function esmExportRef(fn: Function, info: FunctionInfo, allScopes: readonly Scop
   if (name === undefined) return undefined;
   const mod = esmModuleRef(loc.url, root);
   return mod ? { module: mod, view: 'exports', path: [name] } : undefined;
+}
+
+/** A `require` function made by Node.js for a module (it closes over that module's `Module` object). */
+function requireFunctionRef(fn: Function, info: FunctionInfo, scopes: readonly ScopeSnapshot[], root: string): ModuleRef | undefined {
+  if (!info.location?.url.startsWith('node:internal/modules/') || fn.name !== 'require') return undefined;
+  for (const s of scopes) {
+    const mod = s.vars['mod'] as { filename?: unknown } | undefined;
+    if (mod && typeof mod.filename === 'string') return locateModule(mod.filename, false, root);
+  }
+  return undefined;
 }
 
 function encodeRef(ref: ExportRef, ctx: ReduceContext): FunctionArgs {
@@ -184,6 +200,14 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
   const info = functionInfo(fn);
   const insp = currentInspection(fn, info);
   if (insp.bound) return { t: 'bound', target: insp.bound.target, thisArg: insp.bound.thisArg, args: insp.bound.args };
+  const scopes = liveScopes(insp);
+  const required = requireFunctionRef(fn, info, scopes, root);
+  // Only the file's place matters (createRequire on the receiver), the module itself is not loaded.
+  if (required) return { t: 'require', module: required };
+  if (ctx.options['byValue'] !== true) {
+    const esmRef = esmExportRef(fn, info, scopes, root);
+    if (esmRef && !isMainFile(esmRef)) return encodeRef(esmRef, ctx);
+  }
   if (info.native) {
     throw new EncodeError('ERR_MP_NATIVE_FUNCTION', `native function '${fnName(fn)}' is neither a built-in nor an export of a loaded module, so it cannot travel; call it inside a function you pickle, or pickle the module that exports it`, ctx.path() as never);
   }
@@ -193,11 +217,6 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
   }
   if (info.location?.url.startsWith('node:')) {
     throw new EncodeError('ERR_MP_INTERNAL_FUNCTION', `function '${fnName(fn)}' is internal to Node.js (${info.location.url}) and not exported by a builtin module, so it cannot travel; pickle the public object or function that uses it`, ctx.path() as never);
-  }
-  const scopes = liveScopes(insp);
-  if (ctx.options['byValue'] !== true) {
-    const esmRef = esmExportRef(fn, info, scopes, root);
-    if (esmRef && !isMainFile(esmRef)) return encodeRef(esmRef, ctx);
   }
   const loc = info.location;
   // Only what the function uses is captured, each from the innermost scope that binds it.
@@ -236,13 +255,24 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
     }
   }
   let tracker: string | undefined;
-  let expression = source.expression;
   let superClass: unknown;
+  // Source edits: the heritage becomes the actual parent class; `import()` and `import.meta` keep resolving
+  // against the original module (eval code has no module of its own).
+  const url = loc?.url ?? '';
+  const edits: { start: number; end: number; text: string }[] = [];
+  const expr = source.expression;
   if (source.heritage) {
-    const [start, end] = source.heritage;
-    expression = `${expression.slice(0, start)}(arguments[1])${expression.slice(end)}`;
+    edits.push({ start: source.heritage[0], end: source.heritage[1], text: '(arguments[1])' });
     superClass = wrapModuleValue(Object.getPrototypeOf(fn), ctx, root);
   }
+  for (const [start, srcStart, srcEnd, end] of source.imports) {
+    edits.push({ start, end, text: `globalThis[Symbol.for('modulepickle.import')](${expr.slice(srcStart, srcEnd)}, ${JSON.stringify(url)})` });
+  }
+  for (const [start, end] of source.importMetas) {
+    edits.push({ start, end, text: `globalThis[Symbol.for('modulepickle.importMeta')](${JSON.stringify(url)})` });
+  }
+  let expression = expr;
+  for (const e of edits.sort((a, b) => b.start - a.start)) expression = expression.slice(0, e.start) + e.text + expression.slice(e.end);
   if (source.kind === 'class') {
     tracker = trackers.get(fn);
     if (!tracker) trackers.set(fn, (tracker = randomUUID()));

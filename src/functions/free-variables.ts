@@ -30,6 +30,9 @@ export interface SourceInfo {
   readonly lexicalThis: boolean;
   /** The function's own body starts with a `'use strict'` directive (or it is a class). */
   readonly strictDirective: boolean;
+  /** Offsets of dynamic `import(...)` calls (`[start, sourceStart, sourceEnd, end]`) and `import.meta` (`[start, end]`). */
+  readonly imports: readonly (readonly [number, number, number, number])[];
+  readonly importMetas: readonly (readonly [number, number])[];
   /** Offsets of a class heritage expression in `expression` (replaced by the actual parent class on rebuild). */
   readonly heritage?: readonly [number, number];
   /** Async, generator flags of the top-level function (methods included). */
@@ -112,7 +115,18 @@ function analyzeUncached(src: string): SourceInfo | undefined {
   const eagerNodes: ESTree.Node[] = [];
   const classNames = new Set<string>();
   const lexicalArgs = { used: false };
+  const imports: [number, number, number, number][] = [];
+  const importMetas: [number, number][] = [];
+  type Ranged = ESTree.Node & { start: number; end: number };
   ancestor(program as unknown as AcornNode, {
+    ImportExpression(n) {
+      const e = n as unknown as Ranged & { source: Ranged };
+      imports.push([e.start, e.source.start, e.source.end, e.end]);
+    },
+    MetaProperty(n) {
+      const m = n as unknown as Ranged & { meta: { name: string } };
+      if (m.meta.name === 'import') importMetas.push([m.start, m.end]);
+    },
     ClassExpression(n) {
       const c = n as unknown as ESTree.ClassExpression;
       if (c.id) classNames.add(c.id.name);
@@ -154,6 +168,8 @@ function analyzeUncached(src: string): SourceInfo | undefined {
     kind,
     expression,
     ...(heritage ? { heritage } : {}),
+    imports,
+    importMetas,
     offset: wrapped === 'method' ? 2 : 1,
     free: [...free].sort(),
     eager: [...eager].sort(),

@@ -4,8 +4,9 @@
  */
 import { types } from 'node:util';
 import { DecodeError, EncodeError } from '../errors.ts';
-import type { Registry, Reducer, Section } from '../codec/registry.ts';
+import type { Registry, Reducer, ReduceContext, Section } from '../codec/registry.ts';
 import { intrinsicTable, walkPath } from '../modules/intrinsics.ts';
+import { indexedValues, refreshModuleIndex } from '../modules/module-index.ts';
 import { loadModules, needKey, type ModuleNeed } from '../modules/load.ts';
 import { checkModuleRef, loadedModules, moduleBase, restoreExport, restoreFunction, setFunctionState } from './decode-function.ts';
 import { projectRoot } from '../modules/project-root.ts';
@@ -17,7 +18,10 @@ import type { ExportRef } from '../modules/module-ref.ts';
 export const functionReducer: Reducer<Function, FunctionArgs, FunctionState | undefined> = {
   name: 'mp.function',
   code: true,
-  reduce: (fn, ctx) => encodeFunction(fn, ctx),
+  reduce: (fn, ctx) => {
+    refreshOnce(ctx);
+    return encodeFunction(fn, ctx);
+  },
   getState: (fn) => takeState(fn),
   restore: (args, ctx) => restoreFunction(args, ctx),
   setState: (fn, state) => setFunctionState(fn, state),
@@ -58,12 +62,56 @@ export const namespaceReducer: Reducer<object, ExportRef> = {
   restore: (ref, ctx) => restoreExport(ref, ctx) as object,
 };
 
+/** Reducer for module objects and exported objects met as plain values (registered by identity). */
+export const moduleObjectReducer: Reducer<object, ExportRef> = {
+  name: 'mp.moduleObject',
+  code: true,
+  reduce: (value, ctx) => {
+    const wrapped = wrapModuleValue(value, ctx, projectRoot(ctx.options));
+    if (!(wrapped instanceof ModuleValue)) throw new EncodeError('ERR_MP_UNKNOWN_MODULE', 'a module object could not be identified', ctx.path() as never);
+    return wrapped.ref;
+  },
+  restore: (ref, ctx) => restoreExport(ref, ctx) as object,
+};
+
+const identityState = new WeakMap<Registry, { size: number; seen: WeakSet<object> }>();
+
+/**
+ * Registers module objects (CommonJS `module.exports`, builtin exports, objects exported by packages) by identity,
+ * so that they travel as references even when met as plain data. Runs at install and after every encode.
+ */
+function refreshModuleIdentities(registry: Registry): void {
+  let st = identityState.get(registry);
+  if (!st) identityState.set(registry, (st = { size: -1, seen: new WeakSet() }));
+  const values = indexedValues(projectRoot());
+  if (values.size === st.size) return;
+  st.size = values.size;
+  const intrinsics = intrinsicTable();
+  for (const [v] of values) {
+    if (typeof v !== 'object' || st.seen.has(v) || intrinsics.has(v)) continue;
+    st.seen.add(v);
+    registry.registerValue(v, moduleObjectReducer);
+  }
+}
+
+const installed = new Set<Registry>();
+const refreshedKey = Symbol('modulepickle.modulesRefreshed');
+
+/** Once per payload: index newly loaded modules and register new module objects by identity. */
+function refreshOnce(ctx: ReduceContext): void {
+  if (ctx.scratch.has(refreshedKey)) return;
+  ctx.scratch.set(refreshedKey, true);
+  refreshModuleIndex(projectRoot(ctx.options));
+  for (const r of installed) refreshModuleIdentities(r);
+}
+
 /** The `modules` section: the modules a payload references; decoding loads them before the body. */
 export const modulesSection: Section = {
   name: 'modules',
   rank: 20,
   code: true,
   encode(ctx) {
+    refreshOnce(ctx);
     const needs = ctx.scratch.get(moduleNeedsKey) as Map<string, ModuleNeed> | undefined;
     return needs?.size ? [...needs.values()] : undefined;
   },
@@ -91,6 +139,7 @@ export const modulesSection: Section = {
  * by reference and the `modules` section.
  */
 export function installFunctionLayer(registry: Registry): void {
+  installed.add(registry);
   registry.registerMatcher((v): v is Function => typeof v === 'function', functionReducer as never);
   registry.register(ModuleValue, moduleValueReducer);
   for (const [value] of intrinsicTable()) {
@@ -98,4 +147,5 @@ export function installFunctionLayer(registry: Registry): void {
   }
   registry.registerMatcher((v) => types.isModuleNamespaceObject(v), namespaceReducer);
   registry.registerSection(modulesSection);
+  refreshModuleIdentities(registry);
 }

@@ -7,7 +7,33 @@
  * way. Captured values are assigned through a setter after the functions exist, so captures may point back to the
  * functions (cycles).
  */
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { DecodeError } from '../errors.ts';
+
+// Rebuilt code is eval code: `import()` would resolve against this file and `import.meta` is a syntax error, so
+// the sender rewrites them to these helpers, which resolve against the function's original module URL.
+const importKey = Symbol.for('modulepickle.import');
+const metaKey = Symbol.for('modulepickle.importMeta');
+if (!(importKey in globalThis)) {
+  Object.defineProperty(globalThis, importKey, {
+    value: (spec: unknown, url: string) => {
+      const s = String(spec);
+      const relative = s.startsWith('./') || s.startsWith('../') || s.startsWith('/');
+      return import(relative && url.startsWith('file:') ? new URL(s, url).href : s);
+    },
+  });
+  Object.defineProperty(globalThis, metaKey, {
+    value: (url: string) => {
+      const meta: Record<string, unknown> = { url, resolve: (s: string) => new URL(s, url).href };
+      if (url.startsWith('file:')) {
+        meta['filename'] = fileURLToPath(url);
+        meta['dirname'] = dirname(meta['filename'] as string);
+      }
+      return meta;
+    },
+  });
+}
 
 /** One captured scope of the sender: its variable names and its enclosing captured scope. */
 export interface ScopeRecord {

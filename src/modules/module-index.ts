@@ -98,9 +98,19 @@ function refresh(s: IndexState): void {
 function current(root: string): IndexState {
   if (!state || state.root !== root) {
     state = { root, values: new Map(), modules: new Map(), seenFiles: new Set(), seenBuiltins: new Set(), loadListLength: -1, cacheSize: -1 };
+    refresh(state);
   }
-  refresh(state);
   return state;
+}
+
+/** Indexes modules loaded since the last refresh (cheap when nothing changed). */
+export function refreshModuleIndex(root: string): void {
+  refresh(current(root));
+}
+
+/** Every indexed value with its reference (module objects and exported values), refreshed first. */
+export function indexedValues(root: string): ReadonlyMap<object, ExportRef> {
+  return current(root).values;
 }
 
 /** Whether a value is an ES module namespace object. */
