@@ -65,7 +65,11 @@ export interface Executor {
   call<A extends unknown[], R>(fn: (...args: A) => R, args: A, options?: CallOptions): Promise<Awaited<R>>;
   /** Applies `fn` to every item, in order, streaming, with bounded memory. */
   map<T, R>(fn: (item: T) => R, items: Iterable<T> | AsyncIterable<T>, options?: MapOptions): MapResult<Awaited<R>>;
-  /** An async function that runs `fn` remotely. */
+  /**
+   * An async function that runs `fn` remotely. `fn` is pickled once, when `wrap` is called (a snapshot of its
+   * captured variables and of the local code it uses, like Ray's remote functions); call `wrap` again to pick up
+   * changes. `run` pickles the function afresh on every call.
+   */
   wrap<A extends unknown[], R>(fn: (...args: A) => R, options?: CallOptions): (...args: A) => Promise<Awaited<R>>;
   /** Resolves once every worker has completed its handshake. @throws WorkerError ERR_MP_PROTOCOL_MISMATCH */
   ready(): Promise<void>;
@@ -138,11 +142,24 @@ export function createProcessExecutor(name: string, spawnSpec: () => SpawnSpec, 
     while (activeCount() < size) spawnWorker();
   };
 
+  // Idle workers are unreferenced so that a forgotten pool does not keep the parent alive. Unreferencing waits a
+  // macrotask, so back-to-back calls do not toggle six native handles each time.
+  let unrefScheduled = false;
   const setRef = (): void => {
     const want = jobs.size > 0 || closing || holds > 0;
     if (want === referenced) return;
-    referenced = want;
-    for (const c of conns) c.setRef(want);
+    if (want) {
+      referenced = true;
+      for (const c of conns) c.setRef(true);
+    } else if (!unrefScheduled) {
+      unrefScheduled = true;
+      setImmediate(() => {
+        unrefScheduled = false;
+        if (jobs.size > 0 || closing || holds > 0 || !referenced) return;
+        referenced = false;
+        for (const c of conns) c.setRef(false);
+      }).unref();
+    }
   };
 
   const settle = (job: Job): boolean => {
@@ -300,7 +317,12 @@ export function createProcessExecutor(name: string, spawnSpec: () => SpawnSpec, 
   const executor: Executor = {
     run: ((fn: unknown, ...args: unknown[]) => call(fn, args)) as Executor['run'],
     call: ((fn: unknown, args: unknown[], opts?: CallOptions) => call(fn, args, opts)) as Executor['call'],
-    wrap: ((fn: unknown, opts?: CallOptions) => (...args: unknown[]) => call(fn, args, opts)) as Executor['wrap'],
+    wrap: ((fn: unknown, opts?: CallOptions) => {
+      // Pickled once, now (like Ray's remote functions): later calls send the arguments only.
+      const encoded = encodeFunction(fn, options.dumpsOptions);
+      encoded.catch(() => {});
+      return async (...args: unknown[]) => call(await encoded, args, opts);
+    }) as Executor['wrap'],
     map: ((fn: unknown, items: Iterable<unknown> | AsyncIterable<unknown>, opts: MapOptions = {}) =>
       mapStream(items, opts, size * prefetch, {
         encodeFunction: () => encodeFunction(fn, options.dumpsOptions),
