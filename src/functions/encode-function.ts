@@ -240,7 +240,9 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
   let thisArg: unknown;
   let hasThis = false;
   if (source.lexicalThis) {
-    const top = scopes.every((s, i) => isTopScope(s, i, scopes.length, loc));
+    // Judge on the full chain: a scope holding only `this` looks empty but still means "not module level".
+    const all = insp.scopes;
+    const top = all.every((s, i) => isTopScope(s, i, all.length, loc));
     if (!top) {
       throw new EncodeError('ERR_MP_LEXICAL_THIS', `arrow function '${fnName(fn)}' uses the 'this' of the function that created it, which V8 does not expose; use a regular function or copy 'this' into a variable ('const self = this') that the arrow captures`, ctx.path() as never);
     }

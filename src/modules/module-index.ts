@@ -53,6 +53,15 @@ function indexExports(s: IndexState, exportsObj: unknown, module: ModuleRef, dee
     // modules goes by value, as cloudpickle does for module globals.
     if (typeof v === 'function' || module.kind === 'builtin' || deep) {
       s.values.set(v, { module, view: 'exports', path: [name] });
+      const proto = typeof v === 'function' ? (v as { prototype?: unknown }).prototype : undefined;
+      if (typeof proto === 'object' && proto !== null) {
+        // Methods of exported classes (EventEmitter.prototype.on), so `emitter.on` travels by reference.
+        for (const k2 of Object.getOwnPropertyNames(proto)) {
+          const d2 = Object.getOwnPropertyDescriptor(proto, k2);
+          const m = d2 && 'value' in d2 ? d2.value : undefined;
+          if (typeof m === 'function' && k2 !== 'constructor' && !s.values.has(m)) s.values.set(m, { module, view: 'exports', path: [name, 'prototype', k2] });
+        }
+      }
       if (module.kind === 'builtin' && typeof v === 'object') {
         for (const k2 of Object.keys(v)) {
           const v2 = (v as Record<string, unknown>)[k2];
