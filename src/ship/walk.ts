@@ -153,8 +153,8 @@ function workspaceLinks(root: string, out: WalkEntry[]): void {
 export function walkProject(root: string, options: WalkOptions = {}): WalkResult {
   const entries: WalkEntry[] = [];
   const skipped: { rel: string; reason: string }[] = [];
-  const forced = options.include?.length ? ignore().add([...options.include]) : undefined;
-  const userExclude = options.exclude?.length ? ignore().add([...options.exclude]) : undefined;
+  const forced = options.include?.length ? ignore().add(options.include.join('\n')) : undefined;
+  const userExclude = options.exclude?.length ? ignore().add(options.exclude.join('\n')) : undefined;
   const seen = new Set<string>();
 
   const visit = (dirAbs: string, dirRel: string, levels: Level[], dirIgnored: boolean): void => {
@@ -168,8 +168,16 @@ export function walkProject(root: string, options: WalkOptions = {}): WalkResult
     let here = levels;
     const names = new Set(dirents.map((d) => d.name));
     if (names.has('.gitignore') || names.has(ignoreFileName)) {
-      const rules = [readRules(join(dirAbs, '.gitignore')), readRules(join(dirAbs, ignoreFileName))].filter((r): r is string => !!r);
-      if (rules.length) here = [...levels, { ig: ignore().add(rules), base: dirRel, prepend: '' }];
+      const ig = ignore();
+      let any = false;
+      for (const name of ['.gitignore', ignoreFileName]) {
+        const rules = names.has(name) ? readRules(join(dirAbs, name)) : undefined;
+        if (rules) {
+          ig.add(rules);
+          any = true;
+        }
+      }
+      if (any) here = [...levels, { ig, base: dirRel, prepend: '' }];
     }
     for (const d of dirents) {
       if (alwaysExcluded.has(d.name)) continue;
