@@ -138,8 +138,15 @@ function extract(p: Plan): boolean {
       mkdirSync(join(tree, dir), { recursive: true });
       for (let d = dir; d && !made.has(d); d = d.slice(0, Math.max(0, d.lastIndexOf('/')))) made.add(d);
     };
+    const pause = process.env.MODULEPICKLE_TEST_EXTRACT_PAUSE;
+    let placed = 0;
     for (const e of p.checked.manifest.entries) {
       if (e.kind !== 'file') continue;
+      // test hook: stop half way (marker file written) so a test can kill the process mid-extraction
+      if (pause && ++placed === 2) {
+        writeFileSync(pause, work);
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+      }
       parentOf(e.path);
       copied += placeFile(p.store.pathOf(e.hash), join(tree, e.path), e.exec);
     }
