@@ -1,8 +1,6 @@
 /** Receiver side: the cache folder, blob store, tree materialization, leases, GC and module loading. */
 
-/** `ctx.scratch` key under which the ship section's decode stores the materialized tree folder (a string). */
-export const treeDirKey: unique symbol = Symbol.for('modulepickle.treeDir') as never;
-
+export { treeDirKey, treeKey } from './keys.ts';
 export { defaultCacheDir } from './cache-dir.ts';
 export { DiskBlobStore } from './blob-store.ts';
 export { checkManifest, defaultMaxEntries } from './manifest-check.ts';
@@ -13,7 +11,7 @@ export { openTree, openTreeSync, releaseTree, purgeRequireCache, heldTrees } fro
 export type { TreeHandle } from './leases.ts';
 export { gcCache, defaultCacheMaxBytes } from './gc.ts';
 export type { GcOptions, GcResult } from './gc.ts';
-export { importFromTree, treeModuleUrl, ensureTypeScriptLoader, typeScriptLoaderActive } from './loader.ts';
+export { importFromTree, treeModuleUrl, localModuleUrl, ensureTypeScriptLoader, typeScriptLoaderActive } from './loader.ts';
 export { checkPackage } from './packages.ts';
 export type { InstalledPackage } from './packages.ts';
 export { resolveNodeModules } from './node-modules.ts';

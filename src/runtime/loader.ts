@@ -12,6 +12,7 @@ import { ShipError } from '../errors.ts';
 import { checkRelPath } from '../ship/path-rules.ts';
 import { checkPackage } from './packages.ts';
 import { resolveNodeModules } from './node-modules.ts';
+import { treeDirKey } from './keys.ts';
 
 const tsRe = /\.(?:[cm]?ts|tsx)$/;
 let tsLoader: Promise<void> | undefined;
@@ -120,4 +121,17 @@ export async function importFromTree<T = Record<string, unknown>>(treeDir: strin
   } catch (err) {
     throw explain(err, treeDir, options.nodeModules);
   }
+}
+
+/**
+ * URL of local module `relPath` in the tree of the payload being decoded (`ctx.scratch[treeDirKey]`).
+ * The modules layer calls this from `restore`/section decode for `{ kind: 'local', path }` references.
+ * @throws ERR_MP_NO_TREE when the payload shipped no tree, ERR_MP_UNSAFE_PATH
+ */
+export function localModuleUrl(ctx: { readonly scratch: Map<unknown, unknown> }, relPath: string): string {
+  const dir = ctx.scratch.get(treeDirKey);
+  if (typeof dir !== 'string') {
+    throw new ShipError('ERR_MP_NO_TREE', `the payload references local module '${relPath}' but carries no shipped tree (made with { ship: false }?); pickle it with shipping on`, relPath);
+  }
+  return treeModuleUrl(dir, relPath);
 }

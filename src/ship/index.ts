@@ -1,11 +1,8 @@
 /** Client side of code shipping: project root, file walk, manifest, stat cache, size limits and blob sources. */
 
-/**
- * `ctx.scratch` key for the local modules a payload references: a `Set<string>` of absolute file paths.
- * The function layer adds to it while encoding; the ship section ships the tree when it is not empty.
- */
-export const localModulesKey: unique symbol = Symbol.for('modulepickle.localModules') as never;
-
+export { localModulesKey, projectRootKey } from './keys.ts';
+export { shipSection, localModulePath } from './section.ts';
+export type { ShipOptions } from './section.ts';
 export { findProjectRoot, isLocalPath } from './root.ts';
 export type { ProjectRoot, RootReason } from './root.ts';
 export { walkProject, alwaysExcluded, ignoreFileName } from './walk.ts';
