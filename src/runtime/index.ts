@@ -8,7 +8,7 @@ export type { CheckedManifest, ReceiveLimits } from './manifest-check.ts';
 export { materializeTree, materializeTreeSync } from './materialize.ts';
 export type { MaterializedTree, MaterializeOptions } from './materialize.ts';
 export { openTree, openTreeSync, releaseTree, purgeRequireCache, heldTrees } from './leases.ts';
-export type { TreeHandle } from './leases.ts';
+export type { TreeHandle, GcSchedule } from './leases.ts';
 export { gcCache, defaultCacheMaxBytes } from './gc.ts';
 export type { GcOptions, GcResult } from './gc.ts';
 export { importFromTree, treeModuleUrl, localModuleUrl, ensureTypeScriptLoader, typeScriptLoaderActive } from './loader.ts';

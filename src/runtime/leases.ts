@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import { join, sep } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { withCacheLock } from './cache-lock.ts';
+import { gcCache } from './gc.ts';
 import { materializeTree, materializeTreeSync, unlinkQuiet, type MaterializedTree, type MaterializeOptions } from './materialize.ts';
 
 const token = randomBytes(6).toString('hex');
@@ -68,19 +69,39 @@ function handle(tree: MaterializedTree): TreeHandle {
  * Materializes a tree (when needed) and leases it for this process.
  * @throws the errors of `materializeTree`
  */
-export async function openTree(text: unknown, options: MaterializeOptions = {}): Promise<TreeHandle> {
+export async function openTree(text: unknown, options: MaterializeOptions & GcSchedule = {}): Promise<TreeHandle> {
   for (;;) {
     const tree = await materializeTree(text, options);
-    if (lease(tree)) return handle(tree);
+    if (lease(tree)) return handle(afterCreate(tree, options));
   }
 }
 
 /** Synchronous `openTree` with the blobs at hand (inline payload blobs or the cache). */
-export function openTreeSync(text: unknown, blobs: ReadonlyMap<string, Uint8Array>, options: Omit<MaterializeOptions, 'blobSource'> = {}): TreeHandle {
+export function openTreeSync(text: unknown, blobs: ReadonlyMap<string, Uint8Array>, options: Omit<MaterializeOptions, 'blobSource'> & GcSchedule = {}): TreeHandle {
   for (;;) {
     const tree = materializeTreeSync(text, blobs, options);
-    if (lease(tree)) return handle(tree);
+    if (lease(tree)) return handle(afterCreate(tree, options));
   }
+}
+
+/** When a new tree was built, bound the cache soon after (off the caller's path). */
+export interface GcSchedule {
+  /** Cache budget in bytes for the GC that runs after a new tree is built; false: no automatic GC. */
+  readonly cacheMaxBytes?: number | false;
+}
+
+function afterCreate(tree: MaterializedTree, options: GcSchedule): MaterializedTree {
+  if (tree.created && options.cacheMaxBytes !== false && process.env.MODULEPICKLE_NO_GC !== '1') {
+    const maxBytes = options.cacheMaxBytes;
+    setTimeout(() => {
+      try {
+        gcCache({ cacheDir: tree.cacheDir, maxBytes });
+      } catch {
+        // the next build tries again
+      }
+    }, 0).unref();
+  }
+  return tree;
 }
 
 /** Drops one reference to the tree at `dir`; the last one removes the lease and purges its CommonJS modules. */

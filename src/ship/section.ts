@@ -18,7 +18,7 @@ import { findProjectRoot, isLocalPath } from './root.ts';
 import { localLoadedModules } from './loaded-modules.ts';
 import { treeDirKey, treeKey } from '../runtime/keys.ts';
 import { localModulesKey, projectRootKey } from './keys.ts';
-import { openTree, openTreeSync, type TreeHandle } from '../runtime/leases.ts';
+import { openTree, openTreeSync, type GcSchedule, type TreeHandle } from '../runtime/leases.ts';
 import { ensureTypeScriptLoader, typeScriptLoaderActive } from '../runtime/loader.ts';
 import type { MaterializeOptions } from '../runtime/materialize.ts';
 
@@ -122,7 +122,7 @@ class LayeredBlobSource implements BlobSource {
   }
 }
 
-function receiveOptions(ctx: RestoreContext): Omit<MaterializeOptions, 'blobSource'> {
+function receiveOptions(ctx: RestoreContext): Omit<MaterializeOptions, 'blobSource'> & GcSchedule {
   const o = ctx.options;
   const num = (k: string) => (typeof o[k] === 'number' ? (o[k] as number) : undefined);
   return {
@@ -131,6 +131,7 @@ function receiveOptions(ctx: RestoreContext): Omit<MaterializeOptions, 'blobSour
     maxBytes: num('maxBytes'),
     maxFileBytes: num('maxFileBytes'),
     maxEntries: num('maxEntries'),
+    cacheMaxBytes: o.cacheMaxBytes === false ? false : num('cacheMaxBytes'),
   };
 }
 
