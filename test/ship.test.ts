@@ -83,6 +83,22 @@ test('walk: git rules (info/exclude, nested .gitignore with negation, ignored fo
   assert.deepEqual(ours, gitFiles.filter((p) => !onlyGit.has(p) && !p.startsWith('node_modules/')));
 });
 
+test('walk: a repeated walk sees added and removed files and an edited .gitignore (folder listings are cached)', async () => {
+  const dir = project();
+  assert.ok(!paths(dir).includes('src/new.js'));
+  writeFileSync(join(dir, 'src/new.js'), 'new\n');
+  assert.ok(paths(dir).includes('src/new.js'));
+  await sleep(80); // past the racy window: now the cached listing is trusted
+  assert.ok(paths(dir).includes('src/new.js'));
+  writeFileSync(join(dir, '.gitignore'), readFileSync(join(dir, '.gitignore'), 'utf8') + 'src/new.js\n');
+  assert.ok(!paths(dir).includes('src/new.js'));
+  rmSync(join(dir, 'src/label.js'));
+  assert.ok(!paths(dir).includes('src/label.js'));
+  mkdirSync(join(dir, 'src/deep/er'), { recursive: true });
+  writeFileSync(join(dir, 'src/deep/er/x.js'), 'x\n');
+  assert.ok(paths(dir).includes('src/deep/er/x.js'));
+});
+
 test('root detection table', () => {
   const base = tmp('mp-root-');
   const mk = (rel: string, text = '{}') => {

@@ -4,9 +4,10 @@
  * whose mtime is not safely older than the moment it was hashed is hashed again, so an edit within
  * the same timestamp granule is still seen.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync, type Stats } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sha256Hex } from './manifest.ts';
+import type { FileStat } from './walk.ts';
 import { defaultCacheDir } from '../runtime/cache-dir.ts';
 
 /**
@@ -14,7 +15,7 @@ import { defaultCacheDir } from '../runtime/cache-dir.ts';
  * Filesystems with sub-second timestamps still update them from a coarse clock (a few ms), so 50 ms;
  * whole-second timestamps (FAT, some network filesystems) need 2 s.
  */
-export function racyWindowMs(st: Stats): number {
+export function racyWindowMs(st: FileStat): number {
   return st.mtimeMs % 1000 === 0 ? 2000 : 50;
 }
 
@@ -59,7 +60,7 @@ export class StatCache {
   }
 
   /** The cached hash of `rel` when its stat is unchanged and it was not racily clean, else undefined. */
-  lookup(rel: string, st: Stats): string | undefined {
+  lookup(rel: string, st: FileStat): string | undefined {
     const row = this.#rows.get(rel);
     if (!row) return undefined;
     if (row[0] !== st.size || row[1] !== st.mtimeMs || row[2] !== st.ctimeMs || row[3] !== st.ino || row[4] !== st.mode) return undefined;
@@ -70,7 +71,7 @@ export class StatCache {
   }
 
   /** Records the hash of `rel`, computed from content read after `st` was taken at `hashedAt`. */
-  record(rel: string, st: Stats, hash: string, hashedAt: number): void {
+  record(rel: string, st: FileStat, hash: string, hashedAt: number): void {
     this.#next.set(rel, [st.size, st.mtimeMs, st.ctimeMs, st.ino, st.mode, hash, hashedAt]);
     this.#dirty = true;
   }
