@@ -20,7 +20,15 @@ export interface ReceiveLimits {
 /** Default `maxEntries`. */
 export const defaultMaxEntries = 200_000;
 
-const hashRe = /^[0-9a-f]{64}$/;
+/** Whether `h` is 64 lowercase hex digits (a loop: faster than a regex over many entries). */
+function isHash(h: unknown): h is string {
+  if (typeof h !== 'string' || h.length !== 64) return false;
+  for (let i = 0; i < 64; i++) {
+    const c = h.charCodeAt(i);
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false;
+  }
+  return true;
+}
 
 function invalid(detail: string, file?: string): ShipError {
   return new ShipError('ERR_MP_MANIFEST_INVALID', `the shipped manifest is malformed: ${detail}; the payload is corrupt or was not made by modulepickle`, file);
@@ -67,10 +75,11 @@ export function checkManifest(text: unknown, limits: ReceiveLimits = {}): Checke
     if (problem) throw new ShipError('ERR_MP_UNSAFE_PATH', `refused shipped path ${JSON.stringify(path)}: ${problem}`, path);
     if (entries.length && comparePaths(prev, path) >= 0) throw invalid(`entries not sorted or duplicated at ${JSON.stringify(path)}`, path);
     prev = path;
-    const parts = path.split('/');
-    for (let i = 1; i < parts.length; i++) {
-      const dir = parts.slice(0, i).join('/');
+    // Every ancestor folder must be a folder (not a file or symlink): walk up until a known folder.
+    for (let cut = path.lastIndexOf('/'); cut > 0; cut = path.lastIndexOf('/', cut - 1)) {
+      const dir = path.slice(0, cut);
       const k = kinds.get(dir);
+      if (k === 'dir') break;
       if (k === 'file' || k === 'symlink') {
         throw new ShipError('ERR_MP_UNSAFE_PATH', `refused shipped path ${JSON.stringify(path)}: it lies under the ${k} '${dir}'`, path);
       }
@@ -80,7 +89,7 @@ export function checkManifest(text: unknown, limits: ReceiveLimits = {}): Checke
     const kind = row[1];
     if (kind === 'f' || kind === 'x') {
       const [, , hash, size] = row as unknown[];
-      if (row.length !== 4 || typeof hash !== 'string' || !hashRe.test(hash)) throw invalid(`bad hash for '${path}'`, path);
+      if (row.length !== 4 || !isHash(hash)) throw invalid(`bad hash for '${path}'`, path);
       if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw invalid(`bad size for '${path}'`, path);
       if (size > maxFileBytes) {
         throw new ShipError('ERR_MP_MANIFEST_TOO_LARGE', `shipped file '${path}' is ${formatBytes(size)}, over the receiver limit of ${formatBytes(maxFileBytes)}; raise loads option maxFileBytes`, path);

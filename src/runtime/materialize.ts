@@ -15,7 +15,7 @@ import { copyFileSync, chmodSync, existsSync, linkSync, mkdirSync, readlinkSync,
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ShipError } from '../errors.ts';
-import { blobHashes, type Manifest } from '../ship/manifest.ts';
+import type { FileEntry, Manifest } from '../ship/manifest.ts';
 import type { BlobSource } from '../ship/blob-source.ts';
 import { DiskBlobStore } from './blob-store.ts';
 import { defaultCacheDir } from './cache-dir.ts';
@@ -107,70 +107,104 @@ function storeFetched(p: Plan, got: ReadonlyMap<string, Uint8Array>, wanted: rea
   return accepted.size;
 }
 
-function placeFile(src: string, dest: string, exec: boolean): number {
+/** Links (or copies) a blob into place; false when the blob is not in the store. */
+function placeFile(src: string, dest: string, exec: boolean): 'linked' | 'copied' | 'missing' {
   if (!exec) {
     try {
       linkSync(src, dest);
-      return 0;
-    } catch {
+      return 'linked';
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'missing';
       // other filesystem, link limit, or no permission: copy
     }
   }
-  copyFileSync(src, dest);
+  try {
+    copyFileSync(src, dest);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'missing';
+    throw err;
+  }
   chmodSync(dest, exec ? 0o555 : 0o444);
-  return 1;
+  return 'copied';
 }
 
-/** Builds the tree in a temp folder and renames it into place. Returns whether this call's rename won. */
-function extract(p: Plan): boolean {
-  const tmpRoot = join(p.cacheDir, 'tmp');
-  const work = join(tmpRoot, `tree-${process.pid}-${randomBytes(6).toString('hex')}`);
+/** An extraction in progress: a temp folder under `<cache>/tmp`. */
+interface Extraction {
+  readonly work: string;
+  readonly tree: string;
+  readonly made: Set<string>;
+  copied: number;
+  placed: number;
+}
+
+function beginExtraction(p: Plan): Extraction {
+  const work = join(p.cacheDir, 'tmp', `tree-${process.pid}-${randomBytes(6).toString('hex')}`);
   // Created under the lock so a GC never deletes blobs this extraction is about to link.
   withCacheLock(p.cacheDir, () => mkdirSync(join(work, 'tree'), { recursive: true }));
-  try {
-    const tree = join(work, 'tree');
-    const made = new Set<string>(['']);
-    let copied = 0;
-    const parentOf = (rel: string): void => {
-      const i = rel.lastIndexOf('/');
-      const dir = i < 0 ? '' : rel.slice(0, i);
-      if (made.has(dir)) return;
-      mkdirSync(join(tree, dir), { recursive: true });
-      for (let d = dir; d && !made.has(d); d = d.slice(0, Math.max(0, d.lastIndexOf('/')))) made.add(d);
-    };
-    const pause = process.env.MODULEPICKLE_TEST_EXTRACT_PAUSE;
-    let placed = 0;
-    for (const e of p.checked.manifest.entries) {
-      if (e.kind !== 'file') continue;
-      // test hook: stop half way (marker file written) so a test can kill the process mid-extraction
-      if (pause && ++placed === 2) {
-        writeFileSync(pause, work);
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
-      }
-      parentOf(e.path);
-      copied += placeFile(p.store.pathOf(e.hash), join(tree, e.path), e.exec);
+  return { work, tree: join(work, 'tree'), made: new Set(['']), copied: 0, placed: 0 };
+}
+
+function parentOf(x: Extraction, rel: string): void {
+  const i = rel.lastIndexOf('/');
+  const dir = i < 0 ? '' : rel.slice(0, i);
+  if (x.made.has(dir)) return;
+  mkdirSync(join(x.tree, dir), { recursive: true });
+  for (let d = dir; d && !x.made.has(d); d = d.slice(0, Math.max(0, d.lastIndexOf('/')))) x.made.add(d);
+}
+
+/** Places files whose blob is in the store (linking is the existence check); returns the others. */
+function placeFiles(p: Plan, x: Extraction, files: readonly FileEntry[]): FileEntry[] {
+  const pause = process.env.MODULEPICKLE_TEST_EXTRACT_PAUSE;
+  const missing: FileEntry[] = [];
+  for (const e of files) {
+    parentOf(x, e.path);
+    const r = placeFile(p.store.pathOf(e.hash), join(x.tree, e.path), e.exec);
+    if (r === 'missing') {
+      missing.push(e);
+      continue;
     }
-    for (const e of p.checked.manifest.entries) {
-      if (e.kind !== 'symlink') continue;
-      parentOf(e.path);
-      symlinkSync(e.target, join(tree, e.path));
+    if (r === 'copied') x.copied++;
+    // test hook: stop after two files (marker file written) so a test can kill the process mid-extraction
+    if (pause && ++x.placed === 2) {
+      writeFileSync(pause, x.work);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
     }
-    writeFileSync(join(work, 'package.json'), '{}\n');
-    writeFileSync(join(work, 'meta.json'), JSON.stringify({ copied, bytes: p.checked.totalBytes, created: Date.now() }));
-    // manifest.json last: GC and tools read it; a complete tree is exactly a renamed folder.
-    writeFileSync(join(work, 'manifest.json'), p.checked.text);
-    mkdirSync(join(p.nsDir, 'trees'), { recursive: true });
-    try {
-      renameSync(work, p.wrapper);
-      return true;
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOTEMPTY' || code === 'EEXIST') return false;
-      throw err;
-    }
-  } finally {
-    if (existsSync(work)) rmSync(work, { recursive: true, force: true });
   }
+  return missing;
+}
+
+/** Symlinks and metadata, then the rename into place. Returns whether this call's rename won. */
+function finishExtraction(p: Plan, x: Extraction): boolean {
+  for (const e of p.checked.manifest.entries) {
+    if (e.kind !== 'symlink') continue;
+    parentOf(x, e.path);
+    symlinkSync(e.target, join(x.tree, e.path));
+  }
+  writeFileSync(join(x.work, 'package.json'), '{}\n');
+  writeFileSync(join(x.work, 'meta.json'), JSON.stringify({ copied: x.copied, bytes: p.checked.totalBytes, created: Date.now() }));
+  // manifest.json last: GC and tools read it; a complete tree is exactly a renamed folder.
+  writeFileSync(join(x.work, 'manifest.json'), p.checked.text);
+  mkdirSync(join(p.nsDir, 'trees'), { recursive: true });
+  try {
+    renameSync(x.work, p.wrapper);
+    return true;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOTEMPTY' || code === 'EEXIST') return false;
+    throw err;
+  }
+}
+
+function cleanup(x: Extraction): void {
+  if (existsSync(x.work)) rmSync(x.work, { recursive: true, force: true });
+}
+
+const filesOf = (p: Plan): FileEntry[] => p.checked.manifest.entries.filter((e): e is FileEntry => e.kind === 'file');
+const uniqueHashes = (files: readonly FileEntry[]): string[] => [...new Set(files.map((e) => e.hash))];
+
+function placeFetched(p: Plan, x: Extraction, missing: readonly FileEntry[]): void {
+  const still = placeFiles(p, x, missing);
+  if (still.length) throw new ShipError('ERR_MP_BLOB_MISSING', `blob ${still[0]!.hash} vanished from the cache during extraction; retry`, still[0]!.hash);
 }
 
 /**
@@ -184,13 +218,20 @@ export async function materializeTree(text: unknown, options: MaterializeOptions
   const p = plan(text, options);
   ensureNodeModulesLink(p);
   if (existsSync(p.wrapper)) return done(p, 0, false);
-  const wanted = p.store.missingSync(blobHashes(p.checked.manifest));
-  let fetched = 0;
-  if (wanted.length) {
-    const got = options.blobSource ? await options.blobSource.get(wanted) : new Map<string, Uint8Array>();
-    fetched = storeFetched(p, got, wanted);
+  const x = beginExtraction(p);
+  try {
+    const missing = placeFiles(p, x, filesOf(p));
+    let fetched = 0;
+    if (missing.length) {
+      const wanted = uniqueHashes(missing);
+      const got = options.blobSource ? await options.blobSource.get(wanted) : new Map<string, Uint8Array>();
+      fetched = storeFetched(p, got, wanted);
+      placeFetched(p, x, missing);
+    }
+    return done(p, fetched, finishExtraction(p, x));
+  } finally {
+    cleanup(x);
   }
-  return done(p, fetched, extract(p));
 }
 
 /** Synchronous `materializeTree`: blobs come from `blobs` (e.g. inline payload blobs) or the cache. */
@@ -198,9 +239,18 @@ export function materializeTreeSync(text: unknown, blobs: ReadonlyMap<string, Ui
   const p = plan(text, options);
   ensureNodeModulesLink(p);
   if (existsSync(p.wrapper)) return done(p, 0, false);
-  const wanted = p.store.missingSync(blobHashes(p.checked.manifest));
-  const fetched = wanted.length ? storeFetched(p, blobs, wanted) : 0;
-  return done(p, fetched, extract(p));
+  const x = beginExtraction(p);
+  try {
+    const missing = placeFiles(p, x, filesOf(p));
+    let fetched = 0;
+    if (missing.length) {
+      fetched = storeFetched(p, blobs, uniqueHashes(missing));
+      placeFetched(p, x, missing);
+    }
+    return done(p, fetched, finishExtraction(p, x));
+  } finally {
+    cleanup(x);
+  }
 }
 
 /** Renames a folder into the cache's tmp folder (so no half-deleted tree is ever visible); returns the new path. */

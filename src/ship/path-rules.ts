@@ -14,8 +14,11 @@ export function checkRelPath(path: string): string | undefined {
   if (path.length > maxPathLength) return `path longer than ${maxPathLength} characters`;
   if (path.includes('\0')) return 'path contains a NUL character';
   if (path.includes('\\')) return 'path contains a backslash';
-  if (path.startsWith('/')) return 'absolute path';
-  if (/^[A-Za-z]:/.test(path)) return 'path starts with a drive letter';
+  if (path.charCodeAt(0) === 47) return 'absolute path';
+  if (path.charCodeAt(1) === 58 && /^[A-Za-z]:/.test(path)) return 'path starts with a drive letter';
+  // fast path: no segment can be '', '.' or '..' without one of these substrings
+  const wrapped = `/${path}/`;
+  if (!wrapped.includes('//') && !wrapped.includes('/./') && !wrapped.includes('/../')) return undefined;
   for (const seg of path.split('/')) {
     if (seg === '') return 'path has an empty segment';
     if (seg === '.' || seg === '..') return `path has a '${seg}' segment`;

@@ -81,7 +81,8 @@ function encodeShip(ctx: ReduceContext): ShipData | undefined {
   const option = ctx.options.root;
   const root = (ctx.scratch.get(projectRootKey) as string | undefined) ?? findProjectRoot([...referenced][0]!, typeof option === 'string' ? option : undefined).dir;
   const extra = [...referenced, ...(opts.extraFiles ?? []), ...(opts.loadedModules === false ? [] : localLoadedModules(root))];
-  const build = buildManifest({ ...opts, root, extraFiles: extra });
+  const cacheDir = opts.cacheDir ?? (typeof ctx.options.cacheDir === 'string' ? ctx.options.cacheDir : undefined);
+  const build = buildManifest({ ...opts, root, extraFiles: extra, cacheDir });
   const shipped = new Set(build.manifest.entries.map((e) => e.path));
   for (const file of referenced) {
     const rel = relative(build.root, file).split(sep).join('/');

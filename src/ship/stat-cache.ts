@@ -4,7 +4,7 @@
  * whose mtime is not safely older than the moment it was hashed is hashed again, so an edit within
  * the same timestamp granule is still seen.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sha256Hex } from './manifest.ts';
 import type { FileStat } from './walk.ts';
@@ -27,36 +27,71 @@ interface CacheFile {
   entries: Record<string, Row>;
 }
 
-const memory = new Map<string, Map<string, Row>>();
+const memory = new Map<string, { rows: Map<string, Row>; logLines: number }>();
 
-/** The stat cache of one root, loaded from memory or disk. */
+/** Journal lines kept before the base file is rewritten. */
+const maxLogLines = 64;
+/** Changes at most this large are appended to the journal instead of rewriting the whole cache. */
+const maxLogRows = 2000;
+
+interface LogLine {
+  set?: Record<string, Row>;
+  del?: string[];
+}
+
+function load(file: string): { rows: Map<string, Row>; logLines: number } {
+  const rows = new Map<string, Row>();
+  let logLines = 0;
+  try {
+    const json = JSON.parse(readFileSync(file, 'utf8')) as CacheFile;
+    if (json.format === 1) for (const [k, v] of Object.entries(json.entries)) rows.set(k, v);
+  } catch {
+    return { rows, logLines };
+  }
+  let log = '';
+  try {
+    log = readFileSync(`${file}.log`, 'utf8');
+  } catch {
+    // no journal
+  }
+  for (const line of log.split('\n')) {
+    if (!line) continue;
+    logLines++;
+    try {
+      const l = JSON.parse(line) as LogLine;
+      for (const [k, v] of Object.entries(l.set ?? {})) rows.set(k, v);
+      for (const k of l.del ?? []) rows.delete(k);
+    } catch {
+      // a torn last line (killed writer): skip it
+    }
+  }
+  return { rows, logLines };
+}
+
+/**
+ * The stat cache of one root, loaded from memory or disk. On disk: a base JSON file plus an append-only
+ * journal of small changes (so a one-file edit does not rewrite the whole cache), compacted now and then.
+ */
 export class StatCache {
   readonly file: string;
   readonly #rows: Map<string, Row>;
+  readonly #logLines: number;
   readonly #next = new Map<string, Row>();
-  #dirty = false;
+  readonly #changed = new Map<string, Row>();
   readonly root: string;
 
-  private constructor(root: string, file: string, rows: Map<string, Row>) {
+  private constructor(root: string, file: string, rows: Map<string, Row>, logLines: number) {
     this.root = root;
     this.file = file;
     this.#rows = rows;
+    this.#logLines = logLines;
   }
 
   /** Opens the cache of `root` (a real path). `cacheDir` defaults to the user cache folder. */
   static open(root: string, cacheDir?: string): StatCache {
     const file = join(defaultCacheDir(cacheDir), 'statcache', `${sha256Hex(root).slice(0, 32)}.json`);
-    let rows = memory.get(file);
-    if (!rows) {
-      rows = new Map();
-      try {
-        const json = JSON.parse(readFileSync(file, 'utf8')) as CacheFile;
-        if (json.format === 1) for (const [k, v] of Object.entries(json.entries)) rows.set(k, v);
-      } catch {
-        // missing or corrupt: start empty
-      }
-    }
-    return new StatCache(root, file, rows);
+    const state = memory.get(file) ?? load(file);
+    return new StatCache(root, file, state.rows, state.logLines);
   }
 
   /** The cached hash of `rel` when its stat is unchanged and it was not racily clean, else undefined. */
@@ -72,25 +107,36 @@ export class StatCache {
 
   /** Records the hash of `rel`, computed from content read after `st` was taken at `hashedAt`. */
   record(rel: string, st: FileStat, hash: string, hashedAt: number): void {
-    this.#next.set(rel, [st.size, st.mtimeMs, st.ctimeMs, st.ino, st.mode, hash, hashedAt]);
-    this.#dirty = true;
+    const row: Row = [st.size, st.mtimeMs, st.ctimeMs, st.ino, st.mode, hash, hashedAt];
+    this.#next.set(rel, row);
+    this.#changed.set(rel, row);
   }
 
-  /** Saves the rows seen in this build (atomic replace); a no-op when nothing changed. */
+  /** Saves the rows seen in this build: a journal line for small changes, else an atomic rewrite. */
   save(): void {
-    if (!this.#dirty && this.#next.size === this.#rows.size) {
-      memory.set(this.file, this.#rows);
+    const removed: string[] = [];
+    for (const k of this.#rows.keys()) if (!this.#next.has(k)) removed.push(k);
+    if (this.#changed.size === 0 && removed.length === 0) {
+      memory.set(this.file, { rows: this.#rows, logLines: this.#logLines });
       return;
     }
-    memory.set(this.file, this.#next);
-    const body: CacheFile = { format: 1, entries: Object.fromEntries(this.#next) };
-    const tmp = `${this.file}.${process.pid}.${Date.now()}.tmp`;
     try {
       mkdirSync(join(this.file, '..'), { recursive: true });
+      if (this.#changed.size + removed.length <= maxLogRows && this.#logLines < maxLogLines && this.#rows.size > 0) {
+        const line: LogLine = { set: Object.fromEntries(this.#changed), del: removed };
+        appendFileSync(`${this.file}.log`, `${JSON.stringify(line)}\n`);
+        memory.set(this.file, { rows: this.#next, logLines: this.#logLines + 1 });
+        return;
+      }
+      memory.set(this.file, { rows: this.#next, logLines: 0 });
+      const body: CacheFile = { format: 1, entries: Object.fromEntries(this.#next) };
+      const tmp = `${this.file}.${process.pid}.${Date.now()}.tmp`;
       writeFileSync(tmp, JSON.stringify(body));
       renameSync(tmp, this.file);
+      rmSync(`${this.file}.log`, { force: true });
     } catch {
       // a cache that cannot be written only costs speed
+      memory.set(this.file, { rows: this.#next, logLines: maxLogLines });
     }
   }
 
