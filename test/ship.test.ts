@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, type Stats } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, type Stats } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -180,6 +180,13 @@ test('stat cache: unchanged files are not rehashed; persisted in the cache folde
   const edited = buildManifest({ from: dir, cacheDir: cache });
   assert.equal(edited.hashed, 1);
   assert.deepEqual(diffManifests(first.manifest, edited.manifest).changed, ['src/dyn.js']);
+  assert.ok(existsSync(`${StatCache.open(first.root, cache).file}.log`), 'a small change goes to the journal, not a rewrite');
+  StatCache.clearMemory(); // base + journal from disk
+  await sleep(120);
+  buildManifest({ from: dir, cacheDir: cache });
+  const fromJournal = buildManifest({ from: dir, cacheDir: cache });
+  assert.equal(fromJournal.hashed, 0);
+  assert.equal(fromJournal.id, edited.id);
 });
 
 test('stat cache: racy-clean rule table', () => {
