@@ -238,7 +238,7 @@ export function walkProject(root: string, options: WalkOptions = {}): WalkResult
       if (rules.some(Boolean)) here = [...levels, { ig: matcher(rules), base: dirRel, prepend: '' }];
     }
     // Decisions depend only on the listing, the rule matchers (kept by identity) and the options.
-    const key: unknown[] = [...here.map((l) => l.ig), forced, userExclude, dirIgnored];
+    const key: unknown[] = [dirRel, forced, userExclude, dirIgnored, ...here.flatMap((l) => [l.ig, l.base, l.prepend])];
     const reuse = cached.key.length === key.length && cached.key.every((k, i) => k === key[i]);
     if (!reuse) {
       cached.key = key;
