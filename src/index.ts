@@ -16,3 +16,6 @@ export type { LogHandler } from './executors/connection.ts';
 export { PROTOCOL_VERSION } from './executors/protocol.ts';
 export { startWorker } from './executors/worker-loop.ts';
 export type { WorkerLoopOptions } from './executors/worker-loop.ts';
+export * from './ship/index.ts';
+export * from './runtime/index.ts';
+import './ship/register.ts';
