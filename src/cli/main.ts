@@ -37,7 +37,7 @@ The worker exits when stdin closes.
 
 Options:
   --stdio              Required: use stdin/stdout as the channel.
-  --cache-dir DIR      Where shipped code is cached (default: $MODULEPICKLE_CACHE_DIR or the built-in default).
+  --cache-dir DIR      Where shipped code is cached (default: $MODULEPICKLE_CACHE, else the user cache folder).
   -h, --help           Show this help.`;
 
 const INSPECT_HELP = `Usage: modulepickle inspect <file|-> [--json]
@@ -121,7 +121,7 @@ async function worker(args: readonly string[]): Promise<number> {
   const { startWorker } = await import('../executors/worker-loop.ts');
   process.setSourceMapsEnabled(true);
   const dir = flags.get('--cache-dir');
-  startWorker({ cacheDir: typeof dir === 'string' ? dir : process.env['MODULEPICKLE_CACHE_DIR'] || undefined });
+  startWorker({ cacheDir: typeof dir === 'string' ? dir : undefined });
   return new Promise<number>(() => {}); // the loop exits the process itself
 }
 

@@ -191,13 +191,13 @@ export class WorkerConnection {
     } catch {
       // answered as "all missing" below
     }
-    let blobs: (Uint8Array | undefined)[] = [];
+    let blobs = new Map<string, Uint8Array>();
     try {
-      blobs = this.#events.blobServer ? await this.#events.blobServer.getBlobs(hashes) : [];
+      if (this.#events.blobServer) blobs = await this.#events.blobServer.get(hashes);
     } catch {
-      blobs = [];
+      // answered as "missing": the worker then reports which blob it could not get
     }
-    this.#writer.send(FrameType.blobResponse, encodeBlobResponse(reqId, hashes.map((h, i) => [h, blobs[i]] as const)));
+    this.#writer.send(FrameType.blobResponse, encodeBlobResponse(reqId, hashes.map((h) => [h, blobs.get(h)] as const)));
   }
 
   #fail(err: WorkerError): void {

@@ -10,6 +10,8 @@ import type { BlobSource, PickleOptions } from './pickler.ts';
 import { decodeOutcome, encodeFunction, encodeTask, taskBody, type EncodedTask } from './task.ts';
 import { mapStream, type MapOptions, type MapResult } from './map.ts';
 import { prefixLogs } from './logs.ts';
+import { createShipping } from './shipping.ts';
+import type { ShipBuild } from './pickler.ts';
 
 /** Per-call options. */
 export interface CallOptions {
@@ -76,6 +78,8 @@ export interface Executor {
   /** Graceful by default: waits for submitted calls, then stops the workers. `force` rejects pending calls and kills. */
   close(options?: { force?: boolean }): Promise<void>;
   readonly stats: Readonly<ExecutorStats>;
+  /** The code version (ship build) the last pickled function carried: id, files, sizes. */
+  readonly lastBuild: ShipBuild | undefined;
   /** Live worker ids and pids. */
   workers(): { id: string; pid: number | undefined }[];
 }
@@ -112,10 +116,15 @@ export function createProcessExecutor(name: string, spawnSpec: () => SpawnSpec, 
   let idleWaiters: (() => void)[] = [];
   let closedWaiters: (() => void)[] = [];
 
-  const blobServer: BlobSource | undefined = options.blobServer && {
-    async getBlobs(hashes) {
-      const blobs = await options.blobServer!.getBlobs(hashes);
-      for (const b of blobs) if (b) (stats.blobsServed++, (stats.blobBytesServed += b.length));
+  const shipping = createShipping(options.dumpsOptions);
+  const dumpsOptions = shipping.dumpsOptions;
+  const mapStack = options.mapStack ?? shipping.mapStack;
+  const source = options.blobServer ?? shipping.blobServer;
+  const blobServer: BlobSource = {
+    missing: (hashes) => source.missing(hashes),
+    async get(hashes) {
+      const blobs = await source.get(hashes);
+      for (const b of blobs.values()) (stats.blobsServed++, (stats.blobBytesServed += b.length));
       return blobs;
     },
   };
@@ -219,7 +228,7 @@ export function createProcessExecutor(name: string, spawnSpec: () => SpawnSpec, 
         conn.functions.delete(job.task.fnKey);
         queue.unshift(job);
       } else {
-        decodeOutcome(r.status, r.payload, { loadsOptions: options.loadsOptions, mapStack: options.mapStack, worker: conn.id }).then(
+        decodeOutcome(r.status, r.payload, { loadsOptions: options.loadsOptions, mapStack, worker: conn.id }).then(
           (v) => settle(job) && job.resolve(v),
           (e: unknown) => settle(job) && job.reject(e),
         );
@@ -303,7 +312,7 @@ export function createProcessExecutor(name: string, spawnSpec: () => SpawnSpec, 
     encoding++;
     let task: EncodedTask;
     try {
-      task = await encodeTask(fn, args, { dumpsOptions: options.dumpsOptions });
+      task = await encodeTask(fn, args, { dumpsOptions: dumpsOptions });
     } finally {
       encoding--;
     }
@@ -319,15 +328,15 @@ export function createProcessExecutor(name: string, spawnSpec: () => SpawnSpec, 
     call: ((fn: unknown, args: unknown[], opts?: CallOptions) => call(fn, args, opts)) as Executor['call'],
     wrap: ((fn: unknown, opts?: CallOptions) => {
       // Pickled once, now (like Ray's remote functions): later calls send the arguments only.
-      const encoded = encodeFunction(fn, options.dumpsOptions);
+      const encoded = encodeFunction(fn, dumpsOptions);
       encoded.catch(() => {});
       return async (...args: unknown[]) => call(await encoded, args, opts);
     }) as Executor['wrap'],
     map: ((fn: unknown, items: Iterable<unknown> | AsyncIterable<unknown>, opts: MapOptions = {}) =>
       mapStream(items, opts, size * prefetch, {
-        encodeFunction: () => encodeFunction(fn, options.dumpsOptions),
+        encodeFunction: () => encodeFunction(fn, dumpsOptions),
         submit: (task, callOpts) => submit(task, callOpts, false) as Promise<unknown[]>,
-        dumpsOptions: options.dumpsOptions,
+        dumpsOptions: dumpsOptions,
       })) as Executor['map'],
     async ready() {
       if (broken) throw broken;
@@ -357,6 +366,9 @@ export function createProcessExecutor(name: string, spawnSpec: () => SpawnSpec, 
       if (conns.size > 0) await new Promise<void>((r) => closedWaiters.push(r));
     },
     stats,
+    get lastBuild() {
+      return shipping.lastBuild;
+    },
     workers: () => [...conns].map((c) => ({ id: c.id, pid: c.pid })),
   };
   return executor;

@@ -16,7 +16,7 @@ export interface PoolOptions extends ExecutorOptions {
   readonly cwd?: string;
   /** Environment of the workers (default: this process's). */
   readonly env?: NodeJS.ProcessEnv;
-  /** Cache folder for shipped code on this machine (sets `MODULEPICKLE_CACHE_DIR` for the workers). */
+  /** Cache folder for shipped code on this machine (sets `MODULEPICKLE_CACHE` for the workers). */
   readonly cacheDir?: string;
   /** Extra `node` flags for the workers, e.g. `['--max-old-space-size=512']`. */
   readonly execArgv?: readonly string[];
@@ -49,7 +49,7 @@ export function workerEntryPath(): string {
 export function createPool(options: PoolOptions = {}): Executor {
   const entry = workerEntryPath();
   const env = { ...(options.env ?? process.env) };
-  if (options.cacheDir) env['MODULEPICKLE_CACHE_DIR'] = options.cacheDir;
+  if (options.cacheDir) env['MODULEPICKLE_CACHE'] = options.cacheDir;
   const command = [process.execPath, ...(options.execArgv ?? []), entry];
   return createProcessExecutor('p', () => ({ command, cwd: options.cwd, env }), { ...options, workers: options.workers ?? availableParallelism() });
 }

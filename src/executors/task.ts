@@ -222,7 +222,7 @@ export function remoteError(info: ErrorInfo, options: DecodeOutcomeOptions = {})
 function frames(stack: string): string {
   return stack
     .split('\n')
-    .filter((l) => /^\s+at /.test(l))
+    .filter((l) => /^\s+at /.test(l) && !/[\\/]executors[\\/](?:task|worker-loop)\.[jt]s:/.test(l))
     .join('\n');
 }
 

@@ -28,7 +28,7 @@ import {
   type Frame,
   type Hello,
 } from './protocol.ts';
-import { FORMAT_VERSION, type BlobSource, type PickleOptions } from './pickler.ts';
+import { FORMAT_VERSION, heldTrees, type BlobSource, type PickleOptions } from './pickler.ts';
 import { FunctionCache, runTask } from './task.ts';
 
 /** Options of {@link startWorker}. */
@@ -75,13 +75,24 @@ export function startWorker(options: WorkerLoopOptions = {}): void {
   let shuttingDown = false;
   let busy = false;
 
+  // Blobs the worker's cache lacks come from the client, over the same channel.
+  const fetchBlobs = (hashes: readonly string[]): Promise<Map<string, Uint8Array | undefined>> => {
+    const reqId = nextBlobReq++;
+    return new Promise((resolve) => {
+      blobWaiters.set(reqId, resolve);
+      writer.send(FrameType.blobRequest, idBody(reqId, utf8(JSON.stringify(hashes))));
+    });
+  };
   const blobSource: BlobSource = {
-    getBlobs(hashes) {
-      const reqId = nextBlobReq++;
-      return new Promise((resolve) => {
-        blobWaiters.set(reqId, (blobs) => resolve(hashes.map((h) => blobs.get(h))));
-        writer.send(FrameType.blobRequest, idBody(reqId, utf8(JSON.stringify(hashes))));
-      });
+    async missing(hashes) {
+      const got = await fetchBlobs(hashes);
+      return hashes.filter((h) => !got.get(h));
+    },
+    async get(hashes) {
+      const out = new Map<string, Uint8Array>();
+      if (hashes.length === 0) return out;
+      for (const [h, b] of await fetchBlobs(hashes)) if (b) out.set(h, b);
+      return out;
     },
   };
 
@@ -115,7 +126,7 @@ export function startWorker(options: WorkerLoopOptions = {}): void {
       const out = await runTask(task.body, { blobSource, cache, cacheDir: options.cacheDir, loadsOptions: options.loadsOptions, dumpsOptions: options.dumpsOptions });
       running = 0;
       const rss = sampleRss();
-      writer.send(FrameType.result, resultHead(task.id, out.status, rss, cache.decodes), out.payload);
+      writer.send(FrameType.result, resultHead(task.id, out.status, rss, heldTrees().length), out.payload);
       await writer.ready();
     }
     busy = false;
@@ -146,7 +157,7 @@ export function startWorker(options: WorkerLoopOptions = {}): void {
         const at = queue.findIndex((q) => q.id === id);
         if (at >= 0) {
           queue.splice(at, 1);
-          writer.send(FrameType.result, resultHead(id, ResultStatus.cancelled, 0, cache.decodes));
+          writer.send(FrameType.result, resultHead(id, ResultStatus.cancelled, 0, heldTrees().length));
         }
         return;
       }
