@@ -40,6 +40,8 @@ export interface ConnectionEvents {
   /** The process ended (after its pipes closed). `error` explains why when it was not asked to stop. */
   onClose(conn: WorkerConnection, error: WorkerError | undefined): void;
   onLog: LogHandler;
+  /** Bytes moved over the channel (for "what travelled" reports). */
+  onBytes?(sent: number, received: number): void;
   /** Serves blobs the worker asks for (undefined: answer "missing"). */
   readonly blobServer: BlobSource | undefined;
 }
@@ -110,6 +112,7 @@ export class WorkerConnection {
     };
     const reader = new FrameReader(onFrame, (junk) => events.onLog(id, 1, text(junk)));
     this.child.stdout!.on('data', (chunk: Uint8Array) => {
+      events.onBytes?.(0, chunk.length);
       try {
         reader.push(chunk);
       } catch (err) {
@@ -140,6 +143,7 @@ export class WorkerConnection {
   /** Sends a TASK frame. Returns false when the pipe is full (await `drained()`). */
   sendTask(id: number, body: Uint8Array): boolean {
     this.inflight.push(id);
+    this.#events.onBytes?.(9 + body.length, 0);
     return this.#writer.send(FrameType.task, idBody(id), body);
   }
 
@@ -197,7 +201,9 @@ export class WorkerConnection {
     } catch {
       // answered as "missing": the worker then reports which blob it could not get
     }
-    this.#writer.send(FrameType.blobResponse, encodeBlobResponse(reqId, hashes.map((h) => [h, blobs.get(h)] as const)));
+    const response = encodeBlobResponse(reqId, hashes.map((h) => [h, blobs.get(h)] as const));
+    this.#events.onBytes?.(5 + response.length, 0);
+    this.#writer.send(FrameType.blobResponse, response);
   }
 
   #fail(err: WorkerError): void {

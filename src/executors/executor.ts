@@ -11,6 +11,7 @@ import { decodeOutcome, encodeFunction, encodeTask, taskBody, type EncodedTask }
 import { mapStream, type MapOptions, type MapResult } from './map.ts';
 import { prefixLogs } from './logs.ts';
 import { createShipping } from './shipping.ts';
+import { Deque } from './deque.ts';
 import type { ShipBuild } from './pickler.ts';
 
 /** Per-call options. */
@@ -57,6 +58,9 @@ export interface ExecutorStats {
   workersStarted: number;
   workersCrashed: number;
   workersRecycled: number;
+  /** Bytes of TASK and BLOB_RESPONSE frames sent, and of everything received from workers. */
+  bytesSent: number;
+  bytesReceived: number;
 }
 
 /** The surface every executor shares. */
@@ -101,7 +105,7 @@ export function createProcessExecutor(name: string, spawnSpec: () => SpawnSpec, 
   const maxVersions = options.maxCodeVersions ?? 64;
   const maxMemory = options.maxMemoryMiB ?? Infinity;
   const onLog = options.onLog ?? prefixLogs();
-  const stats: ExecutorStats = { tasks: 0, functionsSent: 0, functionBytes: 0, argsBytes: 0, blobsServed: 0, blobBytesServed: 0, workersStarted: 0, workersCrashed: 0, workersRecycled: 0 };
+  const stats: ExecutorStats = { tasks: 0, functionsSent: 0, functionBytes: 0, argsBytes: 0, blobsServed: 0, blobBytesServed: 0, workersStarted: 0, workersCrashed: 0, workersRecycled: 0, bytesSent: 0, bytesReceived: 0 };
   const jobs = new Map<number, Job>();
   const queue = new Deque<Job>();
   const conns = new Set<WorkerConnection>();
@@ -129,6 +133,10 @@ export function createProcessExecutor(name: string, spawnSpec: () => SpawnSpec, 
     },
   };
 
+  const onBytes = (sent: number, received: number): void => {
+    stats.bytesSent += sent;
+    stats.bytesReceived += received;
+  };
   const activeCount = (): number => {
     let n = 0;
     for (const c of conns) if (!c.retiring) n++;
@@ -136,7 +144,7 @@ export function createProcessExecutor(name: string, spawnSpec: () => SpawnSpec, 
   };
 
   const spawnWorker = (): void => {
-    const conn = new WorkerConnection(`${name}${nextWorker++}`, spawnSpec(), { onResult, onClose, onLog, blobServer });
+    const conn = new WorkerConnection(`${name}${nextWorker++}`, spawnSpec(), { onResult, onClose, onLog, blobServer, onBytes });
     stats.workersStarted++;
     conns.add(conn);
     conn.setRef(referenced);
@@ -372,34 +380,4 @@ export function createProcessExecutor(name: string, spawnSpec: () => SpawnSpec, 
     workers: () => [...conns].map((c) => ({ id: c.id, pid: c.pid })),
   };
   return executor;
-}
-
-/** FIFO with O(1) shift and unshift (a 10,000-task burst must not cost O(n) per dispatch). */
-class Deque<T> {
-  #items: (T | undefined)[] = [];
-  #head = 0;
-  get length(): number {
-    return this.#items.length - this.#head;
-  }
-  push(v: T): void {
-    this.#items.push(v);
-  }
-  unshift(v: T): void {
-    if (this.#head > 0) this.#items[--this.#head] = v;
-    else this.#items.unshift(v);
-  }
-  shift(): T | undefined {
-    if (this.#head >= this.#items.length) return undefined;
-    const v = this.#items[this.#head];
-    this.#items[this.#head++] = undefined;
-    if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
-      this.#items = this.#items.slice(this.#head);
-      this.#head = 0;
-    }
-    return v;
-  }
-  clear(): void {
-    this.#items = [];
-    this.#head = 0;
-  }
 }
