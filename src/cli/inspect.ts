@@ -4,7 +4,7 @@
  * of shipped files (count, size, largest entries) and the blobs carried inline.
  */
 import { createHash } from 'node:crypto';
-import { walkPayload, reducedOf, type Reduced } from './walk.ts';
+import { walkPayload, reducedOf, type Reduced } from '../executors/payload-walk.ts';
 
 /** One function or class found in the payload. */
 export interface FunctionEntry {

@@ -18,6 +18,7 @@ import { createHash } from 'node:crypto';
 import { ModulePickleError, RemoteError } from '../errors.ts';
 import { ResultStatus, concat, readU32, writeU32 } from './protocol.ts';
 import { dumps, loads, type BlobSource, type PickleOptions } from './pickler.ts';
+import { walkPayload } from './payload-walk.ts';
 
 /** Task kind byte. */
 export const TaskKind = { call: 0, map: 1 } as const;
@@ -37,14 +38,39 @@ export interface EncodedFunction {
   readonly fnBytes: Uint8Array;
 }
 
+// Self-contained functions (by value, nothing captured, no module or file referenced) pickle to the same bytes
+// every time: their payload is kept per function object, so `run(fn)` does not re-pickle them on every call.
+const selfContained = new WeakMap<object, EncodedFunction>();
+
 /** Pickles a function. @throws ModulePickleError ERR_MP_NOT_A_FUNCTION, EncodeError from the codec */
 export async function encodeFunction(fn: unknown, dumpsOptions?: PickleOptions): Promise<EncodedFunction> {
   if (typeof fn !== 'function') {
     throw new ModulePickleError('ERR_MP_NOT_A_FUNCTION', `run/map/wrap expect a function, got ${fn === null ? 'null' : typeof fn}`);
   }
+  const cached = selfContained.get(fn);
+  if (cached && sameOwnKeys(fn)) return cached;
   const fnBytes = await dumps(fn, dumpsOptions);
   const fnHash = createHash('sha256').update(fnBytes).digest();
-  return { fnKey: fnHash.toString('hex'), fnHash, fnBytes };
+  const encoded = { fnKey: fnHash.toString('hex'), fnHash, fnBytes };
+  if (isSelfContained(fnBytes) && sameOwnKeys(fn)) selfContained.set(fn, encoded);
+  return encoded;
+}
+
+function sameOwnKeys(fn: object): boolean {
+  return Reflect.ownKeys(fn).every((k) => k === 'length' || k === 'name' || k === 'prototype');
+}
+
+function isSelfContained(bytes: Uint8Array): boolean {
+  try {
+    const w = walkPayload(bytes);
+    if (w.sections.length > 0 || w.reduced.length !== 1) return false;
+    const args = w.reduced[0]!.args as Record<string, unknown>;
+    const state = (w.reduced[0]!.state ?? {}) as { captures?: Record<string, unknown> };
+    const eager = args['eager'] as Record<string, unknown> | undefined;
+    return args['t'] === 'value' && !('thisArg' in args) && Object.keys(state.captures ?? {}).length === 0 && Object.keys(eager ?? {}).length === 0;
+  } catch {
+    return false;
+  }
 }
 
 /** Pickles a call (or a map chunk: `args` are the items). `fn` may be pre-encoded with {@link encodeFunction}. */
