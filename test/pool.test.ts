@@ -150,13 +150,13 @@ test('wrap returns an async function that runs remotely', async () => {
   assert.ok(![...pids].includes(process.pid));
 });
 
-test('workers are recycled after maxCodeVersions without failing calls', async () => {
-  const small = createPool({ workers: 1, maxCodeVersions: 2, onLog });
+test('workers are recycled above maxMemoryMiB without failing calls', async () => {
+  const small = createPool({ workers: 1, maxMemoryMiB: 1, onLog });
   try {
-    const fns = [() => 1, () => 2, () => 3, () => 4, () => 5];
-    const results = await Promise.all(fns.map((f) => small.run(f)));
-    assert.deepEqual(results, [1, 2, 3, 4, 5]);
+    const results = await Promise.all([1, 2, 3, 4, 5].map((n) => small.run((x: number) => x * 10, n)));
+    assert.deepEqual(results, [10, 20, 30, 40, 50]);
     assert.ok(small.stats.workersRecycled >= 1);
+    assert.equal(small.stats.workersCrashed, 0);
   } finally {
     await small.close();
   }
