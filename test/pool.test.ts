@@ -2,7 +2,7 @@
 // capture local modules are covered in executors-shipping.test.ts.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createPool, RemoteError, WorkerError, type LogHandler } from '../src/index.ts';
 
@@ -198,4 +198,12 @@ test('workers exit when the parent is killed (no orphans)', async () => {
   // Wait (bounded) for the workers to notice their stdin closed.
   for (let i = 0; i < 200 && pids.some(alive); i++) await new Promise((r) => setTimeout(r, 50));
   assert.deepEqual(pids.filter(alive), []);
+});
+
+test('a script that forgets close() still exits (idle workers are unreferenced)', () => {
+  const script = fileURLToPath(new URL('./fixtures/executors/forgotten-close.mjs', import.meta.url));
+  const r = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(r.signal, null, 'the script hung');
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), '42');
 });
