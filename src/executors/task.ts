@@ -56,6 +56,12 @@ export async function encodeFunction(fn: unknown, dumpsOptions?: PickleOptions):
   return encoded;
 }
 
+function cachedFunction(fn: unknown): EncodedFunction | undefined {
+  if (typeof fn !== 'function') return undefined;
+  const cached = selfContained.get(fn);
+  return cached && sameOwnKeys(fn) ? cached : undefined;
+}
+
 function sameOwnKeys(fn: object): boolean {
   return Reflect.ownKeys(fn).every((k) => k === 'length' || k === 'name' || k === 'prototype');
 }
@@ -75,8 +81,9 @@ function isSelfContained(bytes: Uint8Array): boolean {
 
 /** Pickles a call (or a map chunk: `args` are the items). `fn` may be pre-encoded with {@link encodeFunction}. */
 export async function encodeTask(fn: unknown, args: readonly unknown[], options: { kind?: TaskKind; dumpsOptions?: PickleOptions } = {}): Promise<EncodedTask> {
-  const [f, argsBytes] = await Promise.all([isEncoded(fn) ? fn : encodeFunction(fn, options.dumpsOptions), dumps(args, options.dumpsOptions)]);
-  return { ...f, kind: options.kind ?? TaskKind.call, argsBytes };
+  const f = isEncoded(fn) ? fn : (cachedFunction(fn) ?? (await encodeFunction(fn, options.dumpsOptions)));
+  const argsBytes = await dumps(args, options.dumpsOptions);
+  return { fnKey: f.fnKey, fnHash: f.fnHash, fnBytes: f.fnBytes, kind: options.kind ?? TaskKind.call, argsBytes };
 }
 
 function isEncoded(v: unknown): v is EncodedFunction {
