@@ -27,6 +27,27 @@ for (const { name, fn, args, expected } of roundTrips) {
   });
 }
 
+test('a function may be returned, and called locally', async () => {
+  const triple = await pool.run(() => (x: number) => x * 3);
+  assert.equal(typeof triple, 'function');
+  assert.equal((triple as (x: number) => number)(14), 42);
+});
+
+test('a worker that evicted a function asks for it again (needFunction) and the call succeeds', async () => {
+  const one = createPool({ workers: 1, onLog });
+  try {
+    const fns = Array.from({ length: 260 }, (_, i) => (x: number) => x + i);
+    for (const f of fns.slice(0, 260)) await one.run(f, 0);
+    const sent = one.stats.functionsSent;
+    assert.equal(await one.run(fns[0]!, 5), 5); // evicted from the worker's 256-entry cache
+    assert.equal(one.stats.functionsSent, sent + 1);
+    assert.equal(await one.run(fns[259]!, 5), 264); // still cached: hash only
+    assert.equal(one.stats.functionsSent, sent + 1);
+  } finally {
+    await one.close();
+  }
+});
+
 test('a remote exception is a RemoteError with remote name, message, code, cause and stack', async () => {
   const err = await pool
     .run(() => {
