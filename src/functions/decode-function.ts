@@ -64,6 +64,14 @@ export function moduleBase(ctx: RestoreContext): string {
 /** Resolves an export reference, loading its module synchronously when the section did not. */
 export function restoreExport(ref: unknown, ctx: RestoreContext): unknown {
   checkExportRef(ref);
+  if (ref.view === 'module') {
+    const file = moduleFile(ref.module, moduleBase(ctx));
+    const req = createRequire(file ?? moduleBase(ctx));
+    if (file) req(file);
+    const mod = file ? req.cache[file] : undefined;
+    if (!mod) throw new DecodeError('ERR_MP_MODULE_LOAD', `no CommonJS module object for ${file ?? 'a builtin'}`);
+    return mod;
+  }
   const need: ModuleNeed = { module: ref.module, namespace: ref.view === 'namespace' };
   let loaded = loadedModules(ctx);
   try {

@@ -2,7 +2,7 @@
  * Sender side: decides how a function travels (by reference or by value) and produces the reducer's arguments.
  */
 import { randomUUID } from 'node:crypto';
-import { createRequire } from 'node:module';
+import { createRequire, Module as CjsModule } from 'node:module';
 import { EncodeError } from '../errors.ts';
 import type { ReduceContext } from '../codec/registry.ts';
 import { intrinsicPath } from '../modules/intrinsics.ts';
@@ -107,7 +107,16 @@ function scopeChain(scopes: readonly ScopeSnapshot[], loc: FunctionLocation | un
 /** Replaces module objects (namespaces, `module.exports`, interop objects, package exports) with references. */
 export function wrapModuleValue(v: unknown, ctx: ReduceContext, root: string): unknown {
   if (typeof v !== 'object' || v === null) return v;
+  if (v instanceof CjsModule && typeof (v as { filename?: unknown }).filename === 'string') {
+    // The CommonJS wrapper's `module`: the receiver's own module object of that file.
+    const ref: ExportRef = { module: locateModule((v as { filename: string }).filename, false, root), view: 'module', path: [] };
+    // The entry script is never loaded on the receiver (it would run the program again): a stand-in instead.
+    if (isMainFile(ref)) return { id: '.', filename: (v as { filename: string }).filename, exports: (v as { exports: unknown }).exports };
+    recordModule(ctx, ref.module, false);
+    return new ModuleValue(ref);
+  }
   let ref = findModuleValue(v, root);
+  if (ref && isMainFile(ref)) return v;
   if (!ref && isModuleNamespace(v)) {
     const candidates: { url: string; source: () => string }[] = [];
     for (const [id, s] of loadedScripts()) if (s.isModule && s.url.startsWith('file:')) candidates.push({ url: s.url, source: () => scriptSource(id) });
@@ -122,7 +131,8 @@ export function wrapModuleValue(v: unknown, ctx: ReduceContext, root: string): u
   return new ModuleValue(ref);
 }
 
-function isMainFile(ref: ExportRef): boolean {
+/** Whether a reference points into the program's entry script (never loaded on a receiver). */
+export function isMainFile(ref: ExportRef): boolean {
   if (ref.module.kind !== 'local' && ref.module.kind !== 'file') return false;
   const main = mainModuleFile();
   return main !== undefined && (ref.module.kind === 'file' ? ref.module.path === main : main.endsWith(ref.module.path));

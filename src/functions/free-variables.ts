@@ -66,11 +66,15 @@ export function analyzeSource(src: string): SourceInfo | undefined {
 }
 
 function tryParse(text: string): ESTree.Program | undefined {
-  try {
-    return parse(text, { ecmaVersion: 'latest', sourceType: 'script', allowHashBang: false }) as unknown as ESTree.Program;
-  } catch {
-    return undefined;
+  // Script first (sloppy code may use `with`), then module (code may use `import.meta`).
+  for (const sourceType of ['script', 'module'] as const) {
+    try {
+      return parse(text, { ecmaVersion: 'latest', sourceType, allowHashBang: false }) as unknown as ESTree.Program;
+    } catch {
+      // try the next goal
+    }
   }
+  return undefined;
 }
 
 function analyzeUncached(src: string): SourceInfo | undefined {

@@ -10,7 +10,7 @@ import { indexedValues, refreshModuleIndex } from '../modules/module-index.ts';
 import { loadModules, needKey, type ModuleNeed } from '../modules/load.ts';
 import { checkModuleRef, loadedModules, moduleBase, restoreExport, restoreFunction, setFunctionState } from './decode-function.ts';
 import { projectRoot } from '../modules/project-root.ts';
-import { encodeFunction, functionOwnKeys, ModuleValue, wrapModuleValue, takeState, type FunctionArgs, type FunctionState } from './encode-function.ts';
+import { encodeFunction, functionOwnKeys, isMainFile, ModuleValue, wrapModuleValue, takeState, type FunctionArgs, type FunctionState } from './encode-function.ts';
 import { loadedModulesKey, moduleNeedsKey } from './module-records.ts';
 import type { ExportRef } from '../modules/module-ref.ts';
 
@@ -87,8 +87,8 @@ function refreshModuleIdentities(registry: Registry): void {
   if (values.size === st.size) return;
   st.size = values.size;
   const intrinsics = intrinsicTable();
-  for (const [v] of values) {
-    if (typeof v !== 'object' || st.seen.has(v) || intrinsics.has(v)) continue;
+  for (const [v, ref] of values) {
+    if (typeof v !== 'object' || st.seen.has(v) || intrinsics.has(v) || isMainFile(ref)) continue;
     st.seen.add(v);
     registry.registerValue(v, moduleObjectReducer);
   }
