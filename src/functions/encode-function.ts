@@ -283,6 +283,17 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
   for (const [start, end] of source.importMetas) {
     edits.push({ start, end, text: `globalThis[Symbol.for('modulepickle.importMeta')](${JSON.stringify(url)})` });
   }
+  const ps = source.privateState;
+  if (ps) {
+    // Hooks for instances with private fields: `new C(token)` skips the constructor body (fields still get
+    // initialized), and a static setter can assign the private fields (see instance-private.ts).
+    const token = `globalThis[Symbol.for('modulepickle.construct')]`;
+    if (ps.ctorBodyStart !== undefined) {
+      edits.push({ start: ps.ctorBodyStart, end: ps.ctorBodyStart, text: `if (arguments[0] === ${token}) { ${ps.derived ? 'super(arguments[0]); ' : ''}return; } ` });
+    }
+    const cases = ps.fields.map((f) => `case ${JSON.stringify(f)}: o.${f} = v; return;`).join(' ');
+    edits.push({ start: ps.bodyEnd, end: ps.bodyEnd, text: ` static [Symbol.for('modulepickle.setPrivate')](o, n, v) { switch (n) { ${cases} } }` });
+  }
   let expression = expr;
   for (const e of edits.sort((a, b) => b.start - a.start)) expression = expression.slice(0, e.start) + e.text + expression.slice(e.end);
   if (source.kind === 'class') {

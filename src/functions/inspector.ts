@@ -208,3 +208,34 @@ export function inspectFunction(fn: Function): FunctionInspection {
     post('Runtime.releaseObjectGroup', { objectGroup: group });
   }
 }
+
+const readValues = `function(){ globalThis[Symbol.for('modulepickle.inspector.holder')].out = Array.prototype.slice.call(arguments); }`;
+
+/**
+ * Private members (`#x`) of an object as `[name, value]` pairs, read through the inspector (JS cannot read them
+ * from outside the class).
+ * @throws ERR_MP_INSPECTOR when the inspector is not usable
+ */
+export function readPrivateMembers(obj: object): [string, unknown][] {
+  if (!session) connect();
+  holder.fn = obj;
+  try {
+    const ref = post<{ result: PropertyDescriptor[] }>('Runtime.getProperties', { objectId: holderId, ownProperties: true, objectGroup: group })
+      .result.find((p) => p.name === 'fn')?.value;
+    if (!ref?.objectId) return [];
+    const props = post<{ privateProperties?: (PropertyDescriptor & { get?: RemoteObject; set?: RemoteObject })[] }>('Runtime.getProperties', {
+      objectId: ref.objectId,
+      ownProperties: true,
+      objectGroup: group,
+    });
+    const fields = (props.privateProperties ?? []).filter((p) => p.value !== undefined);
+    if (!fields.length) return [];
+    post('Runtime.callFunctionOn', { objectId: holderId, functionDeclaration: readValues, arguments: fields.map((p) => callArg(p.value)) });
+    const values = holder.out as unknown[];
+    return fields.map((p, i) => [p.name, values[i]]);
+  } finally {
+    holder.fn = undefined;
+    holder.out = undefined;
+    post('Runtime.releaseObjectGroup', { objectGroup: group });
+  }
+}

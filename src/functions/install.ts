@@ -5,6 +5,7 @@
 import { types } from 'node:util';
 import { DecodeError, EncodeError } from '../errors.ts';
 import type { Registry, Reducer, ReduceContext, Section } from '../codec/registry.ts';
+import { hasPrivateState, privateInstanceReducer } from './instance-private.ts';
 import { intrinsicTable, walkPath } from '../modules/intrinsics.ts';
 import { indexedValues, refreshModuleIndex } from '../modules/module-index.ts';
 import { loadModules, needKey, type ModuleNeed } from '../modules/load.ts';
@@ -146,6 +147,7 @@ export function installFunctionLayer(registry: Registry): void {
     if (typeof value !== 'function') registry.registerValue(value, intrinsicReducer as never);
   }
   registry.registerMatcher((v) => types.isModuleNamespaceObject(v), namespaceReducer);
+  registry.registerMatcher(hasPrivateState, privateInstanceReducer as never);
   registry.registerSection(modulesSection);
   refreshModuleIdentities(registry);
 }

@@ -44,17 +44,13 @@ function build(): Map<object, readonly string[]> {
     out.set(value, path);
     if (walk) queue.push({ value, path });
   };
-  const g = globalThis as unknown as Record<string, unknown>;
   for (const name of standardGlobals) {
     const d = Object.getOwnPropertyDescriptor(globalThis, name);
     if (!d) continue;
-    let v: unknown;
-    try {
-      v = 'value' in d ? d.value : g[name];
-    } catch {
-      continue;
-    }
-    add(v, [name], true);
+    // Lazy globals (undici's fetch classes, crypto, navigator) are getters until first use: reading them here
+    // would load their modules (tens of ms), and a value never read cannot be in the user's data anyway.
+    if (!('value' in d)) continue;
+    add(d.value, [name], true);
   }
   // Breadth first so the shortest path wins; depth 3 covers `Array.prototype.map`, `fs.promises` style nesting.
   while (queue.length) {
