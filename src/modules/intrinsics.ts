@@ -22,6 +22,8 @@ const standardGlobals = (
   'Iterator navigator Navigator WebSocket'
 ).split(' ');
 
+const lazyHeavy = new Set(['FormData', 'Headers', 'Request', 'Response', 'WebSocket', 'EventSource', 'navigator', 'Navigator']);
+
 const wellKnownSymbols = new Map<symbol, string>();
 for (const k of Object.getOwnPropertyNames(Symbol)) {
   const v = (Symbol as unknown as Record<string, unknown>)[k];
@@ -47,10 +49,16 @@ function build(): Map<object, readonly string[]> {
   for (const name of standardGlobals) {
     const d = Object.getOwnPropertyDescriptor(globalThis, name);
     if (!d) continue;
-    // Lazy globals (undici's fetch classes, crypto, navigator) are getters until first use: reading them here
-    // would load their modules (tens of ms), and a value never read cannot be in the user's data anyway.
-    if (!('value' in d)) continue;
-    add(d.value, [name], true);
+    // Some lazy globals load a whole module on first read (undici's fetch classes: ~15 ms); leave them alone until
+    // the program has used them (a value never read cannot be in the user's data anyway).
+    if (!('value' in d) && lazyHeavy.has(name)) continue;
+    let v: unknown;
+    try {
+      v = 'value' in d ? d.value : d.get?.call(globalThis);
+    } catch {
+      continue;
+    }
+    add(v, [name], true);
   }
   // Breadth first so the shortest path wins; depth 3 covers `Array.prototype.map`, `fs.promises` style nesting.
   while (queue.length) {
