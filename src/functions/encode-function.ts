@@ -2,6 +2,7 @@
  * Sender side: decides how a function travels (by reference or by value) and produces the reducer's arguments.
  */
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createRequire, Module as CjsModule } from 'node:module';
 import { EncodeError } from '../errors.ts';
 import type { ReduceContext } from '../codec/registry.ts';
@@ -13,7 +14,7 @@ import { projectRoot } from '../modules/project-root.ts';
 import type { ExportRef, ModuleRef } from '../modules/module-ref.ts';
 import { locateModule } from '../modules/locate.ts';
 import { currentInspection, functionInfo, liveScopes, type FunctionInfo } from './function-info.ts';
-import { loadedScripts, scriptSource, type FunctionLocation, type ScopeSnapshot } from './inspector.ts';
+import { loadedScripts, prefetchSources, refreshScripts, scriptSource, type FunctionLocation, type ScopeSnapshot } from './inspector.ts';
 import { recordModule } from './module-records.ts';
 import type { BuildKind, ScopeRecord } from './rebuild.ts';
 
@@ -119,7 +120,14 @@ export function wrapModuleValue(v: unknown, ctx: ReduceContext, root: string): u
   if (ref && isMainFile(ref)) return v;
   if (!ref && isModuleNamespace(v)) {
     const candidates: { url: string; source: () => string }[] = [];
-    for (const [id, s] of loadedScripts()) if (s.isModule && s.url.startsWith('file:')) candidates.push({ url: s.url, source: () => scriptSource(id) });
+    const ids: string[] = [];
+    refreshScripts();
+    for (const [id, s] of loadedScripts()) {
+      if (!s.isModule || !s.url.startsWith('file:')) continue;
+      ids.push(id);
+      candidates.push({ url: s.url, source: () => scriptSource(id) });
+    }
+    prefetchSources(ids);
     const mod = matchNamespace(v, candidates, root);
     if (!mod) {
       throw new EncodeError('ERR_MP_UNKNOWN_MODULE', 'an ES module namespace was captured but its module could not be identified; import the names you need instead of `* as ns`', ctx.path() as never);
@@ -138,7 +146,29 @@ export function isMainFile(ref: ExportRef): boolean {
   return main !== undefined && (ref.module.kind === 'file' ? ref.module.path === main : main.endsWith(ref.module.path));
 }
 
-/** An exported top-level function or class of an ES module, by reference. */
+const exportsByScript = new Map<string, ReturnType<typeof esmExports>>();
+
+/**
+ * Export names of an ES module: parsed from the file on disk when that parses (plain JS), else from the source V8
+ * runs (TypeScript through a loader), which needs a debugger round trip.
+ */
+function moduleExports(loc: FunctionLocation): ReturnType<typeof esmExports> {
+  if (exportsByScript.has(loc.scriptId)) return exportsByScript.get(loc.scriptId);
+  let exp: ReturnType<typeof esmExports>;
+  const file = urlToPath(loc.url);
+  if (file && /\.(m?js)$/.test(file)) {
+    try {
+      exp = esmExports(readFileSync(file, 'utf8'));
+    } catch {
+      exp = undefined;
+    }
+  }
+  exp ??= esmExports(scriptSource(loc.scriptId));
+  exportsByScript.set(loc.scriptId, exp);
+  return exp;
+}
+
+/** An exported function or class of an ES module (held by an exported binding of its defining module). */
 function esmExportRef(fn: Function, info: FunctionInfo, allScopes: readonly ScopeSnapshot[], root: string): ExportRef | undefined {
   const loc = info.location;
   // A class has its own block scope binding its name; it says nothing about where the class lives.
@@ -148,7 +178,7 @@ function esmExportRef(fn: Function, info: FunctionInfo, allScopes: readonly Scop
   const top = scopes[scopes.length - 1];
   if (!loc?.isModule || !loc.url.startsWith('file:') || top?.type !== 'module') return undefined;
   const vars = top.vars;
-  const exp = esmExports(scriptSource(loc.scriptId));
+  const exp = moduleExports(loc);
   if (!exp) return undefined;
   let name: string | undefined;
   for (const [local, names] of exp.locals) {
