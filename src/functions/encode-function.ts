@@ -64,6 +64,10 @@ const trackers = new WeakMap<Function, string>();
 const objectIds = new WeakMap<object, number>();
 let nextObjectId = 1;
 
+function isObjectLike(v: unknown): boolean {
+  return (typeof v === 'object' && v !== null) || typeof v === 'function';
+}
+
 function identity(v: unknown): string {
   if ((typeof v === 'object' && v !== null) || typeof v === 'function') {
     let id = objectIds.get(v);
@@ -81,8 +85,8 @@ function isTopScope(scope: ScopeSnapshot, index: number, count: number, loc: Fun
 
 /**
  * Scope records for a chain of live scopes (innermost first), one record per scope per payload, so functions
- * that share a scope at home share it after load. Closure scopes are told apart by their variables' identities
- * (V8 gives no identity for a closure context): two closures of one call share a record.
+ * that share a scope at home share it after load. V8 gives no identity for a closure context, so closure scopes are
+ * merged only on evidence: the same objects in every variable (two closures of one call capturing an object).
  */
 function scopeChain(scopes: readonly ScopeSnapshot[], loc: FunctionLocation | undefined, ctx: ReduceContext): ScopeRecord | null {
   let records = ctx.scratch.get(scopeRecordsKey) as Map<string, ScopeRecord> | undefined;
@@ -96,7 +100,10 @@ function scopeChain(scopes: readonly ScopeSnapshot[], loc: FunctionLocation | un
     let key: string;
     if (s.type === 'script') key = 'script';
     else if (isTopScope(s, i, scopes.length, loc)) key = `top:${scriptId}`;
-    else key = `${parentKey}/${s.description}(${names.map((n) => `${n}=${identity(s.vars[n])}`).join(',')})`;
+    else if (names.some((n) => isObjectLike(s.vars[n]))) key = `${parentKey}/${s.description}(${names.map((n) => `${n}=${identity(s.vars[n])}`).join(',')})`;
+    // Only primitives: nothing tells two calls' scopes apart, so each function keeps its own (loop closures with
+    // equal state must not be merged); the scope is shared only within this function's own chain.
+    else key = `${parentKey}/${s.description}#${nextObjectId++}`;
     let rec = records.get(key);
     if (!rec) records.set(key, (rec = { names, parent }));
     parent = rec;
