@@ -2,28 +2,23 @@
  * Sender side: decides how a function travels (by reference or by value) and produces the reducer's arguments.
  */
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { createRequire, Module as CjsModule } from 'node:module';
+import { createRequire } from 'node:module';
 import { EncodeError } from '../errors.ts';
 import type { ReduceContext } from '../codec/registry.ts';
 import { intrinsicPath } from '../modules/intrinsics.ts';
-import { findModuleValue, isModuleNamespace, mainModuleFile, matchNamespace, esmModuleRef } from '../modules/module-index.ts';
-import { esmExports } from '../modules/esm-exports.ts';
+import { findModuleValue } from '../modules/module-index.ts';
 import { urlToPath } from '../modules/locate.ts';
 import { projectRoot } from '../modules/project-root.ts';
 import type { ExportRef, ModuleRef } from '../modules/module-ref.ts';
-import { locateModule } from '../modules/locate.ts';
-import { currentInspection, functionInfo, liveScopes, type FunctionInfo } from './function-info.ts';
-import { loadedScripts, prefetchSources, refreshScripts, scriptSource, type FunctionLocation, type ScopeSnapshot } from './inspector.ts';
+import { currentInspection, functionInfo, liveScopes } from './function-info.ts';
+import type { FunctionLocation, ScopeSnapshot } from './inspector.ts';
+import { esmExportRef, isMainFile, ModuleValue, requireFunctionRef, wrapModuleValue } from './module-values.ts';
+import { functionOwnKeys as classOwnKeys, protoExtras } from './class-parts.ts';
+
+export { ModuleValue, wrapModuleValue, isMainFile };
 import { recordModule } from './module-records.ts';
 import type { BuildKind, ScopeRecord } from './rebuild.ts';
 
-/** A module object or exported value standing in a capture: travels as a reference. */
-export class ModuleValue {
-  constructor(readonly ref: ExportRef) {}
-}
-
-/** Arguments of the function reducer. */
 export type FunctionArgs =
   | { readonly t: 'ref'; readonly ref: ExportRef }
   | { readonly t: 'intrinsic'; readonly path: readonly string[] }
@@ -112,103 +107,6 @@ function scopeChain(scopes: readonly ScopeSnapshot[], loc: FunctionLocation | un
   return parent;
 }
 
-/** Replaces module objects (namespaces, `module.exports`, interop objects, package exports) with references. */
-export function wrapModuleValue(v: unknown, ctx: ReduceContext, root: string): unknown {
-  if (typeof v !== 'object' || v === null) return v;
-  if (v instanceof CjsModule && typeof (v as { filename?: unknown }).filename === 'string') {
-    // The CommonJS wrapper's `module`: the receiver's own module object of that file.
-    const ref: ExportRef = { module: locateModule((v as { filename: string }).filename, false, root), view: 'module', path: [] };
-    // The entry script is never loaded on the receiver (it would run the program again): a stand-in instead.
-    if (isMainFile(ref)) return { id: '.', filename: (v as { filename: string }).filename, exports: (v as { exports: unknown }).exports };
-    recordModule(ctx, ref.module, false);
-    return new ModuleValue(ref);
-  }
-  let ref = findModuleValue(v, root);
-  if (ref && isMainFile(ref)) return v;
-  if (!ref && isModuleNamespace(v)) {
-    const candidates: { url: string; source: () => string }[] = [];
-    const ids: string[] = [];
-    refreshScripts();
-    for (const [id, s] of loadedScripts()) {
-      if (!s.isModule || !s.url.startsWith('file:')) continue;
-      ids.push(id);
-      candidates.push({ url: s.url, source: () => scriptSource(id) });
-    }
-    prefetchSources(ids);
-    const mod = matchNamespace(v, candidates, root);
-    if (!mod) {
-      throw new EncodeError('ERR_MP_UNKNOWN_MODULE', 'an ES module namespace was captured but its module could not be identified; import the names you need instead of `* as ns`', ctx.path() as never);
-    }
-    ref = { module: mod, view: 'exports', path: [] };
-  }
-  if (!ref) return v;
-  recordModule(ctx, ref.module, ref.view === 'namespace');
-  return new ModuleValue(ref);
-}
-
-/** Whether a reference points into the program's entry script (never loaded on a receiver). */
-export function isMainFile(ref: ExportRef): boolean {
-  if (ref.module.kind !== 'local' && ref.module.kind !== 'file') return false;
-  const main = mainModuleFile();
-  return main !== undefined && (ref.module.kind === 'file' ? ref.module.path === main : main.endsWith(ref.module.path));
-}
-
-const exportsByScript = new Map<string, ReturnType<typeof esmExports>>();
-
-/**
- * Export names of an ES module: parsed from the file on disk when that parses (plain JS), else from the source V8
- * runs (TypeScript through a loader), which needs a debugger round trip.
- */
-function moduleExports(loc: FunctionLocation): ReturnType<typeof esmExports> {
-  if (exportsByScript.has(loc.scriptId)) return exportsByScript.get(loc.scriptId);
-  let exp: ReturnType<typeof esmExports>;
-  const file = urlToPath(loc.url);
-  if (file && /\.(m?js)$/.test(file)) {
-    try {
-      exp = esmExports(readFileSync(file, 'utf8'));
-    } catch {
-      exp = undefined;
-    }
-  }
-  exp ??= esmExports(scriptSource(loc.scriptId));
-  exportsByScript.set(loc.scriptId, exp);
-  return exp;
-}
-
-/** An exported function or class of an ES module (held by an exported binding of its defining module). */
-function esmExportRef(fn: Function, info: FunctionInfo, allScopes: readonly ScopeSnapshot[], root: string): ExportRef | undefined {
-  const loc = info.location;
-  // A class has its own block scope binding its name; it says nothing about where the class lives.
-  const scopes = allScopes.filter((s) => !(s.type === 'block' && Object.keys(s.vars).every((k) => s.vars[k] === fn)));
-  // The defining module's scope is the outermost one; the function may be nested (e.g. made by a constructor
-  // and exported as `export const pack = packr.pack`): what counts is that an exported binding holds it.
-  const top = scopes[scopes.length - 1];
-  if (!loc?.isModule || !loc.url.startsWith('file:') || top?.type !== 'module') return undefined;
-  const vars = top.vars;
-  const exp = moduleExports(loc);
-  if (!exp) return undefined;
-  let name: string | undefined;
-  for (const [local, names] of exp.locals) {
-    if (vars[local] === fn && names[0] !== undefined) {
-      name = names[0];
-      break;
-    }
-  }
-  if (name === undefined) return undefined;
-  const mod = esmModuleRef(loc.url, root);
-  return mod ? { module: mod, view: 'exports', path: [name] } : undefined;
-}
-
-/** A `require` function made by Node.js for a module (it closes over that module's `Module` object). */
-function requireFunctionRef(fn: Function, info: FunctionInfo, scopes: readonly ScopeSnapshot[], root: string): ModuleRef | undefined {
-  if (!info.location?.url.startsWith('node:internal/modules/') || fn.name !== 'require') return undefined;
-  for (const s of scopes) {
-    const mod = s.vars['mod'] as { filename?: unknown } | undefined;
-    if (mod && typeof mod.filename === 'string') return locateModule(mod.filename, false, root);
-  }
-  return undefined;
-}
-
 function encodeRef(ref: ExportRef, ctx: ReduceContext): FunctionArgs {
   recordModule(ctx, ref.module, ref.view === 'namespace');
   return { t: 'ref', ref };
@@ -217,6 +115,11 @@ function encodeRef(ref: ExportRef, ctx: ReduceContext): FunctionArgs {
 const states = new WeakMap<Function, FunctionState>();
 /** Functions whose last encoding was by value (only those keep their own properties). */
 const byValue = new WeakSet<Function>();
+
+/** Own property keys of a function that the codec keeps (only for functions that went by value). */
+export function functionOwnKeys(fn: Function): (string | symbol)[] {
+  return classOwnKeys(fn, byValue);
+}
 
 /** State computed with the last `encodeFunction` call of this function. */
 export function takeState(fn: Function): FunctionState | undefined {
@@ -356,55 +259,4 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
     ...(tracker ? { tracker } : {}),
     ...(source.heritage ? { superClass } : {}),
   };
-}
-
-/** Whether a property value is defined by the class body itself (its source text is inside the class source). */
-function definedInBody(d: PropertyDescriptor, classSource: string): boolean {
-  const fns = [d.value, d.get, d.set].filter((f): f is Function => typeof f === 'function');
-  if (!fns.length) return false;
-  return fns.every((f) => {
-    try {
-      return classSource.includes(Function.prototype.toString.call(f));
-    } catch {
-      return false;
-    }
-  });
-}
-
-/** Prototype properties of a class that its body does not define (added after the declaration). */
-function protoExtras(cls: Function, classSource: string): unknown[] | undefined {
-  const proto = (cls as { prototype?: unknown }).prototype;
-  if (typeof proto !== 'object' || proto === null) return undefined;
-  const out: unknown[] = [];
-  for (const key of Reflect.ownKeys(proto)) {
-    if (key === 'constructor') continue;
-    const d = Object.getOwnPropertyDescriptor(proto, key) as PropertyDescriptor;
-    if (definedInBody(d, classSource)) continue;
-    out.push(key, 'value' in d ? { v: d.value, w: d.writable, e: d.enumerable, c: d.configurable } : { g: d.get, s: d.set, e: d.enumerable, c: d.configurable });
-  }
-  return out.length ? out : undefined;
-}
-
-/** Own property keys of a function that the codec keeps (static members and added properties). */
-export function functionOwnKeys(fn: Function): (string | symbol)[] {
-  if (!byValue.has(fn)) return [];
-  byValue.delete(fn);
-  const info = functionInfo(fn);
-  const kind = info.source?.kind;
-  const keys: (string | symbol)[] = [];
-  for (const key of Reflect.ownKeys(fn)) {
-    if (key === 'length' || key === 'arguments' || key === 'caller') continue;
-    if (key === 'prototype') {
-      if (kind !== 'function' || info.source?.async || info.source?.generator) continue;
-      const proto = (fn as { prototype?: unknown }).prototype as object | undefined;
-      const plain = proto && Object.getPrototypeOf(proto) === Object.prototype && Reflect.ownKeys(proto).length === 1 && (proto as { constructor?: unknown }).constructor === fn;
-      if (plain) continue;
-    }
-    if (kind === 'class' && info.source) {
-      const d = Object.getOwnPropertyDescriptor(fn, key);
-      if (key === 'prototype' || (d && definedInBody(d, info.source.expression))) continue;
-    }
-    keys.push(key);
-  }
-  return keys;
 }
