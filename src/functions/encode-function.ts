@@ -174,7 +174,9 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
   // Null-prototype records keyed by variable name, so an error path reads `...captures.db.socket`.
   const eager: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   const captures: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
-  for (const name of source.free) {
+  // A direct eval may read any variable in reach: then every variable of every scope is captured.
+  const names = source.free.includes('eval') ? [...new Set([...source.free, ...scopes.flatMap((sc) => Object.keys(sc.vars).filter((n) => n !== 'arguments'))])] : source.free;
+  for (const name of names) {
     let found = false;
     for (const s of scopes) {
       if (!Object.prototype.hasOwnProperty.call(s.vars, name)) continue;
