@@ -56,6 +56,15 @@ describe('module reference payloads', () => {
     assert.ok(bytes.length < 1500, `payload is ${bytes.length} bytes`);
   });
 
+  it('dumpsSync/loadsSync work when every module loads synchronously; ES modules and namespaces need loads', async () => {
+    const { dumpsSync, loadsSync } = await import('../src/index.ts');
+    const cjs = loadsSync(dumpsSync((x: number) => util.add(x, 2) + (fs.existsSync('/') ? 1 : 0))) as (x: number) => number;
+    assert.equal(cjs(1), 4);
+    const esmBytes = dumpsSync((x: number) => esmUtil.triple(x));
+    assert.throws(() => loadsSync(esmBytes), (e: Error & { code?: string }) => e.code === 'ERR_MP_ASYNC_REQUIRED');
+    assert.equal(((await loads(esmBytes)) as (x: number) => number)(2), 6);
+  });
+
   it('only the variables a function uses are captured', async () => {
     const huge = 'x'.repeat(100_000);
     const small = 1;
