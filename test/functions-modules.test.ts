@@ -108,6 +108,21 @@ describe('module reference payloads', () => {
     }
   });
 
+  it('local references resolve in a shipped tree when the ship layer sets one', async () => {
+    const { Registry, defaultRegistry } = await import('../src/index.ts');
+    const tree = await mkdtemp(join(tmpdir(), 'mp-tree-'));
+    try {
+      await mkdir(join(tree, 'test/fixtures/functions/lib'), { recursive: true });
+      await writeFile(join(tree, 'test/fixtures/functions/lib/util.cjs'), 'exports.add = (a, b) => a + b + 1000;\n');
+      const reg = new Registry(defaultRegistry);
+      reg.registerSection({ name: 'fake-ship', rank: 10, encode: () => 1, decode: (_d, ctx) => void ctx.scratch.set(Symbol.for('modulepickle.treeDir'), tree) });
+      const f = (await loads(await dumps((x: number) => util.add(x, 2) + pack(1).length, { registry: reg }), { registry: reg })) as (x: number) => number;
+      assert.equal(f(1), 1003 + pack(1).length);
+    } finally {
+      await rm(tree, { recursive: true, force: true });
+    }
+  });
+
   it('records referenced local module files for the ship layer', async () => {
     const { defaultRegistry } = await import('../src/index.ts');
     void defaultRegistry;
