@@ -80,11 +80,18 @@ function encodeShip(ctx: ReduceContext): ShipData | undefined {
   const opts = shipOptions(ctx);
   const option = ctx.options.root;
   const root = (ctx.scratch.get(projectRootKey) as string | undefined) ?? findProjectRoot([...referenced][0]!, typeof option === 'string' ? option : undefined).dir;
-  const extra = [...referenced, ...(opts.extraFiles ?? []), ...(opts.loadedModules === false ? [] : localLoadedModules(root))];
+  const refs = [...referenced].map((f) => {
+    const real = realpathSync(f);
+    if (!isLocalPath(root, real) || real === root) {
+      throw new ShipError('ERR_MP_OUTSIDE_ROOT', `module '${real}' is outside the project root '${root}' (or inside node_modules), so it cannot ship; set { root } to a folder that contains it`, real);
+    }
+    return real;
+  });
+  const extra = [...refs, ...(opts.extraFiles ?? []), ...(opts.loadedModules === false ? [] : localLoadedModules(root))];
   const cacheDir = opts.cacheDir ?? (typeof ctx.options.cacheDir === 'string' ? ctx.options.cacheDir : undefined);
   const build = buildManifest({ ...opts, root, extraFiles: extra, cacheDir });
   const shipped = new Set(build.manifest.entries.map((e) => e.path));
-  for (const file of referenced) {
+  for (const file of refs) {
     const rel = relative(build.root, file).split(sep).join('/');
     if (!shipped.has(rel)) throw new ShipError('ERR_MP_SHIP_MISSING_MODULE', `referenced module '${rel}' is not in the shipped tree; remove it from ship.exclude`, rel);
   }
