@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  CountingBlobSource, ProjectBlobSource, ShipError, dumps, dumpsSync, loads, loadsSync, treeDirKey, type ShipBuild,
+  CountingBlobSource, ProjectBlobSource, ShipError, dumps, dumpsSync, loads, loadsSync, localModuleUrl, localModulesKey, projectRootKey,
+  treeDirKey, type ShipBuild,
 } from '../src/index.ts';
 import { makeProject, sharedNodeModules } from './fixtures/ship/make-project.ts';
 import { LocalRef, testRegistry, type RestoredRef } from './fixtures/ship/local-ref.ts';
@@ -110,4 +111,26 @@ test('through the codec to a node process that cannot read the project (unshare 
   assert.equal(out.steps[0]!.result.greet, 'hello world');
   assert.equal(out.steps[1]!.result.sum, 12);
   assert.deepEqual(out.lazy, ['dyn-v1', 'dyn-v1']);
+});
+
+test('contract: a layer that fills the localModulesKey Set itself and pins the root under projectRootKey', async () => {
+  const dir = project();
+  class Direct {
+    constructor(readonly file: string) {}
+  }
+  const registry = testRegistry().register(Direct, {
+    name: 'test.Direct',
+    code: true,
+    reduce: (d, ctx) => {
+      ctx.scratch.set(projectRootKey, join(dir, 'packages/shared'));
+      const set = (ctx.scratch.get(localModulesKey) as Set<string> | undefined) ?? new Set<string>();
+      ctx.scratch.set(localModulesKey, set.add(d.file));
+      return 'index.js';
+    },
+    restore: (path: string, ctx) => Object.assign(new Direct(''), { url: localModuleUrl(ctx, path) }),
+  });
+  const bytes = await dumps(new Direct(join(dir, 'packages/shared/index.js')), { registry, ship: { cacheDir: tmp('mp-client-') } });
+  const back = (await loads(bytes, { registry, cacheDir: tmp('mp-recv-'), nodeModules: false })) as { url: string };
+  assert.equal(((await import(back.url)) as { shared: string }).shared, 'shared-v1');
+  assert.ok(back.url.endsWith('/tree/index.js'), back.url);
 });

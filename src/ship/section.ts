@@ -52,18 +52,29 @@ function shipOptions(ctx: { readonly options: Readonly<Record<string, unknown>> 
 }
 
 /**
- * Records a local module the payload references and returns its POSIX path relative to the project root.
+ * The project root of the payload being encoded, chosen once and kept in `ctx.scratch[projectRootKey]` so
+ * that every layer computes local module paths against the same folder: option `root`, else detected from
+ * `hint` (a file of the code), else from the cwd. Call it before computing a `{ kind: 'local', path }`.
+ * @throws ERR_MP_NO_ROOT
+ */
+export function payloadRoot(ctx: { readonly scratch: Map<unknown, unknown>; readonly options: Readonly<Record<string, unknown>> }, hint?: string): string {
+  let root = ctx.scratch.get(projectRootKey) as string | undefined;
+  if (root === undefined) {
+    const option = ctx.options.root;
+    root = findProjectRoot(hint ?? process.cwd(), typeof option === 'string' ? option : undefined).dir;
+    ctx.scratch.set(projectRootKey, root);
+  }
+  return root;
+}
+
+/**
+ * Records a local module the payload references and returns its POSIX path relative to the payload root.
  * The function/modules layer calls this from `reduce`; the ship section then ships the tree.
  * @throws ERR_MP_NO_ROOT, ERR_MP_OUTSIDE_ROOT when the file is not local code under the root
  */
 export function localModulePath(ctx: ReduceContext, file: string): string {
   const real = realpathSync(file);
-  let root = ctx.scratch.get(projectRootKey) as string | undefined;
-  if (root === undefined) {
-    const option = ctx.options.root;
-    root = findProjectRoot(dirname(real), typeof option === 'string' ? option : undefined).dir;
-    ctx.scratch.set(projectRootKey, root);
-  }
+  const root = payloadRoot(ctx, dirname(real));
   if (!isLocalPath(root, real) || real === root) {
     throw new ShipError('ERR_MP_OUTSIDE_ROOT', `module '${real}' is outside the project root '${root}' (or inside node_modules), so it cannot ship; set { root } to a folder that contains it`, real);
   }
@@ -78,8 +89,7 @@ function encodeShip(ctx: ReduceContext): ShipData | undefined {
   const referenced = ctx.scratch.get(localModulesKey) as Set<string> | undefined;
   if (!referenced || referenced.size === 0) return undefined;
   const opts = shipOptions(ctx);
-  const option = ctx.options.root;
-  const root = (ctx.scratch.get(projectRootKey) as string | undefined) ?? findProjectRoot([...referenced][0]!, typeof option === 'string' ? option : undefined).dir;
+  const root = payloadRoot(ctx, [...referenced][0]!);
   const refs = [...referenced].map((f) => {
     const real = realpathSync(f);
     if (!isLocalPath(root, real) || real === root) {
