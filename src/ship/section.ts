@@ -8,12 +8,13 @@
  */
 import { dirname, relative, sep } from 'node:path';
 import { realpathSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { RawBytes } from '../codec/encode.ts';
 import type { ReduceContext, RestoreContext, Section } from '../codec/registry.ts';
 import { DecodeError, ShipError } from '../errors.ts';
 import { InlineBlobSource, ProjectBlobSource, type BlobSource } from './blob-source.ts';
 import { buildManifest, type ShipBuild } from './build.ts';
-import { blobHashes, hasTypeScript } from './manifest.ts';
+import { blobHashes, hasTypeScript, manifestIdOf } from './manifest.ts';
 import { findProjectRoot, isLocalPath } from './root.ts';
 import { localLoadedModules } from './loaded-modules.ts';
 import { treeDirKey, treeKey } from '../runtime/keys.ts';
@@ -44,7 +45,17 @@ export interface ShipOptions {
 interface ShipData {
   readonly manifest: string;
   readonly blobs?: readonly (readonly [string, Uint8Array])[];
+  /** Random token of the process that made the payload (never a path). */
+  readonly origin?: string;
 }
+
+/**
+ * This process's origin token, and the roots of the versions it shipped. A payload decoded by the very process
+ * that made it resolves local modules to the original files: the modules it references are the ones this
+ * process has loaded, so identity is kept (as cloudpickle's by-reference pickles do), and nothing is copied.
+ */
+const originToken = randomBytes(16).toString('hex');
+const originRoots = new Map<string, string>();
 
 function shipOptions(ctx: { readonly options: Readonly<Record<string, unknown>> }): ShipOptions {
   const s = ctx.options.ship;
@@ -106,12 +117,14 @@ function encodeShip(ctx: ReduceContext): ShipData | undefined {
     if (!shipped.has(rel)) throw new ShipError('ERR_MP_SHIP_MISSING_MODULE', `referenced module '${rel}' is not in the shipped tree; remove it from ship.exclude`, rel);
   }
   opts.onBuild?.(build);
-  if (opts.blobs === 'none') return { manifest: build.text };
+  if (originRoots.size >= 1000) originRoots.clear();
+  originRoots.set(build.id, build.root);
+  if (opts.blobs === 'none') return { manifest: build.text, origin: originToken };
   const blobs = new ProjectBlobSource(build).getSync(blobHashes(build.manifest));
-  return { manifest: build.text, blobs: [...blobs].map(([h, b]) => [h, new RawBytes(b) as unknown as Uint8Array] as const) };
+  return { manifest: build.text, origin: originToken, blobs: [...blobs].map(([h, b]) => [h, new RawBytes(b) as unknown as Uint8Array] as const) };
 }
 
-function parseData(data: unknown): { manifest: string; inline: Map<string, Uint8Array> } {
+function parseData(data: unknown): { manifest: string; inline: Map<string, Uint8Array>; origin: unknown } {
   const d = data as ShipData;
   if (!d || typeof d !== 'object' || typeof d.manifest !== 'string') throw new DecodeError('ERR_MP_BAD_VALUE', "the 'ship' section is malformed (no manifest)");
   const inline = new Map<string, Uint8Array>();
@@ -122,7 +135,7 @@ function parseData(data: unknown): { manifest: string; inline: Map<string, Uint8
       inline.set(b[0], b[1]);
     }
   }
-  return { manifest: d.manifest, inline };
+  return { manifest: d.manifest, inline, origin: d.origin };
 }
 
 /** Inline blobs first, then the caller's blob source. */
@@ -161,7 +174,14 @@ function finish(tree: TreeHandle, ctx: RestoreContext, nodeModules: string | fal
 }
 
 function decodeShip(data: unknown, ctx: RestoreContext): void | Promise<void> {
-  const { manifest, inline } = parseData(data);
+  const { manifest, inline, origin } = parseData(data);
+  if (origin === originToken && ctx.options.materialize !== 'always') {
+    const root = originRoots.get(manifestIdOf(manifest));
+    if (root !== undefined) {
+      ctx.scratch.set(treeDirKey, root);
+      return undefined;
+    }
+  }
   const opts = receiveOptions(ctx);
   const source = ctx.options.blobSource as BlobSource | undefined;
   if (!source) return finish(openTreeSync(manifest, inline, opts), ctx, opts.nodeModules);
