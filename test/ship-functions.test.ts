@@ -30,13 +30,14 @@ test('a pickled function runs in a process that cannot read the project; after a
   try {
     type Main = { run(x: number): Record<string, unknown> };
     const v1 = (await import(pathToFileURL(join(project, 'src/main.ts')).href)) as Main;
+    // a closure over the module's exported function (by reference to the local module), not over its namespace
     const p1 = join(work, 'p1.bin');
-    writeFileSync(p1, await dumps((x: number) => v1.run(x), { root: project, ship: { cacheDir: join(work, 'client') } }));
+    writeFileSync(p1, await dumps(((run: Main['run']) => (x: number) => run(x))(v1.run), { root: project, ship: { cacheDir: join(work, 'client') } }));
     // edit one module; load it under a new URL (a fresh module instance) and pickle again
     writeFileSync(join(project, 'src/util.ts'), readFileSync(join(project, 'src/util.ts'), 'utf8').replace('a + b', 'a * b'));
     const v2 = (await import(`${pathToFileURL(join(project, 'src/main.ts')).href}?v2`)) as Main;
     const p2 = join(work, 'p2.bin');
-    writeFileSync(p2, await dumps((x: number) => v2.run(x), { root: project, ship: { cacheDir: join(work, 'client') } }));
+    writeFileSync(p2, await dumps(((run: Main['run']) => (x: number) => run(x))(v2.run), { root: project, ship: { cacheDir: join(work, 'client') } }));
     const job = JSON.stringify({ cacheDir: join(work, 'recv'), nodeModules: sharedNodeModules, project, payloads: [p1, p2], arg: 4 });
     const r = canUnshare
       ? spawnSync('unshare', ['-m', 'sh', '-c', 'mount -t tmpfs none "$1" && shift && exec "$@"', 'sh', project, process.execPath, receiver, job], { cwd: work, encoding: 'utf8' })

@@ -6,7 +6,7 @@
  * payload, then from `loads` option `blobSource`), lease it, register a TypeScript loader when the tree
  * needs one, and put the tree folder in `ctx.scratch[treeDirKey]`.
  */
-import { dirname, relative, sep } from 'node:path';
+import { dirname, join, relative, sep } from 'node:path';
 import { realpathSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { RawBytes } from '../codec/encode.ts';
@@ -169,7 +169,7 @@ function receiveOptions(ctx: RestoreContext): Omit<MaterializeOptions, 'blobSour
 function finish(tree: TreeHandle, ctx: RestoreContext, nodeModules: string | false | undefined): void | Promise<void> {
   ctx.scratch.set(treeDirKey, tree.dir);
   ctx.scratch.set(treeKey, tree);
-  if (hasTypeScript(tree.manifest) && !typeScriptLoaderActive()) return ensureTypeScriptLoader({ nodeModules });
+  if (hasTypeScript(tree.manifest) && !typeScriptLoaderActive()) return ensureTypeScriptLoader({ nodeModules, tsconfig: join(tree.dir, 'tsconfig.json') });
   return undefined;
 }
 
