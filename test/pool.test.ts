@@ -4,7 +4,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { createPool, RemoteError, WorkerError, type LogHandler } from '../src/index.ts';
+import { createPool, EncodeError, RemoteError, WorkerError, type LogHandler } from '../src/index.ts';
 
 const logs: { worker: string; stream: number; text: string }[] = [];
 const onLog: LogHandler = (worker, stream, text) => logs.push({ worker, stream, text });
@@ -26,6 +26,22 @@ for (const { name, fn, args, expected } of roundTrips) {
     assert.deepEqual(await pool.call(fn as (...a: unknown[]) => unknown, args), expected);
   });
 }
+
+const remoteFailures: { name: string; fn: () => unknown; code: string; remoteName: string; message: RegExp }[] = [
+  { name: 'a result that cannot be pickled', fn: () => new WeakMap(), code: 'ERR_MP_UNSUPPORTED_TYPE', remoteName: 'EncodeError', message: /WeakMap cannot be pickled/ },
+  { name: 'a thrown non-Error', fn: () => { throw 42; }, code: 'ERR_MP_REMOTE', remoteName: 'NonError', message: /non-Error value was thrown: 42/ },
+  { name: 'a rejected promise', fn: () => Promise.reject(new Error('async boom')), code: 'ERR_MP_REMOTE', remoteName: 'Error', message: /async boom/ },
+];
+
+for (const { name, fn, code, remoteName, message } of remoteFailures) {
+  test(`remote failure: ${name}`, async () => {
+    await assert.rejects(pool.run(fn), (e: unknown) => e instanceof RemoteError && e.code === code && e.remoteName === remoteName && message.test(e.message));
+  });
+}
+
+test('arguments that cannot be pickled reject locally with the EncodeError and its path', async () => {
+  await assert.rejects(pool.run((_m: unknown) => 1, new WeakMap()), (e: unknown) => e instanceof EncodeError && e.code === 'ERR_MP_UNSUPPORTED_TYPE' && /root\[0\]/.test(e.message));
+});
 
 test('a function may be returned, and called locally', async () => {
   const triple = await pool.run(() => (x: number) => x * 3);
