@@ -110,6 +110,22 @@ for (const { name, fn, code, exit, signal } of crashes) {
   });
 }
 
+test('a worker that runs out of heap is reported as such and replaced', async () => {
+  const small = createPool({ workers: 1, execArgv: ['--max-old-space-size=32'], onLog });
+  try {
+    await assert.rejects(
+      small.run(() => {
+        const hog: number[][] = [];
+        for (;;) hog.push(new Array(100_000).fill(Math.random()));
+      }),
+      (e: unknown) => e instanceof WorkerError && e.code === 'ERR_MP_WORKER_KILLED' && /SIGABRT: FATAL ERROR: .*heap out of memory/.test(e.message),
+    );
+    assert.equal(await small.run(() => 'alive'), 'alive');
+  } finally {
+    await small.close();
+  }
+});
+
 test('timeout rejects with ERR_MP_TIMEOUT and the stuck worker is replaced', async () => {
   await assert.rejects(
     pool.call(() => {
