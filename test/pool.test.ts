@@ -197,6 +197,18 @@ test('map: an item error rejects the iteration; breaking early stops the rest', 
   assert.ok(pulled < 100, `pulled ${pulled} items`);
 });
 
+test('map: a timeout stops a stuck chunk (its worker is replaced)', async () => {
+  const started = pool.stats.workersStarted;
+  await assert.rejects(
+    pool.map(() => {
+      for (;;);
+    }, [1, 2, 3], { timeout: 300, chunkSize: 1 }).toArray(),
+    isCode('ERR_MP_TIMEOUT'),
+  );
+  assert.deepEqual(await pool.map((x: number) => -x, [1, 2]).toArray(), [-1, -2]);
+  assert.ok(pool.stats.workersStarted > started);
+});
+
 test('wrap returns an async function that runs remotely', async () => {
   const remotePid = pool.wrap(() => process.pid);
   const pids = new Set(await Promise.all(Array.from({ length: 8 }, () => remotePid())));
@@ -227,6 +239,19 @@ test('close() waits for running calls; force rejects them; calls after close rej
   await q.ready();
   await q.close({ force: true });
   await rejected;
+});
+
+test('close() does not wait for a task abandoned by a map that stopped early', async () => {
+  const p = createPool({ workers: 2, onLog });
+  await p.ready();
+  for await (const v of p.map((x: number) => {
+    if (x === 1) for (;;);
+    return x;
+  }, [0, 1], { chunkSize: 1, concurrency: 2 })) {
+    assert.equal(v, 0);
+    break;
+  }
+  await p.close(); // must not hang on the worker stuck in item 1
 });
 
 test('workers exit when the parent is killed (no orphans)', async () => {

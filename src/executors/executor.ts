@@ -8,7 +8,7 @@ import { WorkerConnection, type LogHandler, type SpawnSpec } from './connection.
 import { ResultStatus, type ResultFrame } from './protocol.ts';
 import type { BlobSource, PickleOptions } from './pickler.ts';
 import { decodeOutcome, encodeFunction, encodeTask, taskBody, type EncodedTask } from './task.ts';
-import { mapStream, type MapOptions, type MapResult } from './map.ts';
+import { mapStopped, mapStream, type MapOptions, type MapResult } from './map.ts';
 import { prefixLogs } from './logs.ts';
 import { createShipping } from './shipping.ts';
 import { Deque } from './deque.ts';
@@ -106,6 +106,7 @@ export function createProcessExecutor(name: string, spawnSpec: () => SpawnSpec, 
   const prefetch = Math.max(1, options.prefetch ?? 4);
   const maxVersions = options.maxCodeVersions ?? 64;
   const maxMemory = options.maxMemoryMiB ?? Infinity;
+  const abandonGraceMs = 2000;
   const onLog = options.onLog ?? prefixLogs();
   const stats: ExecutorStats = { tasks: 0, functionsSent: 0, functionBytes: 0, argsBytes: 0, blobsServed: 0, blobBytesServed: 0, workersStarted: 0, workersCrashed: 0, workersRecycled: 0, bytesSent: 0, bytesReceived: 0 };
   const jobs = new Map<number, Job>();
@@ -290,11 +291,15 @@ export function createProcessExecutor(name: string, spawnSpec: () => SpawnSpec, 
     job.reject(err);
     const conn = job.conn;
     if (!conn) return;
-    if (conn.inflight[0] === job.id && kill) conn.kill();
-    else conn.cancel(job.id);
+    if (conn.inflight[0] !== job.id) return conn.cancel(job.id); // queued on the worker: it drops it
+    if (kill) return conn.kill();
+    // Running, and nobody wants its result (a map stopped early): let it finish, but not forever.
+    setTimeout(() => {
+      if (conn.inflight[0] === job.id) conn.kill();
+    }, abandonGraceMs).unref();
   };
 
-  const submit = (task: EncodedTask, opts: CallOptions = {}, kill = true, admitted = false): Promise<unknown> => {
+  const submit = (task: EncodedTask, opts: CallOptions = {}, admitted = false): Promise<unknown> => {
     if (broken) return Promise.reject(broken);
     if (closing && !admitted) return Promise.reject(new WorkerError('ERR_MP_CLOSED', `the ${name} executor is closed: create a new one`));
     return new Promise((resolve, reject) => {
@@ -302,10 +307,10 @@ export function createProcessExecutor(name: string, spawnSpec: () => SpawnSpec, 
       const timeout = opts.timeout ?? options.timeout;
       let timer: NodeJS.Timeout | undefined;
       if (timeout !== undefined && timeout !== Infinity) {
-        timer = setTimeout(() => abort(job, new WorkerError('ERR_MP_TIMEOUT', `call timed out after ${timeout} ms${job.conn ? ` on worker ${job.conn.id}` : ' (still queued)'}`, job.conn?.id), kill), timeout);
+        timer = setTimeout(() => abort(job, new WorkerError('ERR_MP_TIMEOUT', `call timed out after ${timeout} ms${job.conn ? ` on worker ${job.conn.id}` : ' (still queued)'}`, job.conn?.id), true), timeout);
       }
       const signal = opts.signal;
-      const onAbort = (): void => abort(job, new WorkerError('ERR_MP_ABORTED', `call aborted${job.conn ? ` on worker ${job.conn.id}` : ''}`, job.conn?.id, { cause: signal?.reason }), kill);
+      const onAbort = (): void => abort(job, new WorkerError('ERR_MP_ABORTED', `call aborted${job.conn ? ` on worker ${job.conn.id}` : ''}`, job.conn?.id, { cause: signal?.reason }), signal?.reason !== mapStopped);
       if (signal?.aborted) return onAbort();
       signal?.addEventListener('abort', onAbort, { once: true });
       job.cleanup = () => {
@@ -331,7 +336,7 @@ export function createProcessExecutor(name: string, spawnSpec: () => SpawnSpec, 
     } finally {
       encoding--;
     }
-    const done = submit(task, opts, true, true);
+    const done = submit(task, opts, true);
     checkIdle();
     return done;
   };
@@ -350,7 +355,7 @@ export function createProcessExecutor(name: string, spawnSpec: () => SpawnSpec, 
     map: ((fn: unknown, items: Iterable<unknown> | AsyncIterable<unknown>, opts: MapOptions = {}) =>
       mapStream(items, opts, size * prefetch, {
         encodeFunction: () => encodeFunction(fn, dumpsOptions),
-        submit: (task, callOpts) => submit(task, callOpts, false) as Promise<unknown[]>,
+        submit: (task, callOpts) => submit(task, callOpts) as Promise<unknown[]>,
         dumpsOptions: dumpsOptions,
       })) as Executor['map'],
     async ready() {
@@ -376,7 +381,8 @@ export function createProcessExecutor(name: string, spawnSpec: () => SpawnSpec, 
         for (const c of conns) c.kill();
       } else {
         if (jobs.size > 0 || encoding > 0) await new Promise<void>((r) => idleWaiters.push(r));
-        for (const c of conns) c.shutdown();
+        // A worker still busy here runs only abandoned tasks (their calls already settled): stop it now.
+        for (const c of conns) c.inflight.length > 0 ? c.kill() : c.shutdown();
       }
       if (conns.size > 0) await new Promise<void>((r) => closedWaiters.push(r));
     },

@@ -20,6 +20,9 @@ export interface MapResult<R> extends AsyncIterable<R> {
   toArray(): Promise<R[]>;
 }
 
+/** Abort reason of a map whose consumer stopped early: its chunks are cancelled without killing workers. */
+export const mapStopped: Error = new Error('map stopped early');
+
 interface MapDeps {
   encodeFunction(): Promise<EncodedFunction>;
   submit(task: EncodedTask, options: CallOptions): Promise<unknown[]>;
@@ -71,7 +74,8 @@ export function mapStream<R>(items: Iterable<unknown> | AsyncIterable<unknown>, 
       }
     } finally {
       outer?.removeEventListener('abort', forward);
-      if (window.length > 0) internal.abort(new Error('map stopped early'));
+      // Chunks still queued are dropped; one already running finishes (its result is discarded).
+      if (window.length > 0) internal.abort(mapStopped);
       if (!done) await (source as { return?: () => unknown }).return?.();
     }
   }
