@@ -55,6 +55,8 @@ export class WorkerConnection {
   readonly functions = new Set<string>();
   /** Task ids sent and not answered yet, in send order (the first one is the one running). */
   readonly inflight: number[] = [];
+  /** Id of a running task whose call was abandoned (the worker gets no new tasks until it finishes). */
+  abandoned: number | undefined;
   /** No new tasks: being recycled or shut down. */
   retiring = false;
   greeted = false;

@@ -208,7 +208,7 @@ export function createProcessExecutor(name: string, spawnSpec: () => SpawnSpec, 
     while (queue.length > 0) {
       let best: WorkerConnection | undefined;
       for (const c of conns) {
-        if (c.retiring || !c.greeted || c.inflight.length >= prefetch || blocked.has(c)) continue;
+        if (c.retiring || !c.greeted || c.inflight.length >= prefetch || blocked.has(c) || c.abandoned !== undefined) continue;
         if (!best || c.inflight.length < best.inflight.length) best = c;
       }
       if (!best) break;
@@ -237,6 +237,7 @@ export function createProcessExecutor(name: string, spawnSpec: () => SpawnSpec, 
   function onResult(conn: WorkerConnection, r: ResultFrame): void {
     const at = conn.inflight.indexOf(r.id);
     if (at >= 0) conn.inflight.splice(at, 1);
+    if (conn.abandoned === r.id) conn.abandoned = undefined;
     const job = jobs.get(r.id);
     if (job && !job.settled) {
       job.conn = undefined;
@@ -264,12 +265,15 @@ export function createProcessExecutor(name: string, spawnSpec: () => SpawnSpec, 
     blocked.delete(conn);
     if (error && !conn.stopping) stats.workersCrashed++;
     // Tasks run one at a time, in send order: the first unanswered one was running, the others never started.
-    const [running, ...waiting] = conn.inflight.map((id) => jobs.get(id)).filter((j): j is Job => j !== undefined);
+    // (Settled jobs are gone from `jobs`: look the running one up by position before dropping them.)
+    const [runningId, ...waitingIds] = conn.inflight;
+    const running = runningId === undefined ? undefined : jobs.get(runningId);
+    const waiting = waitingIds.map((id) => jobs.get(id)).filter((j): j is Job => j !== undefined && !j.settled);
     if (running && !running.settled) {
       if (error && conn.greeted) settle(running) && running.reject(error);
       else waiting.unshift(running);
     }
-    for (const j of waiting.reverse()) if (!j.settled) (j.conn = undefined), queue.unshift(j);
+    for (const j of waiting.reverse()) (j.conn = undefined), queue.unshift(j);
     if (!conn.greeted && error) {
       startFailures++;
       if (error.code === 'ERR_MP_PROTOCOL_MISMATCH' || error.code === 'ERR_MP_WORKER_START' || startFailures >= 3) {
@@ -293,7 +297,9 @@ export function createProcessExecutor(name: string, spawnSpec: () => SpawnSpec, 
     if (!conn) return;
     if (conn.inflight[0] !== job.id) return conn.cancel(job.id); // queued on the worker: it drops it
     if (kill) return conn.kill();
-    // Running, and nobody wants its result (a map stopped early): let it finish, but not forever.
+    // Running, and nobody wants its result (a map stopped early): let it finish, but not forever, and give the
+    // worker no new tasks meanwhile.
+    conn.abandoned = job.id;
     setTimeout(() => {
       if (conn.inflight[0] === job.id) conn.kill();
     }, abandonGraceMs).unref();
