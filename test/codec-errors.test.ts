@@ -2,12 +2,17 @@
 // error (class, code, path, and the formatted path in the message), for dumps and dumpsSync.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { opendirSync, unwatchFile, watch, watchFile } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { Session } from 'node:inspector';
+import { tmpdir } from 'node:os';
+import { createInterface } from 'node:readline';
 import { Socket, createServer } from 'node:net';
 import { PassThrough, Readable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { MessageChannel, Worker } from 'node:worker_threads';
+import { BroadcastChannel, MessageChannel, Worker } from 'node:worker_threads';
 import { EncodeError, ModulePickleError, Registry, defaultRegistry, dumps, dumpsSync, formatPath, loadsSync } from '../src/index.ts';
 
 interface Row {
@@ -17,11 +22,13 @@ interface Row {
   readonly code: string;
   readonly options?: Record<string, unknown>;
   /** Expected path; defaults to the standard `root.users[3].conn`. */
-  readonly path?: readonly (string | number)[];
+  readonly path?: readonly (string | number | { label: string })[];
 }
 
 const here = fileURLToPath(import.meta.url);
 const at = ['users', 3, 'conn'] as const;
+/** Where an instance's class is reached: the prototype travels as its constructor. */
+const ctor = [...at, { label: '.constructor' }];
 const wrap = (conn: unknown): unknown => ({ users: [{}, {}, { name: 'c' }, { name: 'd', conn }] });
 const plain = (value: unknown) => () => ({ value });
 
@@ -59,6 +66,24 @@ const liveHandles: Row[] = [
   { name: 'immediate', make: () => { const t = setImmediate(() => {}); return { value: t, cleanup: () => clearImmediate(t) }; }, code: 'ERR_MP_LIVE_HANDLE' },
   { name: 'MessagePort', make: () => { const c = new MessageChannel(); return { value: c.port1, cleanup: () => { c.port1.close(); c.port2.close(); } }; }, code: 'ERR_MP_LIVE_HANDLE' },
   { name: 'file handle', make: async () => { const fh = await open(here, 'r'); return { value: fh, cleanup: () => fh.close() }; }, code: 'ERR_MP_LIVE_HANDLE' },
+  { name: 'UDP socket', make: () => { const s = createSocket('udp4'); return { value: s, cleanup: () => s.close() }; }, code: 'ERR_MP_LIVE_HANDLE' },
+  { name: 'fs.watch watcher', make: () => { const w = watch(tmpdir()); return { value: w, cleanup: () => w.close() }; }, code: 'ERR_MP_LIVE_HANDLE' },
+  {
+    name: 'fs.watchFile watcher',
+    make: () => { const w = watchFile(here, () => {}); return { value: w, cleanup: () => unwatchFile(here) }; },
+    code: 'ERR_MP_LIVE_HANDLE',
+  },
+  { name: 'directory handle', make: () => { const d = opendirSync(tmpdir()); return { value: d, cleanup: () => d.closeSync() }; }, code: 'ERR_MP_LIVE_HANDLE' },
+  {
+    name: 'readline interface',
+    make: () => { const input = new PassThrough(); const rl = createInterface({ input }); return { value: rl, cleanup: () => { rl.close(); input.destroy(); } }; },
+    code: 'ERR_MP_LIVE_HANDLE',
+  },
+  { name: 'BroadcastChannel', make: () => { const b = new BroadcastChannel('mp-test'); return { value: b, cleanup: () => b.close() }; }, code: 'ERR_MP_LIVE_HANDLE' },
+  { name: 'web ReadableStream', make: plain(new ReadableStream()), code: 'ERR_MP_LIVE_HANDLE' },
+  { name: 'inspector session', make: plain(new Session()), code: 'ERR_MP_LIVE_HANDLE' },
+  { name: 'the process object', make: plain(process), code: 'ERR_MP_LIVE_HANDLE' },
+  { name: 'the global object', make: plain(globalThis), code: 'ERR_MP_UNSUPPORTED_TYPE' },
   {
     name: 'worker thread',
     make: () => { const w = new Worker('setInterval(() => {}, 1000)', { eval: true }); return { value: w, cleanup: () => w.terminate() }; },
@@ -86,15 +111,15 @@ const needFunctions: Row[] = [
   { name: 'async function', make: plain(async function named() {}), code: 'ERR_MP_NO_FUNCTION_LAYER' },
   { name: 'class', make: plain(Plain), code: 'ERR_MP_NO_FUNCTION_LAYER' },
   { name: 'bound function', make: plain(function f() {}.bind(null)), code: 'ERR_MP_NO_FUNCTION_LAYER' },
-  { name: 'class instance', make: plain(new Plain()), code: 'ERR_MP_NO_FUNCTION_LAYER' },
-  { name: 'subclass of Map (never a silent plain Map)', make: plain(new MyMap([[1, 2]])), code: 'ERR_MP_NO_FUNCTION_LAYER' },
-  { name: 'subclass of Error', make: plain(new MyError('x')), code: 'ERR_MP_NO_FUNCTION_LAYER' },
-  { name: 'subclass of Array', make: plain(MyArray.from([1])), code: 'ERR_MP_NO_FUNCTION_LAYER' },
+  { name: 'class instance', make: plain(new Plain()), code: 'ERR_MP_NO_FUNCTION_LAYER', path: ctor },
+  { name: 'subclass of Map (never a silent plain Map)', make: plain(new MyMap([[1, 2]])), code: 'ERR_MP_NO_FUNCTION_LAYER', path: ctor },
+  { name: 'subclass of Error', make: plain(new MyError('x')), code: 'ERR_MP_NO_FUNCTION_LAYER', path: ctor },
+  { name: 'subclass of Array', make: plain(MyArray.from([1])), code: 'ERR_MP_NO_FUNCTION_LAYER', path: ctor },
   {
     name: 'accessor property',
     make: () => ({ value: { get live() { return 1; } } }),
     code: 'ERR_MP_NO_FUNCTION_LAYER',
-    path: [...at, 'live'],
+    path: [...at, { label: '[get live]' }],
   },
 ];
 
