@@ -297,10 +297,23 @@ export class Encoder implements ReduceContext {
     const w = this.w;
     const lengthDesc = getOwnPropertyDescriptor(v, 'length')!;
     if (proto === null && keys.length === len + 1 && lengthDesc.writable && isExtensible(v)) {
-      w.u8(T.T_ARRAY_DENSE);
-      w.varint(len);
-      for (let i = 0; i < len; i++) this.child(i, v[i]);
-      return;
+      // Dense form only when every element is a plain data property: reading v[i] would run a getter
+      // and drop attributes (an extensible array may still have a non-enumerable or accessor element).
+      let values: unknown[] | undefined = new Array(len);
+      for (let i = 0; i < len; i++) {
+        const d = getOwnPropertyDescriptor(v, i)!;
+        if (!(d.writable && d.enumerable && d.configurable)) {
+          values = undefined;
+          break;
+        }
+        values[i] = d.value;
+      }
+      if (values !== undefined) {
+        w.u8(T.T_ARRAY_DENSE);
+        w.varint(len);
+        for (let i = 0; i < len; i++) this.child(i, values[i]);
+        return;
+      }
     }
     // General form: the present indices, then the other own properties.
     const lengthAt = keys.indexOf('length');
