@@ -121,6 +121,12 @@ const needFunctions: Row[] = [
     code: 'ERR_MP_NO_FUNCTION_LAYER',
     path: [...at, { label: '[get live]' }],
   },
+  {
+    name: 'accessor element of an array (the getter never runs)',
+    make: () => ({ value: Object.defineProperty([1, 2], 1, { get: () => assert.fail('getter ran during encoding'), enumerable: true, configurable: true }) }),
+    code: 'ERR_MP_NO_FUNCTION_LAYER',
+    path: [...at, { label: '[get 1]' }],
+  },
 ];
 
 function chain(depth: number): unknown {
