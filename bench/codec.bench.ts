@@ -117,7 +117,7 @@ const fmt = (ms: number): string => (ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.t
 const fmtSize = (n: number | undefined): string =>
   n === undefined ? '–' : n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MB` : n >= 1024 ? `${(n / 1024).toFixed(1)} kB` : `${n} B`;
 
-interface Result { enc: number; dec: number; rt: number; best: number; size: number | undefined; skipped?: string }
+interface Result { enc: number; dec: number; rt: number; cpu: number; size: number | undefined; skipped?: string }
 
 /** Checks one round trip per peer; returns the size, or why the peer is skipped. */
 function check(peer: Peer, p: Payload): { size?: number; skipped?: string } {
@@ -140,10 +140,10 @@ function measure(p: Payload): Map<string, Result> {
   const live: Peer[] = [];
   for (const peer of peers) {
     const c = check(peer, p);
-    results.set(peer.name, { enc: 0, dec: 0, rt: 0, best: 0, size: c.size, skipped: c.skipped });
+    results.set(peer.name, { enc: 0, dec: 0, rt: 0, cpu: 0, size: c.size, skipped: c.skipped });
     if (!c.skipped) live.push(peer);
   }
-  const times = new Map(live.map((peer) => [peer.name, { enc: [] as number[], dec: [] as number[] }]));
+  const times = new Map(live.map((peer) => [peer.name, { enc: [] as number[], dec: [] as number[], cpu: [] as number[] }]));
   const [minRuns, maxRuns] = p.runs;
   gc();
   const start = performance.now();
@@ -151,19 +151,22 @@ function measure(p: Payload): Map<string, Result> {
     for (let j = 0; j < live.length; j++) {
       const peer = live[(round + j) % live.length]!;
       if (p.gcEachRun) gc();
+      const c0 = process.cpuUsage();
       const t0 = performance.now();
       const e = peer.encode(p.value);
       const t1 = performance.now();
       peer.decode(e);
       const t2 = performance.now();
+      const c1 = process.cpuUsage(c0);
       const t = times.get(peer.name)!;
       t.enc.push(t1 - t0);
       t.dec.push(t2 - t1);
+      t.cpu.push((c1.user + c1.system) / 1000);
     }
   }
   for (const [name, t] of times) {
     const rts = t.enc.map((e, i) => e + t.dec[i]!);
-    results.set(name, { enc: median(t.enc), dec: median(t.dec), rt: median(rts), best: Math.min(...rts), size: results.get(name)!.size });
+    results.set(name, { enc: median(t.enc), dec: median(t.dec), rt: median(rts), cpu: median(t.cpu), size: results.get(name)!.size });
   }
   return results;
 }
@@ -180,32 +183,33 @@ function memcpyBaseline(): number {
 }
 
 console.log(`Node ${process.version}, ${new Date().toISOString()}, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}; ` +
-  'times in ms, medians unless "best" (round trip = encode + decode; peers run round-robin).');
+  'medians in ms of wall time, and of process CPU time (user + system, all threads) for the round trip, which\n' +
+  'is steadier on a shared machine. Round trip = encode + decode; peers run round-robin.');
 const summary: string[] = [];
 for (const p of payloads) {
   console.log(`\n#### ${p.name}\n`);
-  console.log('| peer | encode ms | decode ms | round trip ms | vs v8.serialize | best round trip ms | best vs v8 | size |');
+  console.log('| peer | encode ms | decode ms | round trip ms | vs v8.serialize | round trip CPU ms | CPU vs v8 | size |');
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
   const results = measure(p);
   const v8rt = results.get('v8.serialize')!.rt;
-  const v8best = results.get('v8.serialize')!.best;
+  const v8cpu = results.get('v8.serialize')!.cpu;
   for (const [name, r] of results) {
     if (r.skipped) console.log(`| ${name} | – | – | – | skipped: ${r.skipped} | – | – | – |`);
     else {
       console.log(`| ${name} | ${name === 'structuredClone' ? '–' : fmt(r.enc)} | ${fmt(r.dec)} | ${fmt(r.rt)} | ${(r.rt / v8rt).toFixed(2)}x ` +
-        `| ${fmt(r.best)} | ${(r.best / v8best).toFixed(2)}x | ${fmtSize(r.size)} |`);
+        `| ${fmt(r.cpu)} | ${(r.cpu / v8cpu).toFixed(2)}x | ${fmtSize(r.size)} |`);
     }
   }
   const mp = results.get('modulepickle')!;
   const dv = results.get('devalue')!;
   if (p.name.startsWith('records')) {
-    summary.push(`records: modulepickle round trip = ${(mp.rt / v8rt).toFixed(2)}x v8.serialize by median, ${(mp.best / v8best).toFixed(2)}x by best run ` +
+    summary.push(`records: modulepickle round trip = ${(mp.rt / v8rt).toFixed(2)}x v8.serialize in wall time, ${(mp.cpu / v8cpu).toFixed(2)}x in CPU time ` +
       `(goal <= 1.5x); ${dv.skipped ? 'devalue skipped' : `${(mp.rt / dv.rt).toFixed(2)}x devalue (goal < 1x)`}`);
   }
   if (p.name.startsWith('Float64Array')) {
     const copy = memcpyBaseline();
     console.log(`| (memory copy of 100 MB, once) | – | – | ${fmt(copy)} | ${(copy / v8rt).toFixed(2)}x | – | – | – |`);
-    summary.push(`Float64Array 100 MB: modulepickle round trip ${fmt(mp.rt)} ms (best ${fmt(mp.best)}) = ${(mp.rt / copy).toFixed(2)}x ` +
+    summary.push(`Float64Array 100 MB: modulepickle round trip ${fmt(mp.rt)} ms = ${(mp.rt / copy).toFixed(2)}x ` +
       `one 100 MB memory copy (${fmt(copy)} ms); a round trip that returns an independent array needs two copies (out and in)`);
   }
 }
