@@ -5,7 +5,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { types } from 'node:util';
-import { RawBytes } from './encode.ts';
+import { DenseList, RawBytes } from './encode.ts';
 import { Registry, type Reducer } from './registry.ts';
 
 type Ctor<T> = abstract new (...args: never[]) => T;
@@ -52,7 +52,7 @@ add(Map, {
       flat[i++] = k;
       flat[i++] = v;
     }
-    return flat;
+    return new DenseList(flat);
   },
   setState(m, state) {
     const flat = denseArray(state, 'Map');
@@ -67,7 +67,7 @@ add(Set, {
   ownProps: true,
   reduce: () => null,
   restore: () => new Set(),
-  getState: (s) => [...s],
+  getState: (s) => new DenseList([...s]),
   setState(s, state) {
     const items = denseArray(state, 'Set');
     for (let i = 0; i < items.length; i++) s.add(item(items, i, 'Set'));

@@ -22,6 +22,14 @@ export class RawBytes {
   constructor(readonly bytes: Uint8Array) {}
 }
 
+/**
+ * A list a built-in reducer builds itself (Map and Set state): plain and dense by construction, so it is
+ * written as a dense array without the per-element attribute checks a user's array needs. Loads as an array.
+ */
+export class DenseList {
+  constructor(readonly items: unknown[]) {}
+}
+
 type AnyReducer = Reducer<object, unknown, unknown>;
 const ObjectProto = Object.prototype;
 const ArrayProto = Array.prototype;
@@ -184,6 +192,14 @@ export class Encoder implements ReduceContext {
       if (typeof (v as Record<symbol, unknown>)[reduceSymbol] !== 'function') return this.#plainObject(v, null);
     } else if (proto === ArrayProto && Array.isArray(v)) {
       return this.#array(v as unknown[], null);
+    }
+    if (v instanceof DenseList) {
+      this.#nextId++; // the loader memoizes every array; the wrapper itself is never reached twice
+      const items = v.items;
+      this.w.u8(T.T_ARRAY_DENSE);
+      this.w.varint(items.length);
+      for (let i = 0; i < items.length; i++) this.child(i, items[i]);
+      return;
     }
     if (v instanceof RawBytes) {
       this.w.u8(T.T_BYTES);
