@@ -192,3 +192,61 @@ test('restore() that throws gives a typed DecodeError', async () => {
   const bytes = await dumps([new Fragile()], { registry: reg });
   assert.throws(() => loadsSync(bytes, { registry: reg }), (e: unknown) => e instanceof ModulePickleError && /nope/.test(`${e.message} ${String((e as Error).cause)}`));
 });
+
+test('payload sections: encode after the body (descending rank), decode before it (ascending rank)', async () => {
+  const order: string[] = [];
+  const ids = Symbol('ids');
+  class Ticket {
+    constructor(readonly id: number) {}
+  }
+  const reg = new Registry(defaultRegistry)
+    .register(Ticket, {
+      name: 'test.Ticket',
+      reduce: (t, ctx) => {
+        const seen = (ctx.scratch.get(ids) as number[] | undefined) ?? [];
+        ctx.scratch.set(ids, [...seen, t.id]);
+        return t.id;
+      },
+      restore: (id, ctx) => {
+        assert.ok((ctx.scratch.get('table') as number[]).includes(Number(id)), 'the section was decoded before the body');
+        return new Ticket(Number(id));
+      },
+    })
+    .registerSection({
+      name: 'test.table', rank: 20,
+      encode: (ctx) => { order.push('encode table'); return ctx.scratch.get(ids); },
+      decode: (data, ctx) => { order.push('decode table'); ctx.scratch.set('table', data); },
+    })
+    .registerSection({
+      name: 'test.first', rank: 10,
+      encode: () => { order.push('encode first'); return 'hello'; },
+      decode: (data) => { order.push(`decode first ${String(data)}`); },
+    })
+    .registerSection({ name: 'test.empty', rank: 30, encode: () => undefined, decode: () => assert.fail('an omitted section is not decoded') });
+  const bytes = await dumps([new Ticket(7), new Ticket(9)], { registry: reg });
+  assert.deepEqual(order.splice(0), ['encode table', 'encode first']);
+  assert.equal(bytes[5], 2, 'two sections written, the empty one omitted');
+  const back = (await loads(bytes, { registry: reg })) as Ticket[];
+  assert.deepEqual(order, ['decode first hello', 'decode table']);
+  assert.deepEqual(back.map((t) => t.id), [7, 9]);
+  assert.deepEqual(dumpsSync(back, { registry: reg }), bytes, 'deterministic with sections');
+  assert.throws(() => loadsSync(bytes), (e: unknown) => e instanceof DecodeError && e.code === 'ERR_MP_UNKNOWN_SECTION');
+});
+
+test('a code section is refused by { code: false }; an async section needs loads/dumps', async () => {
+  const reg = new Registry(defaultRegistry)
+    .registerSection({ name: 'test.code', rank: 10, code: true, encode: () => 1, decode: () => {} });
+  const bytes = await dumps({ a: 1 }, { registry: reg });
+  assert.equal(bytes[4]! & 1, 1, 'the header flags the payload as carrying code');
+  await assert.rejects(loads(bytes, { registry: reg, code: false }), (e: unknown) => e instanceof DecodeError && e.code === 'ERR_MP_CODE_REFUSED');
+
+  const slow = new Registry(defaultRegistry).registerSection({
+    name: 'test.async', rank: 10,
+    encode: async () => 'later',
+    decode: async () => { await new Promise((r) => setTimeout(r, 1)); },
+  });
+  assert.throws(() => dumpsSync(1, { registry: slow }), (e: unknown) => e instanceof EncodeError && e.code === 'ERR_MP_ASYNC_REQUIRED');
+  const payload = await dumps(1, { registry: slow });
+  assert.equal(await loads(payload, { registry: slow }), 1);
+  assert.throws(() => loadsSync(payload, { registry: slow }), (e: unknown) => e instanceof DecodeError && e.code === 'ERR_MP_ASYNC_REQUIRED');
+});
