@@ -98,6 +98,8 @@ export class Encoder implements ReduceContext {
 
   /** Encodes `v` as the child at `seg`; the path stack locates any error thrown below. */
   child(seg: PathSegment, v: unknown): void {
+    // Primitives cannot fail and call no user code: no path entry needed.
+    if ((typeof v !== 'object' && typeof v !== 'function') || v === null) return this.value(v);
     this.#path.push(seg);
     this.value(v);
     this.#path.pop();
