@@ -221,10 +221,12 @@ export class Encoder implements ReduceContext {
     if (proto === null && !types.isModuleNamespaceObject(v)) return this.#plainObject(v, null);
     const exact = proto === null ? undefined : this.registry.byPrototype(proto);
     if (exact) return this.#reduceWith(v, exact, null);
-    const matched = this.registry.byMatcher(v);
-    if (matched) return this.#reduceWith(v, matched, null);
+    // Refusals come before matchers: a broad matcher (the class layer's "any instance") must not
+    // pickle a socket or a WeakMap field by field. register() and reducerOverride still take precedence.
     const refused = refusal(v);
     if (refused) throw new EncodeError(refused.code, refused.message);
+    const matched = this.registry.byMatcher(v);
+    if (matched) return this.#reduceWith(v, matched, null);
     // Instances of subclasses: the nearest registered ancestor (or Object/Array) plus the real prototype.
     for (let p = proto; p !== null; p = getPrototypeOf(p)) {
       if (p === ObjectProto) return this.#plainObject(v, proto);

@@ -52,10 +52,13 @@ const internalHandles = new Map([
 ]);
 
 function internalHandle(v: object): string | undefined {
-  const name = (Object.getPrototypeOf(v) as { constructor?: { name?: unknown } } | null)?.constructor?.name;
+  const proto = Object.getPrototypeOf(v) as object | null;
+  // Descriptors, not property reads: no user getter runs while deciding.
+  const ctor: unknown = proto === null ? undefined : Object.getOwnPropertyDescriptor(proto, 'constructor')?.value;
+  const name: unknown = typeof ctor === 'function' ? Object.getOwnPropertyDescriptor(ctor, 'name')?.value : undefined;
   const what = typeof name === 'string' ? internalHandles.get(name) : undefined;
   // FileHandle mixes EventEmitter methods in rather than inheriting them.
-  if (what === undefined || !(inherits(v, EventEmitter.prototype) || typeof (v as { on?: unknown }).on === 'function')) return undefined;
+  if (what === undefined || !(inherits(v, EventEmitter.prototype) || 'on' in v)) return undefined;
   return what;
 }
 
