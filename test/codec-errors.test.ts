@@ -197,3 +197,18 @@ test('a subclass of a built-in never comes back as the plain built-in', () => {
   const decoded = loadsSync(bytes);
   assert.notEqual(Object.getPrototypeOf(decoded), Map.prototype);
 });
+
+test('refusals come before matchers: a catch-all matcher does not pickle a live handle or a WeakMap', () => {
+  const catchAll = new Registry(defaultRegistry).registerMatcher(() => true, {
+    name: 'test.anything', reduce: () => null, restore: () => ({}),
+  });
+  const socket = new Socket();
+  try {
+    for (const [value, code] of [[socket, 'ERR_MP_LIVE_HANDLE'], [new WeakMap(), 'ERR_MP_UNSUPPORTED_TYPE'], [Promise.resolve(), 'ERR_MP_UNSUPPORTED_TYPE']] as const) {
+      assert.throws(() => dumpsSync({ value }, { registry: catchAll }), (e: unknown) => e instanceof EncodeError && e.code === code);
+    }
+    assert.ok(dumpsSync(new Plain(), { registry: catchAll }) instanceof Uint8Array, 'the matcher still takes other instances');
+  } finally {
+    socket.destroy();
+  }
+});
