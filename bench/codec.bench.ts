@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import v8 from 'node:v8';
 import * as devalue from 'devalue';
 import { Packr } from 'msgpackr';
-import { dumpsSync, loadsSync } from '../src/index.ts';
+import { dumpsSync, loadsSync } from '../dist/index.js';
 
 interface Peer {
   readonly name: string;
