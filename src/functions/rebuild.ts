@@ -142,8 +142,11 @@ export function assignCaptures(record: ScopeRecord | null, captures: Readonly<Re
 }
 
 function codeFor(spec: BuildSpec): string {
-  const pad = Math.max(0, spec.column - spec.offset);
-  const lines = Math.max(0, Math.min(spec.line, 1_000_000));
+  // Padding puts the code at its original line and column, so stack traces match the file. Minified bundles
+  // (huge columns) and huge files are not padded: the cost would be paid for every rebuilt function.
+  const col = spec.column - spec.offset;
+  const pad = col > 0 && col <= 2_000 ? col : 0;
+  const lines = spec.line > 0 && spec.line <= 50_000 ? spec.line : 0;
   const url = spec.url.replace(/[\s]/g, encodeURIComponent);
   return `${spec.strict ? '"use strict";' : ''}${'\n'.repeat(lines)}${' '.repeat(pad)}${spec.expression}${url ? `\n//# sourceURL=${url}` : ''}`;
 }
