@@ -80,11 +80,11 @@ describe('dumps-time errors', () => {
 describe('untrusted input: loads(bytes, { code: false })', () => {
   const refused = (e: unknown): boolean => (e as Coded).code === 'ERR_MP_CODE_REFUSED';
 
-  it('refuses a function, a class instance, a module namespace and a builtin reference', async () => {
+  it('refuses a function, a class instance, a module namespace and built-in references (Math.max, process)', async () => {
     class Thing {
       x = 1;
     }
-    for (const value of [() => 1, new Thing(), { ns: path }, { f: Math.max }, [1, 2, function named() {}]]) {
+    for (const value of [() => 1, new Thing(), { ns: path }, { f: Math.max }, { p: process }, [1, 2, function named() {}]]) {
       const bytes = await dumps(value);
       await assert.rejects(loads(bytes, { code: false }), refused);
       assert.throws(() => loadsSync(bytes, { code: false }), refused);
