@@ -145,3 +145,25 @@ describe('module reference payloads', () => {
     assert.ok(seen.some((f) => f.endsWith(join('lib', 'esm-util.mjs'))), seen.join(', '));
   });
 });
+
+describe('worker threads', () => {
+  it('dumps and loads work inside a worker thread (its own inspector session)', async () => {
+    const { Worker } = await import('node:worker_threads');
+    const dist = new URL('../dist/index.js', import.meta.url).href;
+    const code = `
+      const { dumps, loads } = await import(${JSON.stringify(dist)});
+      const { parentPort } = await import('node:worker_threads');
+      let n = 5; const f = (x) => x + n;
+      const g = await loads(await dumps(f));
+      parentPort.postMessage(g(1));`;
+    const result = await new Promise((resolveResult, reject) => {
+      const w = new Worker(code, { eval: true, type: 'module' } as never);
+      w.once('message', (m) => {
+        resolveResult(m);
+        void w.terminate();
+      });
+      w.once('error', reject);
+    });
+    assert.equal(result, 6);
+  });
+});
