@@ -107,6 +107,23 @@ function scopeChain(scopes: readonly ScopeSnapshot[], loc: FunctionLocation | un
   return parent;
 }
 
+/** Whether a found reference may be used: never into the entry script; local ones not with `byValue: true`. */
+function allowReference(ref: ExportRef, ctx: ReduceContext): boolean {
+  if (isMainFile(ref)) return false;
+  return !(ctx.options['byValue'] === true && (ref.module.kind === 'local' || ref.module.kind === 'file'));
+}
+
+/** Whether a function or class will travel by reference (the receiver uses its own copy). */
+export function travelsByReference(fn: Function, ctx: ReduceContext): boolean {
+  if (intrinsicPath(fn)) return true;
+  const root = projectRoot(ctx.options);
+  const ref = findModuleValue(fn, root);
+  if (ref && allowReference(ref, ctx)) return true;
+  const info = functionInfo(fn);
+  const esmRef = esmExportRef(fn, info, liveScopes(info.firstInspection), root);
+  return esmRef !== undefined && allowReference(esmRef, ctx);
+}
+
 function encodeRef(ref: ExportRef, ctx: ReduceContext): FunctionArgs {
   recordModule(ctx, ref.module, ref.view === 'namespace');
   return { t: 'ref', ref };
@@ -145,8 +162,8 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
   const ipath = intrinsicPath(fn);
   if (ipath) return { t: 'intrinsic', path: ipath };
   const root = projectRoot(ctx.options);
-  const byRef = ctx.options['byValue'] === true ? undefined : findModuleValue(fn, root);
-  if (byRef && !isMainFile(byRef)) return encodeRef(byRef, ctx);
+  const byRef = findModuleValue(fn, root);
+  if (byRef && allowReference(byRef, ctx)) return encodeRef(byRef, ctx);
   const info = functionInfo(fn);
   const insp = currentInspection(fn, info);
   if (insp.bound) return { t: 'bound', target: insp.bound.target, thisArg: insp.bound.thisArg, args: insp.bound.args };
@@ -154,10 +171,8 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
   const required = requireFunctionRef(fn, info, scopes, root);
   // Only the file's place matters (createRequire on the receiver), the module itself is not loaded.
   if (required) return { t: 'require', module: required };
-  if (ctx.options['byValue'] !== true) {
-    const esmRef = esmExportRef(fn, info, scopes, root);
-    if (esmRef && !isMainFile(esmRef)) return encodeRef(esmRef, ctx);
-  }
+  const esmRef = esmExportRef(fn, info, scopes, root);
+  if (esmRef && allowReference(esmRef, ctx)) return encodeRef(esmRef, ctx);
   if (info.native) {
     throw new EncodeError('ERR_MP_NATIVE_FUNCTION', `native function '${fnName(fn)}' is neither a built-in nor an export of a loaded module, so it cannot travel; call it inside a function you pickle, or pickle the module that exports it`, ctx.path() as never);
   }

@@ -8,6 +8,7 @@ import { DecodeError, EncodeError } from '../errors.ts';
 import type { Reducer } from '../codec/registry.ts';
 import { analyzeSource } from './free-variables.ts';
 import { readPrivateMembers } from './inspector.ts';
+import { travelsByReference } from './encode-function.ts';
 
 const setPrivate = Symbol.for('modulepickle.setPrivate');
 const tokenKey = Symbol.for('modulepickle.construct');
@@ -64,6 +65,11 @@ export const privateInstanceReducer: Reducer<object, InstanceArgs, InstanceState
     const cls = proto.constructor;
     if (typeof cls !== 'function' || (cls as { prototype?: unknown }).prototype !== proto) {
       throw new EncodeError('ERR_MP_PRIVATE_STATE', 'an object with private fields whose prototype is not its class prototype cannot be pickled', ctx.path() as never);
+    }
+    for (const c of privateClasses(value)) {
+      if (travelsByReference(c, ctx)) {
+        throw new EncodeError('ERR_MP_PRIVATE_STATE', `an instance of ${c.name || 'a class'} has #private fields, but the class travels by reference, so the receiver cannot set them; pass { byValue: true } to pickle local classes by value, or implement [reduceSymbol]`, ctx.path() as never);
+      }
     }
     return { cls };
   },
