@@ -63,6 +63,15 @@ describe('dumps-time errors', () => {
     assert.match(e.message, /const self = this/);
   });
 
+  it("an arrow using its creator's arguments", async () => {
+    function outer(..._xs: number[]) {
+      // eslint-disable-next-line prefer-rest-params
+      return () => arguments.length;
+    }
+    const e = await dumpsError(outer(1, 2));
+    assert.equal(e.code, 'ERR_MP_LEXICAL_ARGUMENTS');
+  });
+
   it('a name used only in a computed key while the class is defined', async () => {
     const e = await dumpsError(Keyed);
     assert.equal(e.code, 'ERR_MP_UNCAPTURED_NAME');

@@ -189,6 +189,9 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
   // Null-prototype records keyed by variable name, so an error path reads `...captures.db.socket`.
   const eager: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   const captures: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  if (source.kind === 'arrow' && source.free.includes('arguments')) {
+    throw new EncodeError('ERR_MP_LEXICAL_ARGUMENTS', `arrow function '${fnName(fn)}' uses the 'arguments' of the function that created it; copy them into a variable (const args = [...arguments]) or use rest parameters`, ctx.path() as never);
+  }
   // A direct eval may read any variable in reach: then every variable of every scope is captured.
   const names = source.free.includes('eval') ? [...new Set([...source.free, ...scopes.flatMap((sc) => Object.keys(sc.vars).filter((n) => n !== 'arguments'))])] : source.free;
   for (const name of names) {
