@@ -63,6 +63,15 @@ describe('dumps-time errors', () => {
     assert.match(e.message, /const self = this/);
   });
 
+  it("a class field arrow using the instance's this", async () => {
+    class Button {
+      label = 'ok';
+      onClick = () => this.label;
+    }
+    const e = await dumpsError(new Button().onClick);
+    assert.equal(e.code, 'ERR_MP_LEXICAL_THIS');
+  });
+
   it("an arrow using its creator's arguments", async () => {
     function outer(..._xs: number[]) {
       // eslint-disable-next-line prefer-rest-params

@@ -14,6 +14,7 @@ import { currentInspection, functionInfo, liveScopes } from './function-info.ts'
 import type { FunctionLocation, ScopeSnapshot } from './inspector.ts';
 import { esmExportRef, isMainFile, ModuleValue, requireFunctionRef, wrapModuleValue } from './module-values.ts';
 import { functionOwnKeys as classOwnKeys, protoExtras } from './class-parts.ts';
+import { arrowAtModuleLevel } from './this-context.ts';
 
 export { ModuleValue, wrapModuleValue, isMainFile };
 import { recordModule } from './module-records.ts';
@@ -212,7 +213,8 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
   if (source.lexicalThis) {
     // Judge on the full chain: a scope holding only `this` looks empty but still means "not module level".
     const all = insp.scopes;
-    const top = all.every((s, i) => isTopScope(s, i, all.length, loc));
+    // Scopes holding only `this` are invisible (class field arrows look module-level): ask the parser too.
+    const top = all.every((s, i) => isTopScope(s, i, all.length, loc)) && (!loc || arrowAtModuleLevel(loc) !== false);
     if (!top) {
       throw new EncodeError('ERR_MP_LEXICAL_THIS', `arrow function '${fnName(fn)}' uses the 'this' of the function that created it, which V8 does not expose; use a regular function or copy 'this' into a variable ('const self = this') that the arrow captures`, ctx.path() as never);
     }
