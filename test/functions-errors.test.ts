@@ -63,7 +63,7 @@ describe('dumps-time errors', () => {
     assert.match(e.message, /const self = this/);
   });
 
-  it("a class field arrow using the instance's this", async () => {
+  it("a class field arrow using the instance's this, detached from its instance", async () => {
     class Button {
       label = 'ok';
       onClick = () => this.label;

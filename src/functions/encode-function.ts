@@ -253,8 +253,10 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
     if (ps.ctorBodyStart !== undefined) {
       edits.push({ start: ps.ctorBodyStart, end: ps.ctorBodyStart, text: `if (arguments[0] === ${token}) { ${ps.derived ? 'super(arguments[0]); ' : ''}return; } ` });
     }
-    const cases = ps.fields.map((f) => `case ${JSON.stringify(f)}: o.${f} = v; return;`).join(' ');
-    edits.push({ start: ps.bodyEnd, end: ps.bodyEnd, text: ` static [Symbol.for('modulepickle.setPrivate')](o, n, v) { switch (n) { ${cases} } }` });
+    if (ps.fields.length) {
+      const cases = ps.fields.map((f) => `case ${JSON.stringify(f)}: o.${f} = v; return;`).join(' ');
+      edits.push({ start: ps.bodyEnd, end: ps.bodyEnd, text: ` static [Symbol.for('modulepickle.setPrivate')](o, n, v) { switch (n) { ${cases} } }` });
+    }
   }
   let expression = expr;
   for (const e of edits.sort((a, b) => b.start - a.start)) expression = expression.slice(0, e.start) + e.text + expression.slice(e.end);
