@@ -3,3 +3,8 @@ export type { GraphPath, PathSegment } from './errors.ts';
 export { dumps, dumpsSync, loads, loadsSync, defaultRegistry, Registry, reduceSymbol, RawBytes, FORMAT_VERSION } from './codec/index.ts';
 export type { Reducer, Reduction, ReducerOverride, ReduceContext, RestoreContext, Section, DumpOptions, LoadOptions } from './codec/index.ts';
 export { register } from './codec/register.ts';
+import './functions/register.ts';
+export { installFunctionLayer, functionReducer, modulesSection } from './functions/install.ts';
+export { localModulesKey, treeDirKey } from './functions/module-records.ts';
+export { projectRoot } from './modules/project-root.ts';
+export type { ModuleRef, ExportRef } from './modules/module-ref.ts';
