@@ -13,7 +13,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { BroadcastChannel, MessageChannel, Worker } from 'node:worker_threads';
-import { EncodeError, ModulePickleError, Registry, defaultRegistry, dumps, dumpsSync, formatPath, loadsSync } from '../src/index.ts';
+import { EncodeError, ModulePickleError, Registry, defaultRegistry, dumps, dumpsSync, formatPath, loads, loadsSync } from '../src/index.ts';
 
 interface Row {
   readonly name: string;
@@ -82,8 +82,6 @@ const liveHandles: Row[] = [
   { name: 'BroadcastChannel', make: () => { const b = new BroadcastChannel('mp-test'); return { value: b, cleanup: () => b.close() }; }, code: 'ERR_MP_LIVE_HANDLE' },
   { name: 'web ReadableStream', make: plain(new ReadableStream()), code: 'ERR_MP_LIVE_HANDLE' },
   { name: 'inspector session', make: plain(new Session()), code: 'ERR_MP_LIVE_HANDLE' },
-  { name: 'the process object', make: plain(process), code: 'ERR_MP_LIVE_HANDLE' },
-  { name: 'the global object', make: plain(globalThis), code: 'ERR_MP_UNSUPPORTED_TYPE' },
   {
     name: 'worker thread',
     make: () => { const w = new Worker('setInterval(() => {}, 1000)', { eval: true }); return { value: w, cleanup: () => w.terminate() }; },
@@ -184,6 +182,13 @@ for (const [table, rows] of Object.entries(tables)) {
     }
   });
 }
+
+test('process and globalThis travel by reference and load as the receiver\'s own', async () => {
+  const back = (await loads(await dumps({ p: process, g: globalThis, m: Math }))) as Record<string, unknown>;
+  assert.equal(back.p, process);
+  assert.equal(back.g, globalThis);
+  assert.equal(back.m, Math);
+});
 
 test('a subclass of a built-in never comes back as the plain built-in', () => {
   let bytes: Uint8Array;
