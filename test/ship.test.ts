@@ -33,7 +33,7 @@ test('walk: what ships from the fixture project', () => {
   const expected = [
     '.gitignore', '.modulepickleignore', 'bin/run.sh', 'data/config.json', 'dist-ignored/loaded.js', 'node_modules/@app/shared',
     'package.json', 'packages/shared/index.js', 'packages/shared/package.json', 'src/dyn.js', 'src/esm-helper.mjs',
-    'src/label.js', 'src/legacy.cjs', 'src/main.ts', 'src/util-link.ts', 'src/util.ts', 'tsconfig.json',
+    'src/label.js', 'src/legacy.cjs', 'src/main.ts', 'src/tagged.ts', 'src/util-link.ts', 'src/util.ts', 'tsconfig.json',
   ];
   assert.deepEqual(got, expected);
   for (const left of ['secret.txt', 'debug.log', 'notes/todo.md', '.cache/x.bin', 'node_modules/acorn']) assert.ok(!got.includes(left), left);
