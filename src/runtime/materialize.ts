@@ -60,6 +60,11 @@ function plan(text: unknown, options: MaterializeOptions): Plan {
   const cacheDir = defaultCacheDir(options.cacheDir);
   const nodeModules = resolveNodeModules(options.nodeModules);
   const nsDir = join(cacheDir, 'ns', nodeModulesKey(nodeModules));
+  try {
+    mkdirSync(join(cacheDir, 'tmp'), { recursive: true });
+  } catch (err) {
+    throw new ShipError('ERR_MP_CACHE_UNWRITABLE', `cannot write the modulepickle cache folder '${cacheDir}' (${(err as NodeJS.ErrnoException).code ?? 'error'}); set MODULEPICKLE_CACHE or the cacheDir option to a writable folder`, cacheDir, { cause: err });
+  }
   return { checked, cacheDir, nsDir, wrapper: join(nsDir, 'trees', checked.id), nodeModules, store: new DiskBlobStore(cacheDir) };
 }
 
