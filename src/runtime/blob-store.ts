@@ -28,10 +28,12 @@ export class DiskBlobStore implements BlobStore {
     return join(this.dir, hash.slice(0, 2), hash);
   }
 
+  /** Whether the blob is stored. */
   has(hash: string): boolean {
     return existsSync(this.pathOf(hash));
   }
 
+  /** Which of `hashes` are not stored (what a sender should send). */
   async missing(hashes: readonly string[]): Promise<string[]> {
     return this.missingSync(hashes);
   }
@@ -41,6 +43,7 @@ export class DiskBlobStore implements BlobStore {
     return hashes.filter((h) => !this.has(h));
   }
 
+  /** The stored blobs among `hashes`. */
   async get(hashes: readonly string[]): Promise<Map<string, Uint8Array>> {
     const out = new Map<string, Uint8Array>();
     for (const h of hashes) {
@@ -53,6 +56,7 @@ export class DiskBlobStore implements BlobStore {
     return out;
   }
 
+  /** Verifies and stores blobs. @throws ERR_MP_BLOB_HASH_MISMATCH */
   async put(blobs: ReadonlyMap<string, Uint8Array>): Promise<void> {
     this.putSync(blobs);
   }
