@@ -110,7 +110,18 @@ function encodeShip(ctx: ReduceContext): ShipData | undefined {
   });
   const extra = [...refs, ...(opts.extraFiles ?? []), ...(opts.loadedModules === false ? [] : localLoadedModules(root))];
   const cacheDir = opts.cacheDir ?? (typeof ctx.options.cacheDir === 'string' ? ctx.options.cacheDir : undefined);
-  const build = buildManifest({ ...opts, root, extraFiles: extra, cacheDir });
+  let build = buildManifest({ ...opts, root, extraFiles: extra, cacheDir });
+  let blobs: Map<string, Uint8Array> | undefined;
+  if (opts.blobs !== 'none') {
+    try {
+      blobs = new ProjectBlobSource(build).getSync(blobHashes(build.manifest));
+    } catch (err) {
+      // a file was edited between hashing and reading: build once more (a second edit race is reported)
+      if (!(err instanceof ShipError && err.code === 'ERR_MP_SHIP_CHANGED')) throw err;
+      build = buildManifest({ ...opts, root, extraFiles: extra, cacheDir });
+      blobs = new ProjectBlobSource(build).getSync(blobHashes(build.manifest));
+    }
+  }
   const shipped = new Set(build.manifest.entries.map((e) => e.path));
   for (const file of refs) {
     const rel = relative(build.root, file).split(sep).join('/');
@@ -119,8 +130,7 @@ function encodeShip(ctx: ReduceContext): ShipData | undefined {
   opts.onBuild?.(build);
   if (originRoots.size >= 1000) originRoots.clear();
   originRoots.set(build.id, build.root);
-  if (opts.blobs === 'none') return { manifest: build.text, origin: originToken };
-  const blobs = new ProjectBlobSource(build).getSync(blobHashes(build.manifest));
+  if (!blobs) return { manifest: build.text, origin: originToken };
   return { manifest: build.text, origin: originToken, blobs: [...blobs].map(([h, b]) => [h, new RawBytes(b) as unknown as Uint8Array] as const) };
 }
 
