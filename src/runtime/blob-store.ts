@@ -3,7 +3,7 @@
  * a temp file and a rename, each verified against its sha256 before it is stored.
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, unlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ShipError } from '../errors.ts';
 import { sha256Hex } from '../ship/manifest.ts';
@@ -26,6 +26,11 @@ export class DiskBlobStore implements BlobStore {
   pathOf(hash: string): string {
     if (!hashRe.test(hash)) throw new ShipError('ERR_MP_MANIFEST_INVALID', `'${hash}' is not a sha256 hex digest`);
     return join(this.dir, hash.slice(0, 2), hash);
+  }
+
+  /** Path of a blob whose hash was already validated (no check: used for every file of a tree). */
+  pathOfChecked(hash: string): string {
+    return `${this.dir}${sep}${hash.slice(0, 2)}${sep}${hash}`;
   }
 
   /** Whether the blob is stored. */
