@@ -5,7 +5,6 @@ export type { Reducer, Reduction, ReducerOverride, ReduceContext, RestoreContext
 export { register } from './codec/register.ts';
 import './functions/register.ts';
 export { installFunctionLayer, functionReducer, modulesSection } from './functions/install.ts';
-export { localModulesKey, treeDirKey } from './functions/module-records.ts';
 export { projectRoot } from './modules/project-root.ts';
 export type { ModuleRef, ExportRef } from './modules/module-ref.ts';
 export { createPool, createStdioExecutor, workerEntryPath } from './executors/pool.ts';

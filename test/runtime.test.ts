@@ -80,6 +80,10 @@ test('hostile manifests are refused with typed errors and nothing is written out
       return true;
     });
   }
+  const file = join(sandbox, 'not-a-folder');
+  writeFileSync(file, '');
+  await assert.rejects(materializeTree(manifestText([f('a.js')]), { cacheDir: join(file, 'cache'), nodeModules: false, blobSource: good }), { code: 'ERR_MP_CACHE_UNWRITABLE' });
+  rmSync(file);
   assert.deepEqual(readdirSync(sandbox), ['cache']);
   assert.ok(!existsSync(join(cacheDir, 'ns')) || treesIn(cacheDir).length === 0);
   assert.ok(!existsSync(join(cacheDir, 'blobs', H.slice(0, 2), H)), 'a mismatching blob is never stored');

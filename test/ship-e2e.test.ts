@@ -68,11 +68,12 @@ test(`a receiver that cannot read the project runs its code, then an edited vers
     assert.equal(out.cwd, cwd);
     assert.ok(out.projectEntries === 'ENOENT' || (Array.isArray(out.projectEntries) && out.projectEntries.length === 0), `project visible: ${JSON.stringify(out.projectEntries)}`);
     const [s1, s2] = out.steps;
-    assert.deepEqual(s1!.result, { sum: 7, twice: 8, greet: 'hello world', shared: 'shared-v1', nodes: 1 });
+    assert.deepEqual(s1!.result, { sum: 7, twice: 8, greet: 'hello world', shared: 'shared-v1', nodes: 1, tags: ['legacy:radius'] });
     assert.equal(s1!.id, v1.id);
     assert.equal(s1!.version, 'main-v1');
     assert.equal(s2!.id, v2.id);
     assert.equal(s2!.version, 'main-v2');
+    assert.deepEqual(s2!.result.tags, ['legacy:radius'], 'the second version also compiles with the shipped tsconfig');
     // the receiver holding version 1 fetched exactly one blob for version 2 (plus the manifest it came with)
     assert.equal(s2!.fetched, 1);
     assert.equal(s2!.fetchCalls, 1);

@@ -45,7 +45,7 @@ test('a pickled function runs in a process that cannot read the project; after a
     assert.equal(r.status, 0, r.stderr);
     const out = JSON.parse(r.stdout) as { projectEntries: unknown; results: { sum: number; greet: string; shared: string; twice: number; nodes: number }[]; again: { sum: number } };
     if (canUnshare) assert.deepEqual(out.projectEntries, []);
-    assert.deepEqual(out.results[0], { sum: 7, twice: 8, greet: 'hello world', shared: 'shared-v1', nodes: 1 });
+    assert.deepEqual(out.results[0], { sum: 7, twice: 8, greet: 'hello world', shared: 'shared-v1', nodes: 1, tags: ['legacy:radius'] });
     assert.equal(out.results[1]!.sum, 12);
     assert.equal(out.again.sum, 7);
   } finally {

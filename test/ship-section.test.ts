@@ -109,12 +109,13 @@ test('through the codec to a node process that cannot read the project (unshare 
     ? spawnSync('unshare', ['-m', 'sh', '-c', 'mount -t tmpfs none "$1" && shift && exec "$@"', 'sh', dir, process.execPath, receiver, job], { cwd: work, encoding: 'utf8' })
     : spawnSync(process.execPath, [receiver, job], { cwd: work, encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
-  const out = JSON.parse(r.stdout) as { projectEntries: unknown; steps: { result: { sum: number; shared: string; greet: string } }[]; lazy: string[] };
+  const out = JSON.parse(r.stdout) as { projectEntries: unknown; steps: { result: { sum: number; shared: string; greet: string; tags: string[] } }[]; lazy: string[] };
   if (canUnshare) assert.deepEqual(out.projectEntries, []);
   assert.equal(out.steps[0]!.result.sum, 7);
   assert.equal(out.steps[0]!.result.shared, 'shared-v1');
   assert.equal(out.steps[0]!.result.greet, 'hello world');
   assert.equal(out.steps[1]!.result.sum, 12);
+  assert.deepEqual(out.steps[1]!.result.tags, ['legacy:radius']);
   assert.deepEqual(out.lazy, ['dyn-v1', 'dyn-v1']);
 });
 

@@ -33,7 +33,7 @@ test('walk: what ships from the fixture project', () => {
   const expected = [
     '.gitignore', '.modulepickleignore', 'bin/run.sh', 'data/config.json', 'dist-ignored/loaded.js', 'node_modules/@app/shared',
     'package.json', 'packages/shared/index.js', 'packages/shared/package.json', 'src/dyn.js', 'src/esm-helper.mjs',
-    'src/label.js', 'src/legacy.cjs', 'src/main.ts', 'src/util-link.ts', 'src/util.ts', 'tsconfig.json',
+    'src/label.js', 'src/legacy.cjs', 'src/main.ts', 'src/tagged.ts', 'src/util-link.ts', 'src/util.ts', 'tsconfig.json',
   ];
   assert.deepEqual(got, expected);
   for (const left of ['secret.txt', 'debug.log', 'notes/todo.md', '.cache/x.bin', 'node_modules/acorn']) assert.ok(!got.includes(left), left);
@@ -113,11 +113,13 @@ test('root detection table', () => {
   mkdirSync(join(base, 'repo/.git'), { recursive: true });
   mk('repo/sub/package.json');
   mk('repo/sub/z.js', '');
+  mk('repo/tools/t.js', '');
   mk('bare/w.js', '');
   const cases = [
     { from: 'ws/pkgs/a/src/x.js', dir: 'ws', reason: 'workspace' },
     { from: 'plain/lib/y.js', dir: 'plain', reason: 'package.json' },
-    { from: 'repo/sub/z.js', dir: 'repo', reason: 'git' },
+    { from: 'repo/sub/z.js', dir: 'repo/sub', reason: 'package.json' },
+    { from: 'repo/tools/t.js', dir: 'repo', reason: 'git' },
     { from: 'bare/w.js', option: 'bare', dir: 'bare', reason: 'option' },
   ];
   for (const c of cases) {

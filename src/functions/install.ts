@@ -40,6 +40,8 @@ export const moduleValueReducer: Reducer<ModuleValue, ExportRef> = {
 /** Reducer for built-in objects (`Math`, `JSON`, `console`, `process`, prototypes) by property path. */
 export const intrinsicReducer: Reducer<object, readonly string[]> = {
   name: 'mp.intrinsic',
+  // Not data: an untrusted payload must not hand the application `process` or `globalThis` in place of data.
+  code: true,
   reduce: (value) => intrinsicTable().get(value) ?? [],
   restore: (path) => {
     if (!Array.isArray(path) || !path.every((p) => typeof p === 'string')) throw new DecodeError('ERR_MP_BAD_INTRINSIC', 'malformed built-in reference in payload');
@@ -81,10 +83,10 @@ const identityState = new WeakMap<Registry, { size: number; seen: WeakSet<object
  * Registers module objects (CommonJS `module.exports`, builtin exports, objects exported by packages) by identity,
  * so that they travel as references even when met as plain data. Runs at install and after every encode.
  */
-function refreshModuleIdentities(registry: Registry): void {
+function refreshModuleIdentities(registry: Registry, root: string = projectRoot()): void {
   let st = identityState.get(registry);
   if (!st) identityState.set(registry, (st = { size: -1, seen: new WeakSet() }));
-  const values = indexedValues(projectRoot());
+  const values = indexedValues(root);
   if (values.size === st.size) return;
   st.size = values.size;
   const intrinsics = intrinsicTable();
@@ -102,8 +104,9 @@ const refreshedKey = Symbol('modulepickle.modulesRefreshed');
 function refreshOnce(ctx: ReduceContext): void {
   if (ctx.scratch.has(refreshedKey)) return;
   ctx.scratch.set(refreshedKey, true);
-  refreshModuleIndex(projectRoot(ctx.options));
-  for (const r of installed) refreshModuleIdentities(r);
+  const root = projectRoot(ctx.options);
+  refreshModuleIndex(root);
+  for (const r of installed) refreshModuleIdentities(r, root);
 }
 
 /** The `modules` section: the modules a payload references; decoding loads them before the body. */

@@ -7,10 +7,8 @@ import { moduleFile, needKey, sameBases, type ModuleNeed } from '../modules/load
 import type { ModuleRef } from '../modules/module-ref.ts';
 import { projectRoot } from '../modules/project-root.ts';
 
-/** Scratch key of the `Set<string>` of absolute paths of local module files a payload references (read by ship). */
-export const localModulesKey: unique symbol = Symbol.for('modulepickle.localModules') as never;
-/** Scratch key of the folder a shipped tree was materialized in (set by the ship layer on decode). */
-export const treeDirKey: unique symbol = Symbol.for('modulepickle.treeDir') as never;
+import { localModulesKey } from '../ship/keys.ts';
+export { treeDirKey } from '../runtime/keys.ts';
 /** Scratch key (encode) of the modules a payload needs, by need key. */
 export const moduleNeedsKey: unique symbol = Symbol.for('modulepickle.moduleNeeds') as never;
 /** Scratch key (decode) of the loaded modules, by need key. */

@@ -1,30 +1,37 @@
 /**
- * The project root: local modules are recorded relative to it.
+ * The project root: local modules are recorded relative to it, and it is the folder whose files ship.
+ * One rule for every layer (see `findProjectRoot`): option `root`, else detected from the entry script
+ * (or the current directory when there is none): nearest workspace root, else package.json, else git root.
  */
 import { existsSync, realpathSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { resolve } from 'node:path';
+import { findProjectRoot } from '../ship/root.ts';
 
-let cached: { cwd: string; root: string } | undefined;
+const cache = new Map<string, string>();
 
-/** Nearest folder at or above `from` holding a `package.json` (or `from` itself when none), as a realpath. */
-export function findProjectRoot(from: string): string {
-  let dir = resolve(from);
-  for (;;) {
-    if (existsSync(join(dir, 'package.json'))) return realpathSync(dir);
-    const up = dirname(dir);
-    if (up === dir) return realpathSync(resolve(from));
-    dir = up;
+function detect(start: string, option?: string): string {
+  const key = `${option ?? ''}\0${start}`;
+  let root = cache.get(key);
+  if (root === undefined) {
+    try {
+      root = findProjectRoot(start, option).dir;
+    } catch (err) {
+      if (option !== undefined) throw err;
+      root = realpathSync(process.cwd()); // no project anywhere above: the current directory
+    }
+    cache.set(key, root);
   }
+  return root;
 }
 
 /**
- * The project root for an operation: option `root` when given, else the nearest folder at or above the current
- * directory that holds a `package.json`. Encoding and decoding on one machine compute the same folder.
+ * The project root for an operation: option `root` when given, else detected from the entry script
+ * (`process.argv[1]`), else from the current directory.
+ * @throws ERR_MP_NO_ROOT when option `root` is not a folder
  */
 export function projectRoot(options?: Readonly<Record<string, unknown>>): string {
   const opt = options?.['root'];
-  if (typeof opt === 'string') return realpathSync(resolve(opt));
-  const cwd = process.cwd();
-  if (cached?.cwd !== cwd) cached = { cwd, root: findProjectRoot(cwd) };
-  return cached.root;
+  if (typeof opt === 'string') return detect(resolve(opt), opt);
+  const entry = process.argv[1];
+  return detect(entry && existsSync(entry) ? entry : process.cwd());
 }

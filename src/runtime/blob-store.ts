@@ -3,7 +3,7 @@
  * a temp file and a rename, each verified against its sha256 before it is stored.
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, unlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ShipError } from '../errors.ts';
 import { sha256Hex } from '../ship/manifest.ts';
@@ -28,10 +28,17 @@ export class DiskBlobStore implements BlobStore {
     return join(this.dir, hash.slice(0, 2), hash);
   }
 
+  /** Path of a blob whose hash was already validated (no check: used for every file of a tree). */
+  pathOfChecked(hash: string): string {
+    return `${this.dir}${sep}${hash.slice(0, 2)}${sep}${hash}`;
+  }
+
+  /** Whether the blob is stored. */
   has(hash: string): boolean {
     return existsSync(this.pathOf(hash));
   }
 
+  /** Which of `hashes` are not stored (what a sender should send). */
   async missing(hashes: readonly string[]): Promise<string[]> {
     return this.missingSync(hashes);
   }
@@ -41,6 +48,7 @@ export class DiskBlobStore implements BlobStore {
     return hashes.filter((h) => !this.has(h));
   }
 
+  /** The stored blobs among `hashes`. */
   async get(hashes: readonly string[]): Promise<Map<string, Uint8Array>> {
     const out = new Map<string, Uint8Array>();
     for (const h of hashes) {
@@ -53,6 +61,7 @@ export class DiskBlobStore implements BlobStore {
     return out;
   }
 
+  /** Verifies and stores blobs. @throws ERR_MP_BLOB_HASH_MISMATCH */
   async put(blobs: ReadonlyMap<string, Uint8Array>): Promise<void> {
     this.putSync(blobs);
   }

@@ -57,6 +57,11 @@ function liveLeases(wrapper: string): boolean {
 function readTrees(cacheDir: string): TreeInfo[] {
   const out: TreeInfo[] = [];
   for (const ns of list(join(cacheDir, 'ns'))) {
+    // per-process TypeScript configs (see loader.ts) of processes that are gone
+    for (const name of list(join(cacheDir, 'ns', ns))) {
+      const m = /^tsconfig-(\d+)\.json$/.exec(name);
+      if (m && !pidAlive(Number(m[1]))) unlinkQuiet(join(cacheDir, 'ns', ns, name));
+    }
     for (const id of list(join(cacheDir, 'ns', ns, 'trees'))) {
       const wrapper = join(cacheDir, 'ns', ns, 'trees', id);
       try {

@@ -4,9 +4,9 @@
  * old modules, and a dynamic `import()` in old code resolves inside its own tree. A TypeScript loader
  * (tsx) is registered once, only when a `.ts` module is loaded and none is active.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join, relative, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ShipError } from '../errors.ts';
 import { checkRelPath } from '../ship/path-rules.ts';
@@ -38,6 +38,23 @@ async function importTsxApi(which: 'esm' | 'cjs', nodeModules: string | undefine
 }
 
 /**
+ * tsx applies a tsconfig's compiler options only to the files its `include` matches, relative to the config's
+ * folder. A tree's own tsconfig would cover only that tree, not the next version's; so tsx gets a per-process
+ * config beside the trees that extends the tree's and includes every tree of the namespace.
+ */
+function treesTsconfig(tsconfig: string): string {
+  const treeDir = dirname(tsconfig);
+  const trees = dirname(dirname(treeDir));
+  const nsDir = dirname(trees);
+  if (basename(trees) !== 'trees' || basename(treeDir) !== 'tree') return tsconfig;
+  const file = join(nsDir, `tsconfig-${process.pid}.json`);
+  const extendsPath = `./${relative(nsDir, tsconfig).split(sep).join('/')}`;
+  writeFileSync(file, JSON.stringify({ extends: extendsPath, include: ['trees/*/tree/**/*'] }));
+  process.once('exit', () => rmSync(file, { force: true }));
+  return file;
+}
+
+/**
  * Registers tsx's ESM and CommonJS loaders once, unless a TypeScript loader is already active. `tsconfig`
  * (e.g. the tree's own tsconfig.json) configures them: tsx otherwise reads the cwd's, which on a receiver is not
  * the project's (decorator settings and path aliases would be lost).
@@ -50,7 +67,7 @@ export function ensureTypeScriptLoader(options: { nodeModules?: string | false; 
   tsLoader = (async () => {
     const esm = await importTsxApi('esm', nm);
     const cjs = await importTsxApi('cjs', nm);
-    const tsconfig = options.tsconfig && existsSync(options.tsconfig) ? options.tsconfig : undefined;
+    const tsconfig = options.tsconfig && existsSync(options.tsconfig) ? treesTsconfig(options.tsconfig) : undefined;
     const saved = process.env.TSX_TSCONFIG_PATH;
     // tsx's CommonJS loader reads its tsconfig path from the environment when it registers
     if (tsconfig && saved === undefined) process.env.TSX_TSCONFIG_PATH = tsconfig;

@@ -60,6 +60,11 @@ function plan(text: unknown, options: MaterializeOptions): Plan {
   const cacheDir = defaultCacheDir(options.cacheDir);
   const nodeModules = resolveNodeModules(options.nodeModules);
   const nsDir = join(cacheDir, 'ns', nodeModulesKey(nodeModules));
+  try {
+    mkdirSync(join(cacheDir, 'tmp'), { recursive: true });
+  } catch (err) {
+    throw new ShipError('ERR_MP_CACHE_UNWRITABLE', `cannot write the modulepickle cache folder '${cacheDir}' (${(err as NodeJS.ErrnoException).code ?? 'error'}); set MODULEPICKLE_CACHE or the cacheDir option to a writable folder`, cacheDir, { cause: err });
+  }
   return { checked, cacheDir, nsDir, wrapper: join(nsDir, 'trees', checked.id), nodeModules, store: new DiskBlobStore(cacheDir) };
 }
 
@@ -158,7 +163,8 @@ function placeFiles(p: Plan, x: Extraction, files: readonly FileEntry[]): FileEn
   const missing: FileEntry[] = [];
   for (const e of files) {
     parentOf(x, e.path);
-    const r = placeFile(p.store.pathOf(e.hash), join(x.tree, e.path), e.exec);
+    // paths and hashes were validated by checkManifest: plain concatenation is safe (and cheaper than join)
+    const r = placeFile(p.store.pathOfChecked(e.hash), `${x.tree}/${e.path}`, e.exec);
     if (r === 'missing') {
       missing.push(e);
       continue;

@@ -6,7 +6,7 @@ export type { ShipOptions } from './section.ts';
 export { findProjectRoot, isLocalPath } from './root.ts';
 export type { ProjectRoot, RootReason } from './root.ts';
 export { walkProject, alwaysExcluded, ignoreFileName } from './walk.ts';
-export type { WalkOptions, WalkEntry, WalkResult } from './walk.ts';
+export type { WalkOptions, WalkEntry, WalkResult, FileStat } from './walk.ts';
 export { buildManifest } from './build.ts';
 export type { BuildOptions, ShipBuild } from './build.ts';
 export { serializeManifest, manifestIdOf, blobHashes, diffManifests, comparePaths, hasTypeScript, sha256Hex } from './manifest.ts';

@@ -16,6 +16,7 @@ import { InlineBlobSource, ProjectBlobSource, type BlobSource } from './blob-sou
 import { buildManifest, type ShipBuild } from './build.ts';
 import { blobHashes, hasTypeScript, manifestIdOf } from './manifest.ts';
 import { findProjectRoot, isLocalPath } from './root.ts';
+import { projectRoot } from '../modules/project-root.ts';
 import { localLoadedModules } from './loaded-modules.ts';
 import { treeDirKey, treeKey } from '../runtime/keys.ts';
 import { localModulesKey, projectRootKey } from './keys.ts';
@@ -71,8 +72,11 @@ function shipOptions(ctx: { readonly options: Readonly<Record<string, unknown>> 
 export function payloadRoot(ctx: { readonly scratch: Map<unknown, unknown>; readonly options: Readonly<Record<string, unknown>> }, hint?: string): string {
   let root = ctx.scratch.get(projectRootKey) as string | undefined;
   if (root === undefined) {
-    const option = ctx.options.root;
-    root = findProjectRoot(hint ?? process.cwd(), typeof option === 'string' ? option : undefined).dir;
+    // The same root the function layer classified modules against; `hint` only when that root lacks it.
+    root = projectRoot(ctx.options);
+    if (hint !== undefined && typeof ctx.options.root !== 'string' && !isLocalPath(root, realpathSync(hint))) {
+      root = findProjectRoot(hint).dir;
+    }
     ctx.scratch.set(projectRootKey, root);
   }
   return root;
@@ -110,7 +114,18 @@ function encodeShip(ctx: ReduceContext): ShipData | undefined {
   });
   const extra = [...refs, ...(opts.extraFiles ?? []), ...(opts.loadedModules === false ? [] : localLoadedModules(root))];
   const cacheDir = opts.cacheDir ?? (typeof ctx.options.cacheDir === 'string' ? ctx.options.cacheDir : undefined);
-  const build = buildManifest({ ...opts, root, extraFiles: extra, cacheDir });
+  let build = buildManifest({ ...opts, root, extraFiles: extra, cacheDir });
+  let blobs: Map<string, Uint8Array> | undefined;
+  if (opts.blobs !== 'none') {
+    try {
+      blobs = new ProjectBlobSource(build).getSync(blobHashes(build.manifest));
+    } catch (err) {
+      // a file was edited between hashing and reading: build once more (a second edit race is reported)
+      if (!(err instanceof ShipError && err.code === 'ERR_MP_SHIP_CHANGED')) throw err;
+      build = buildManifest({ ...opts, root, extraFiles: extra, cacheDir });
+      blobs = new ProjectBlobSource(build).getSync(blobHashes(build.manifest));
+    }
+  }
   const shipped = new Set(build.manifest.entries.map((e) => e.path));
   for (const file of refs) {
     const rel = relative(build.root, file).split(sep).join('/');
@@ -119,8 +134,7 @@ function encodeShip(ctx: ReduceContext): ShipData | undefined {
   opts.onBuild?.(build);
   if (originRoots.size >= 1000) originRoots.clear();
   originRoots.set(build.id, build.root);
-  if (opts.blobs === 'none') return { manifest: build.text, origin: originToken };
-  const blobs = new ProjectBlobSource(build).getSync(blobHashes(build.manifest));
+  if (!blobs) return { manifest: build.text, origin: originToken };
   return { manifest: build.text, origin: originToken, blobs: [...blobs].map(([h, b]) => [h, new RawBytes(b) as unknown as Uint8Array] as const) };
 }
 
