@@ -16,6 +16,7 @@ import { InlineBlobSource, ProjectBlobSource, type BlobSource } from './blob-sou
 import { buildManifest, type ShipBuild } from './build.ts';
 import { blobHashes, hasTypeScript, manifestIdOf } from './manifest.ts';
 import { findProjectRoot, isLocalPath } from './root.ts';
+import { projectRoot } from '../modules/project-root.ts';
 import { localLoadedModules } from './loaded-modules.ts';
 import { treeDirKey, treeKey } from '../runtime/keys.ts';
 import { localModulesKey, projectRootKey } from './keys.ts';
@@ -71,8 +72,11 @@ function shipOptions(ctx: { readonly options: Readonly<Record<string, unknown>> 
 export function payloadRoot(ctx: { readonly scratch: Map<unknown, unknown>; readonly options: Readonly<Record<string, unknown>> }, hint?: string): string {
   let root = ctx.scratch.get(projectRootKey) as string | undefined;
   if (root === undefined) {
-    const option = ctx.options.root;
-    root = findProjectRoot(hint ?? process.cwd(), typeof option === 'string' ? option : undefined).dir;
+    // The same root the function layer classified modules against; `hint` only when that root lacks it.
+    root = projectRoot(ctx.options);
+    if (hint !== undefined && typeof ctx.options.root !== 'string' && !isLocalPath(root, realpathSync(hint))) {
+      root = findProjectRoot(hint).dir;
+    }
     ctx.scratch.set(projectRootKey, root);
   }
   return root;
