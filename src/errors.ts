@@ -15,15 +15,34 @@ export function formatPath(path: GraphPath): string {
   let out = 'root';
   // Very deep paths keep their first and last steps.
   const shown = path.length > 24 ? [...path.slice(0, 4), { label: `…(${path.length - 16} more)…` }, ...path.slice(-12)] : path;
-  for (const seg of shown) {
-    if (typeof seg === 'number') out += `[${seg}]`;
-    else if (typeof seg === 'symbol') out += `[${String(seg)}]`;
-    else if (typeof seg === 'object') out += seg.label;
-    else if (/^[A-Za-z_$][\w$]*$/.test(seg)) out += `.${seg}`;
-    else out += `[${JSON.stringify(seg)}]`;
+  let arrow = false;
+  for (let i = 0; i < shown.length; i++) {
+    const seg = shown[i]!;
+    // A function's captured variable reads as "-> closure 'db'" (the function layer's state holds `captures`).
+    if (typeof seg === 'object' && seg.label === FUNCTION_STATE && shown[i + 1] === 'captures' && i + 2 < shown.length) {
+      out += ` -> closure '${String(shown[i + 2] as string)}'`;
+      i += 2;
+      arrow = true;
+      continue;
+    }
+    const step =
+      typeof seg === 'number'
+        ? `[${seg}]`
+        : typeof seg === 'symbol'
+          ? `[${String(seg)}]`
+          : typeof seg === 'object'
+            ? seg.label
+            : /^[A-Za-z_$][\w$]*$/.test(seg)
+              ? `.${seg}`
+              : `[${JSON.stringify(seg)}]`;
+    out += arrow ? ` -> ${step}` : step;
+    arrow = false;
   }
   return out;
 }
+
+/** Path label the codec gives the function layer's state (see `functionReducer`). */
+const FUNCTION_STATE = '<mp.function state>';
 
 /** Base class of every modulepickle error. */
 export class ModulePickleError extends Error {

@@ -39,11 +39,11 @@ const cases: FunctionCase[] = [
   { name: 'local CommonJS function by reference keeps identity', make: () => util.add, check: (f) => [f(2, 3), f === require('./fixtures/functions/lib/util.cjs').add] },
   { name: 'local CommonJS exports object captured', make: () => (a: number) => util.add(a, 1) + util.config.retries, check: (f) => f(1) },
   { name: 'local CommonJS class instance keeps identity by reference', make: () => new util.Counter(4), check: (c) => [c.next(), c instanceof require('./fixtures/functions/lib/util.cjs').Counter] },
-  { name: 'local ES module function by reference', make: () => triple, check: async (f) => [f(5), f === (await import('./fixtures/functions/lib/esm-util.mjs')).triple] },
+  { name: 'local ES module function by reference', make: () => triple, options: { ship: false }, check: async (f) => [f(5), f === (await import('./fixtures/functions/lib/esm-util.mjs')).triple] },
   { name: 'local ES module renamed export by reference', make: () => visible, check: (f) => f() },
   { name: 'local ES module namespace captured', make: () => (x: number) => esmUtil.triple(x) + esmUtil.default().length, check: (f) => f(2) },
-  { name: 'local ES module class instance', make: () => new Temperature(100), check: async (t) => [t.f, t instanceof (await import('./fixtures/functions/lib/esm-util.mjs')).Temperature] },
-  { name: 'local module state stays in the module (by reference)', make: () => bump, check: async (f) => { f(); f(); return (await import('./fixtures/functions/lib/esm-util.mjs')).bump === f; } },
+  { name: 'local ES module class instance', make: () => new Temperature(100), options: { ship: false }, check: async (t) => [t.f, t instanceof (await import('./fixtures/functions/lib/esm-util.mjs')).Temperature] },
+  { name: 'local module state stays in the module (by reference)', make: () => bump, options: { ship: false }, check: async (f) => { f(); f(); return (await import('./fixtures/functions/lib/esm-util.mjs')).bump === f; } },
   { name: 'closure capturing a 200-function local module', make: () => (x: number) => big['f199']!(x) + big['f1']!(x), check: (f) => f(1) },
   { name: 'byValue option: instance of a local class with #private fields', make: () => new Vault(7), options: { byValue: true }, check: (v) => [v.open(), v.constructor.name] },
   { name: 'byValue option keeps builtins and packages by reference', make: () => (x: unknown) => unpack(pack(x)), options: { byValue: true }, check: (f) => f([1]) },
@@ -54,7 +54,7 @@ functionTable('module references', cases);
 
 describe('module reference payloads', () => {
   it('a closure over a 200-function module stays small (the module is a reference)', async () => {
-    const bytes = await dumps((x: number) => big['f5']!(x));
+    const bytes = await dumps((x: number) => big['f5']!(x), { ship: false });
     assert.ok(bytes.length < 1500, `payload is ${bytes.length} bytes`);
   });
 

@@ -90,12 +90,12 @@ describe('TypeScript project', () => {
 
   it('run with tsx in CommonJS mode', async () => {
     const dir = await project('tsx-cjs', 'commonjs');
-    checkAll(await roundTrip({ cwd: dir, sender: ['--import', 'tsx', 'src/main.ts'], receiverArgs: ['--import', 'tsx'], out: join(dir, 'out') }));
+    checkAll(await roundTrip({ cwd: dir, sender: ['--import', 'tsx', 'src/main.ts'], receiverArgs: [], out: join(dir, 'out') }));
   });
 
   it('run with tsx in ESM mode', async () => {
     const dir = await project('tsx-esm', 'module');
-    checkAll(await roundTrip({ cwd: dir, sender: ['--import', 'tsx', 'src/main.ts'], receiverArgs: ['--import', 'tsx'], out: join(dir, 'out') }));
+    checkAll(await roundTrip({ cwd: dir, sender: ['--import', 'tsx', 'src/main.ts'], receiverArgs: [], out: join(dir, 'out') }));
   });
 
   it('compiled by tsc (ES2015, importHelpers with tslib, experimentalDecorators), run with plain node', async () => {

@@ -113,11 +113,13 @@ test('root detection table', () => {
   mkdirSync(join(base, 'repo/.git'), { recursive: true });
   mk('repo/sub/package.json');
   mk('repo/sub/z.js', '');
+  mk('repo/tools/t.js', '');
   mk('bare/w.js', '');
   const cases = [
     { from: 'ws/pkgs/a/src/x.js', dir: 'ws', reason: 'workspace' },
     { from: 'plain/lib/y.js', dir: 'plain', reason: 'package.json' },
-    { from: 'repo/sub/z.js', dir: 'repo', reason: 'git' },
+    { from: 'repo/sub/z.js', dir: 'repo/sub', reason: 'package.json' },
+    { from: 'repo/tools/t.js', dir: 'repo', reason: 'git' },
     { from: 'bare/w.js', option: 'bare', dir: 'bare', reason: 'option' },
   ];
   for (const c of cases) {

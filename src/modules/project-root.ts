@@ -1,7 +1,7 @@
 /**
  * The project root: local modules are recorded relative to it, and it is the folder whose files ship.
  * One rule for every layer (see `findProjectRoot`): option `root`, else detected from the entry script
- * (or the current directory when there is none): nearest workspace root, else git root, else package.json.
+ * (or the current directory when there is none): nearest workspace root, else package.json, else git root.
  */
 import { existsSync, realpathSync } from 'node:fs';
 import { resolve } from 'node:path';

@@ -1,7 +1,8 @@
 /**
  * Project root detection. The root is the folder whose files ship; every shipped path is relative to it.
  * Default: the nearest workspace root (a package.json with `workspaces`, or pnpm-workspace.yaml) above the
- * code, else the nearest git root, else the nearest folder with a package.json.
+ * code, else the nearest folder with a package.json, else the nearest git root. A package.json marks a project;
+ * a git root above it may hold unrelated projects that should not ship.
  */
 import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { dirname, join, resolve, sep } from 'node:path';
@@ -64,10 +65,10 @@ export function findProjectRoot(start: string, option?: string): ProjectRoot {
   const chain = ancestors(from).filter((d) => !d.split(sep).includes('node_modules'));
   const workspace = chain.find(isWorkspaceRoot);
   if (workspace) return { dir: workspace, reason: 'workspace' };
-  const git = chain.find((d) => existsSync(join(d, '.git')));
-  if (git) return { dir: git, reason: 'git' };
   const pkg = chain.find((d) => existsSync(join(d, 'package.json')));
   if (pkg) return { dir: pkg, reason: 'package.json' };
+  const git = chain.find((d) => existsSync(join(d, '.git')));
+  if (git) return { dir: git, reason: 'git' };
   throw new ShipError(
     'ERR_MP_NO_ROOT',
     `no project root above '${from}' (no package.json, git repository or workspace); pass { root: '/path/to/project' }`,
