@@ -105,6 +105,7 @@ export function buildManifest(options: BuildOptions = {}): ShipBuild {
   const cache = options.statCache === false ? undefined : StatCache.open(root, options.cacheDir);
   const hashedAt = Date.now();
   const entries: ManifestEntry[] = [];
+  const files = new Map<string, string>();
   let hashed = 0;
   for (const w of walked.entries) {
     if (w.kind === 'symlink') {
@@ -127,6 +128,7 @@ export function buildManifest(options: BuildOptions = {}): ShipBuild {
       size = bytes.length;
     }
     entries.push({ path: w.rel, kind: 'file', hash, size, exec: (w.stat.mode & 0o111) !== 0 });
+    if (!files.has(hash)) files.set(hash, w.abs);
   }
   cache?.save();
   if (!entries.some((e) => e.kind === 'file')) {
@@ -138,15 +140,9 @@ export function buildManifest(options: BuildOptions = {}): ShipBuild {
   entries.sort((a, b) => comparePaths(a.path, b.path));
   const packages = packageVersions(root, entries);
   const base = { root, rootReason: found.reason, totalBytes, hashed, skipped: walked.skipped };
-  // Nothing changed since this process's last build of the root: reuse its text, id and blob paths.
+  // Nothing changed since this process's last build of the root: reuse its manifest, text and id.
   const prev = previous.get(root);
-  if (prev && sameManifest(prev.manifest, entries, packages)) return { ...base, manifest: prev.manifest, text: prev.text, id: prev.id, files: prev.files };
-  const files = new Map<string, string>();
-  const hashOf = new Map(entries.map((e) => [e.path, e.kind === 'file' ? e.hash : undefined] as const));
-  for (const w of walked.entries) {
-    const h = hashOf.get(w.rel);
-    if (h !== undefined && !files.has(h)) files.set(h, w.abs);
-  }
+  if (prev && sameManifest(prev.manifest, entries, packages)) return { ...base, manifest: prev.manifest, text: prev.text, id: prev.id, files };
   const manifest: Manifest = { format: 1, entries, packages };
   const text = serializeManifest(manifest);
   const built = { manifest, text, id: manifestIdOf(text), files };
@@ -155,7 +151,7 @@ export function buildManifest(options: BuildOptions = {}): ShipBuild {
   return { ...base, ...built };
 }
 
-const previous = new Map<string, { manifest: Manifest; text: string; id: string; files: Map<string, string> }>();
+const previous = new Map<string, { manifest: Manifest; text: string; id: string }>();
 
 function sameManifest(m: Manifest, entries: readonly ManifestEntry[], packages: Record<string, string>): boolean {
   if (m.entries.length !== entries.length) return false;
