@@ -138,7 +138,28 @@ export function buildManifest(options: BuildOptions = {}): ShipBuild {
     );
   }
   entries.sort((a, b) => comparePaths(a.path, b.path));
-  const manifest: Manifest = { format: 1, entries, packages: packageVersions(root, entries) };
+  const packages = packageVersions(root, entries);
+  const base = { root, rootReason: found.reason, totalBytes, hashed, skipped: walked.skipped };
+  // Nothing changed since this process's last build of the root: reuse its manifest, text and id.
+  const prev = previous.get(root);
+  if (prev && sameManifest(prev.manifest, entries, packages)) return { ...base, manifest: prev.manifest, text: prev.text, id: prev.id, files };
+  const manifest: Manifest = { format: 1, entries, packages };
   const text = serializeManifest(manifest);
-  return { root, rootReason: found.reason, manifest, text, id: manifestIdOf(text), files, totalBytes, hashed, skipped: walked.skipped };
+  const built = { manifest, text, id: manifestIdOf(text), files };
+  if (previous.size >= 64) previous.clear();
+  previous.set(root, built);
+  return { ...base, ...built };
+}
+
+const previous = new Map<string, { manifest: Manifest; text: string; id: string }>();
+
+function sameManifest(m: Manifest, entries: readonly ManifestEntry[], packages: Record<string, string>): boolean {
+  if (m.entries.length !== entries.length) return false;
+  for (let i = 0; i < entries.length; i++) {
+    const a = m.entries[i]!;
+    const b = entries[i]!;
+    if (a.path !== b.path || a.kind !== b.kind) return false;
+    if (a.kind === 'file' && b.kind === 'file' ? a.hash !== b.hash || a.size !== b.size || a.exec !== b.exec : (a as { target?: string }).target !== (b as { target?: string }).target) return false;
+  }
+  return JSON.stringify(m.packages) === JSON.stringify(packages);
 }
