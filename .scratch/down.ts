@@ -1,0 +1,18 @@
+import { QueueClient } from '../src/executors/queue/client.ts';
+import { startRedis } from '../test/fixtures/queue/redis.ts';
+const KEY = 'test-key-0123456789abcdef';
+const redis = await startRedis();
+const c = await QueueClient.connect({ connection: redis.url, queue: 'nobody-listens', key: KEY, reconnectTimeoutMs: 300, sweepIntervalMs: 100 });
+const t0 = Date.now();
+const p = c.submit({ frame: Buffer.from('{}') });
+p.catch(e => console.log('rejected', Date.now() - t0, e.code, e.message));
+while (c.pendingCount !== 1) await new Promise(r => setTimeout(r, 20));
+console.log('pending', Date.now() - t0);
+await redis.stop();
+console.log('stopped', Date.now() - t0);
+await p.catch(() => {});
+await redis.restart();
+console.log('restarted', Date.now() - t0);
+await c.close(); console.log("closed", Date.now() - t0); await redis.stop();
+console.log('closed', Date.now() - t0);
+setTimeout(() => { console.log((process as any)._getActiveHandles().map((h: any) => h.constructor.name + ' ' + (h.remotePort ?? '') + ' ' + (h._idleTimeout ?? ''))); }, 1000).unref();
