@@ -13,7 +13,9 @@ export type GraphPath = ReadonlyArray<PathSegment>;
 /** Formats a graph path as `root.a[3][Symbol(x)]`. */
 export function formatPath(path: GraphPath): string {
   let out = 'root';
-  for (const seg of path) {
+  // Very deep paths keep their first and last steps.
+  const shown = path.length > 24 ? [...path.slice(0, 4), { label: `…(${path.length - 16} more)…` }, ...path.slice(-12)] : path;
+  for (const seg of shown) {
     if (typeof seg === 'number') out += `[${seg}]`;
     else if (typeof seg === 'symbol') out += `[${String(seg)}]`;
     else if (typeof seg === 'object') out += seg.label;

@@ -58,6 +58,22 @@ export type Reduction =
 /** Per-call hook: return a reduction to take over a value, or `undefined` to leave it to the registry. */
 export type ReducerOverride = (value: object, ctx: ReduceContext) => Reduction | undefined;
 
+/**
+ * A named part of a payload written before the value body (see DESIGN: the module table, the shipped manifest).
+ * `encode` runs after the body in descending `rank`, so a section can use what reducers recorded in `ctx.scratch`;
+ * `decode` runs before the body in ascending `rank`, so the body's `restore` calls find what they need.
+ */
+export interface Section {
+  readonly name: string;
+  readonly rank: number;
+  /** Carries code: refused by `loads(bytes, { code: false })`. */
+  readonly code?: boolean;
+  /** Returns a data value to store, or `undefined` to omit the section. */
+  encode(ctx: ReduceContext): unknown;
+  /** Receives the stored data value. May return a Promise (only `loads`, not `loadsSync`, awaits it). */
+  decode(data: unknown, ctx: RestoreContext): void | Promise<void>;
+}
+
 type AnyReducer = Reducer<object, unknown, unknown>;
 
 /** A set of reducers looked up by prototype, by predicate, and by object identity. */
@@ -66,6 +82,7 @@ export class Registry {
   readonly #byName = new Map<string, AnyReducer>();
   readonly #matchers: { test: (value: object) => boolean; reducer: AnyReducer }[] = [];
   readonly #byIdentity = new Map<object, AnyReducer>();
+  readonly #sections = new Map<string, Section>();
   readonly #parent: Registry | undefined;
 
   constructor(parent?: Registry) {
@@ -93,6 +110,22 @@ export class Registry {
     if (!this.byName(reducer.name)) this.#addName(reducer);
     this.#byIdentity.set(value, reducer);
     return this;
+  }
+
+  /** Registers a payload section. @throws ERR_MP_REDUCER_EXISTS when the name is taken */
+  registerSection(section: Section): this {
+    if (this.#sections.has(section.name)) {
+      throw new ModulePickleError('ERR_MP_REDUCER_EXISTS', `a section named '${section.name}' is already registered`);
+    }
+    this.#sections.set(section.name, section);
+    return this;
+  }
+
+  /** All sections (own and inherited), in ascending rank. */
+  sections(): Section[] {
+    const all = new Map(this.#parent ? this.#parent.sections().map((s) => [s.name, s] as const) : []);
+    for (const [name, s] of this.#sections) all.set(name, s);
+    return [...all.values()].sort((a, b) => a.rank - b.rank);
   }
 
   /** Reducer registered for this exact prototype, if any. */

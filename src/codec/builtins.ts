@@ -1,0 +1,194 @@
+/**
+ * Built-in types, registered through the same `Reducer` interface users get.
+ * Their own extra properties (an Error's `cause`, a RegExp's `lastIndex`, props added to a Map)
+ * are kept by the codec's generic property list (`ownProps`).
+ */
+import { Buffer } from 'node:buffer';
+import { RawBytes } from './encode.ts';
+import { Registry, type Reducer } from './registry.ts';
+
+type Ctor<T> = abstract new (...args: never[]) => T;
+const builtins = new Registry();
+
+function add<T extends object, A, S>(ctor: Ctor<T>, reducer: Reducer<T, A, S>): void {
+  builtins.register(ctor, reducer);
+}
+
+function bytesOf(u: unknown): Uint8Array {
+  if (!(u instanceof Uint8Array)) throw new TypeError('expected raw bytes');
+  return u;
+}
+
+add(Map, {
+  name: 'Map',
+  subclassable: true,
+  ownProps: true,
+  reduce: () => null,
+  restore: () => new Map(),
+  getState(m) {
+    const flat: unknown[] = new Array(m.size * 2);
+    let i = 0;
+    for (const [k, v] of m) {
+      flat[i++] = k;
+      flat[i++] = v;
+    }
+    return flat;
+  },
+  setState(m, flat) {
+    if (!Array.isArray(flat) || flat.length % 2) throw new TypeError('Map state must be a flat array of pairs');
+    for (let i = 0; i < flat.length; i += 2) m.set(flat[i], flat[i + 1]);
+  },
+});
+
+add(Set, {
+  name: 'Set',
+  subclassable: true,
+  ownProps: true,
+  reduce: () => null,
+  restore: () => new Set(),
+  getState: (s) => [...s],
+  setState(s, items) {
+    if (!Array.isArray(items)) throw new TypeError('Set state must be an array');
+    for (const v of items) s.add(v);
+  },
+});
+
+add(Date, {
+  name: 'Date',
+  subclassable: true,
+  ownProps: true,
+  reduce: (d) => d.getTime(),
+  restore: (t) => new Date(t as number),
+});
+
+add(RegExp, {
+  name: 'RegExp',
+  subclassable: true,
+  ownProps: true,
+  reduce: (r) => [r.source, r.flags],
+  restore: (a) => {
+    const [source, flags] = a as [string, string];
+    return new RegExp(source, flags);
+  },
+});
+
+for (const E of [Error, EvalError, RangeError, ReferenceError, SyntaxError, TypeError, URIError, AggregateError] as const) {
+  add(E as Ctor<Error>, {
+    name: E.name,
+    subclassable: true,
+    ownProps: true,
+    reduce: () => null,
+    restore: () => {
+      const e = E === AggregateError ? new AggregateError([]) : new (E as ErrorConstructor)();
+      // The receiver's own stack and `errors` are replaced by the sender's own properties.
+      delete (e as { stack?: string }).stack;
+      if (E === AggregateError) delete (e as { errors?: unknown }).errors;
+      return e;
+    },
+  });
+}
+
+const boxed: [Ctor<object>, string][] = [
+  [Number, 'Number'],
+  [Boolean, 'Boolean'],
+  [String, 'String'],
+  [BigInt as unknown as Ctor<object>, 'BigInt'],
+  [Symbol as unknown as Ctor<object>, 'Symbol'],
+];
+for (const [C, name] of boxed) {
+  add(C, {
+    name: `Boxed${name}`,
+    subclassable: true,
+    ownProps:
+      name === 'String'
+        ? (s: object) => {
+            const len = (s as unknown as string).length;
+            return Reflect.ownKeys(s).filter((k) => k !== 'length' && !(typeof k === 'string' && /^\d+$/.test(k) && Number(k) < len));
+          }
+        : true,
+    reduce: (v) => (v as { valueOf(): unknown }).valueOf(),
+    restore: (p) => Object(p) as object,
+  });
+}
+
+add(ArrayBuffer, {
+  name: 'ArrayBuffer',
+  reduce: (ab) => [new RawBytes(new Uint8Array(ab)), ab.resizable ? ab.maxByteLength : undefined],
+  restore(a) {
+    const [raw, max] = a as [unknown, number | undefined];
+    const bytes = bytesOf(raw);
+    if (max === undefined) return bytes.buffer.byteLength === bytes.byteLength ? bytes.buffer as ArrayBuffer : bytes.slice().buffer;
+    const ab = new ArrayBuffer(bytes.byteLength, { maxByteLength: max });
+    new Uint8Array(ab).set(bytes);
+    return ab;
+  },
+});
+
+add(SharedArrayBuffer, {
+  name: 'SharedArrayBuffer',
+  reduce: (sab) => new RawBytes(new Uint8Array(sab)),
+  restore(raw) {
+    const bytes = bytesOf(raw);
+    const sab = new SharedArrayBuffer(bytes.byteLength);
+    new Uint8Array(sab).set(bytes);
+    return sab;
+  },
+});
+
+// A Buffer travels as its own bytes: Node's small Buffers are slices of a shared 8 KiB pool,
+// which must not travel with them. It comes back as a Buffer over its own memory.
+add(Buffer, {
+  name: 'Buffer',
+  reduce: (b) => new RawBytes(b),
+  restore: (raw) => {
+    const u = bytesOf(raw);
+    return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+  },
+});
+
+const typedArrays = [
+  Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array,
+  Float32Array, Float64Array, BigInt64Array, BigUint64Array,
+] as const;
+for (const TA of typedArrays) {
+  add(TA as unknown as Ctor<ArrayBufferView>, {
+    name: TA.name,
+    subclassable: true,
+    ownProps: () => [],
+    // The buffer is pickled as a value, so views sharing one buffer still share it after loading.
+    reduce: (v) => [v.buffer, v.byteOffset, (v as Uint8Array).length],
+    restore(a) {
+      const [buf, off, len] = a as [ArrayBuffer, number, number];
+      return new (TA as unknown as new (b: ArrayBuffer, o: number, l: number) => ArrayBufferView)(buf, off, len);
+    },
+  });
+}
+
+add(DataView as Ctor<DataView>, {
+  name: 'DataView',
+  ownProps: true,
+  reduce: (v) => [v.buffer, v.byteOffset, v.byteLength],
+  restore(a) {
+    const [buf, off, len] = a as [ArrayBuffer, number, number];
+    return new DataView(buf, off, len);
+  },
+});
+
+add(URL, {
+  name: 'URL',
+  ownProps: true,
+  reduce: (u) => u.href,
+  restore: (href) => new URL(href as string),
+});
+
+add(URLSearchParams, {
+  name: 'URLSearchParams',
+  ownProps: true,
+  reduce: (u) => u.toString(),
+  restore: (s) => new URLSearchParams(s as string),
+});
+
+/** The registry holding the built-in types; `defaultRegistry` inherits from it. */
+export const builtinRegistry = builtins;
+/** The registry `dumps`/`loads` use unless given another; `register` adds to it. */
+export const defaultRegistry = new Registry(builtins);

@@ -1,0 +1,217 @@
+/**
+ * The payload: header (magic, format version, flags), sections (layers' data: module table, manifest),
+ * then the value body. `dumps`/`loads` and their sync twins.
+ */
+import { Buffer } from 'node:buffer';
+import { DecodeError, EncodeError, ModulePickleError } from '../errors.ts';
+import { defaultRegistry } from './builtins.ts';
+import { Decoder, type LoadOptions } from './decode.ts';
+import { Encoder, type DumpOptions } from './encode.ts';
+import { ByteReader } from './reader.ts';
+import type { Section } from './registry.ts';
+import * as T from './tags.ts';
+import { ByteWriter } from './writer.ts';
+
+const SECTION_CODE = 0x01;
+
+interface EncodedSection {
+  readonly section: Section;
+  readonly bytes: Uint8Array;
+}
+
+function header(w: ByteWriter, hasCode: boolean): void {
+  w.ensure(T.HEADER_SIZE);
+  for (const b of T.MAGIC) w.u8(b);
+  w.u8(T.FORMAT_VERSION);
+  w.u8(hasCode ? T.HEADER_HAS_CODE : 0);
+}
+
+/** Encodes a section's data value on its own (its own memo and string table), data only. */
+function encodeSectionData(enc: Encoder, data: unknown): Uint8Array {
+  const sub = new Encoder(enc.registry, {});
+  sub.value(data);
+  if (sub.hasCode) throw new EncodeError('ERR_MP_REDUCER_FAILED', 'section data must be plain data');
+  return sub.w.result();
+}
+
+/** Bytes reserved before the body: the header plus a one-byte section count of zero. */
+const BODY_START = T.HEADER_SIZE + 1;
+
+function assemble(body: Encoder, sections: EncodedSection[]): Uint8Array {
+  const hasCode = body.hasCode || sections.some((s) => s.section.code);
+  if (sections.length === 0) {
+    // Common case: write the header into the reserved bytes; no copy of the body.
+    const end = body.w.pos;
+    body.w.pos = 0;
+    header(body.w, hasCode);
+    body.w.u8(0);
+    body.w.pos = end;
+    return body.w.result();
+  }
+  const w = new ByteWriter(64);
+  header(w, hasCode);
+  w.varint(sections.length);
+  for (const { section, bytes } of sections) {
+    w.u8(section.code ? SECTION_CODE : 0);
+    w.string(section.name, T.T_FIXSTR, T.FIXSTR_MAX, T.T_STR8, T.T_STR16);
+    w.varint(bytes.length);
+    w.bytes(bytes);
+  }
+  const bodyBytes = body.w.result().subarray(BODY_START);
+  const out = Buffer.allocUnsafe(w.pos + bodyBytes.length);
+  out.set(w.result(), 0);
+  out.set(bodyBytes, w.pos);
+  return out;
+}
+
+function encodeBody(value: unknown, options: DumpOptions): Encoder {
+  const enc = new Encoder(options.registry ?? defaultRegistry, options);
+  enc.w.ensure(BODY_START);
+  enc.w.pos = BODY_START;
+  try {
+    enc.value(value);
+  } catch (e) {
+    // The stack ran out before maxDepth did (a deep caller or a large maxDepth): unwound, report it typed.
+    if (e instanceof RangeError && e.message.includes('call stack')) {
+      throw new EncodeError('ERR_MP_TOO_DEEP', 'value nests too deeply for the call stack; flatten it or lower maxDepth', enc.path(), { cause: e });
+    }
+    // The path stack was not unwound by the throw, so it still names where the error happened.
+    if (e instanceof EncodeError) {
+      e.path.unshift(...enc.path());
+      e.refreshMessage();
+    }
+    throw e;
+  }
+  return enc;
+}
+
+/**
+ * Pickles a value to bytes. Async because layers (module table, shipped files) may read files.
+ * @throws EncodeError ERR_MP_UNSUPPORTED_TYPE, ERR_MP_LIVE_HANDLE, ERR_MP_PROXY, ERR_MP_NO_FUNCTION_LAYER, ERR_MP_TOO_DEEP, ERR_MP_REDUCER_FAILED, ERR_MP_CYCLE_IN_ARGS
+ */
+export async function dumps(value: unknown, options: DumpOptions = {}): Promise<Uint8Array> {
+  const enc = encodeBody(value, options);
+  const encoded: EncodedSection[] = [];
+  for (const section of enc.registry.sections().reverse()) {
+    const data = await section.encode(enc);
+    if (data !== undefined) encoded.unshift({ section, bytes: encodeSectionData(enc, data) });
+  }
+  return assemble(enc, encoded);
+}
+
+/**
+ * Synchronous `dumps`. Works for data and for every layer that needs no asynchronous work.
+ * @throws EncodeError as `dumps`, and ERR_MP_ASYNC_REQUIRED when a layer needs `dumps`
+ */
+export function dumpsSync(value: unknown, options: DumpOptions = {}): Uint8Array {
+  const enc = encodeBody(value, options);
+  const encoded: EncodedSection[] = [];
+  for (const section of enc.registry.sections().reverse()) {
+    const data = section.encode(enc);
+    if (data instanceof Promise) {
+      data.catch(() => {});
+      throw new EncodeError('ERR_MP_ASYNC_REQUIRED', `the '${section.name}' layer needs asynchronous work; use dumps instead of dumpsSync`);
+    }
+    if (data !== undefined) encoded.unshift({ section, bytes: encodeSectionData(enc, data) });
+  }
+  return assemble(enc, encoded);
+}
+
+interface Parsed {
+  readonly reader: ByteReader;
+  readonly decoder: Decoder;
+  readonly sections: { section: Section; data: unknown }[];
+}
+
+function toBytes(bytes: Uint8Array | ArrayBuffer): Uint8Array {
+  if (bytes instanceof Uint8Array) return bytes;
+  if (bytes instanceof ArrayBuffer) return new Uint8Array(bytes);
+  throw new DecodeError('ERR_MP_BAD_MAGIC', 'loads expects a Uint8Array, Buffer or ArrayBuffer');
+}
+
+/** Reads the header and the sections' data; runs nothing. */
+function parse(input: Uint8Array | ArrayBuffer, options: LoadOptions): Parsed {
+  const bytes = toBytes(input);
+  const r: ByteReader = new ByteReader(bytes);
+  if (bytes.length < T.HEADER_SIZE) r.fail('ERR_MP_TRUNCATED', 'payload is shorter than its header', 0);
+  if (bytes[0] !== T.MAGIC[0] || bytes[1] !== T.MAGIC[1] || bytes[2] !== T.MAGIC[2]) {
+    r.fail('ERR_MP_BAD_MAGIC', 'not a modulepickle payload (bad magic bytes)', 0);
+  }
+  if (bytes[3] !== T.FORMAT_VERSION) {
+    r.fail('ERR_MP_BAD_VERSION', `payload format version ${bytes[3]} is not supported by this modulepickle (format ${T.FORMAT_VERSION}); use the same modulepickle version on both sides`, 3);
+  }
+  const flags = bytes[4]!;
+  if (options.code === false && flags & T.HEADER_HAS_CODE) {
+    r.fail('ERR_MP_CODE_REFUSED', 'payload carries code (functions, classes, modules or files) and loads was called with { code: false }', 4);
+  }
+  r.pos = T.HEADER_SIZE;
+  const registry = options.registry ?? defaultRegistry;
+  const decoder = new Decoder(r, registry, options);
+  const n = r.count(3);
+  const sections: { section: Section; data: unknown }[] = [];
+  for (let i = 0; i < n; i++) {
+    const at = r.pos;
+    const sflags = r.u8();
+    const key = decoder.value();
+    const len = r.varint();
+    const span = r.span(len);
+    if (typeof key !== 'string') r.fail('ERR_MP_BAD_VALUE', 'section name must be a string', at);
+    const name: string = key;
+    if (sflags & SECTION_CODE && options.code === false) r.fail('ERR_MP_CODE_REFUSED', `payload carries code (section '${name}') and loads was called with { code: false }`, at);
+    const found = registry.sections().find((s) => s.name === name);
+    if (!found) r.fail('ERR_MP_UNKNOWN_SECTION', `payload has a '${name}' section that this modulepickle cannot read; use the same modulepickle version on both sides`, at);
+    const sub = new Decoder(new ByteReader(span), registry, { ...options, code: false });
+    const data = sub.value();
+    if (sub.r.pos !== sub.r.end) r.fail('ERR_MP_TRAILING_BYTES', `section '${name}' has bytes after its value`, at);
+    sections.push({ section: found, data });
+  }
+  return { reader: r, decoder, sections };
+}
+
+function finish(p: Parsed): unknown {
+  const value = p.decoder.value();
+  if (p.reader.pos !== p.reader.end) p.reader.fail('ERR_MP_TRAILING_BYTES', `${p.reader.end - p.reader.pos} bytes follow the value`);
+  return value;
+}
+
+function asDecodeError(e: unknown): unknown {
+  if (e instanceof ModulePickleError) return e;
+  if (e instanceof RangeError && /call stack/.test(e.message)) {
+    return new DecodeError('ERR_MP_TOO_DEEP', 'payload nests too deeply for the stack; lower its depth', undefined, { cause: e });
+  }
+  return new DecodeError('ERR_MP_BAD_VALUE', `payload could not be decoded: ${(e as Error)?.message ?? String(e)}`, undefined, { cause: e });
+}
+
+/**
+ * Loads a value from bytes made by `dumps`.
+ * @throws DecodeError ERR_MP_BAD_MAGIC, ERR_MP_BAD_VERSION, ERR_MP_TRUNCATED, ERR_MP_BAD_TAG, ERR_MP_BAD_LENGTH, ERR_MP_TOO_DEEP, ERR_MP_BAD_REF, ERR_MP_UNKNOWN_REDUCER, ERR_MP_UNKNOWN_SECTION, ERR_MP_CODE_REFUSED, ERR_MP_TRAILING_BYTES, ERR_MP_BAD_VALUE
+ */
+export async function loads(bytes: Uint8Array | ArrayBuffer, options: LoadOptions = {}): Promise<unknown> {
+  try {
+    const p = parse(bytes, options);
+    for (const { section, data } of p.sections) await section.decode(data, p.decoder);
+    return finish(p);
+  } catch (e) {
+    throw asDecodeError(e);
+  }
+}
+
+/**
+ * Synchronous `loads`.
+ * @throws DecodeError as `loads`, and ERR_MP_ASYNC_REQUIRED when a layer needs `loads`
+ */
+export function loadsSync(bytes: Uint8Array | ArrayBuffer, options: LoadOptions = {}): unknown {
+  try {
+    const p = parse(bytes, options);
+    for (const { section, data } of p.sections) {
+      const done = section.decode(data, p.decoder);
+      if (done instanceof Promise) {
+        done.catch(() => {});
+        throw new DecodeError('ERR_MP_ASYNC_REQUIRED', `the '${section.name}' layer needs asynchronous work; use loads instead of loadsSync`);
+      }
+    }
+    return finish(p);
+  } catch (e) {
+    throw asDecodeError(e);
+  }
+}

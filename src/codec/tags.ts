@@ -1,0 +1,55 @@
+/** Wire-format constants: the header and every tag byte, in one place. */
+
+/** `MPK` + format version + flags. */
+export const MAGIC = [0x4d, 0x50, 0x4b] as const;
+export const FORMAT_VERSION = 1;
+export const HEADER_SIZE = 5;
+/** Header flag: the payload carries code (functions, classes, module references or shipped files). */
+export const HEADER_HAS_CODE = 0x01;
+
+export const T_UNDEFINED = 0x00;
+export const T_NULL = 0x01;
+export const T_FALSE = 0x02;
+export const T_TRUE = 0x03;
+export const T_INT = 0x04; // zigzag varint
+export const T_FLOAT64 = 0x05;
+export const T_BIGINT_POS = 0x06; // varint byte length + little-endian magnitude
+export const T_BIGINT_NEG = 0x07;
+export const T_STR8 = 0x08; // varint byte length + UTF-8 (well-formed strings only)
+export const T_STR16 = 0x09; // varint code-unit count + UTF-16LE (strings with lone surrogates)
+export const T_STRREF = 0x0a; // varint index into the payload's string table (keys and names)
+export const T_SYMBOL_REG = 0x0b; // Symbol.for(key): key string follows
+export const T_SYMBOL_WK = 0x0c; // well-known symbol: name string follows
+export const T_SYMBOL_UNIQUE = 0x0d; // memoized; description string or undefined follows
+export const T_REF = 0x0e; // varint memo id
+export const T_OBJECT_SIMPLE = 0x10; // plain extensible object, data properties with default attributes
+export const T_OBJECT = 0x11; // object flags + [proto] + property list
+export const T_ARRAY_DENSE = 0x12; // plain array without holes or extra properties
+export const T_ARRAY = 0x13; // length + object flags + [proto] + (index, value) pairs + property list
+export const T_BYTES = 0x16; // raw bytes (not memoized), decoded as an owning Uint8Array
+export const T_REDUCE = 0x17; // reduce flags + reducer name | restore function + args + [proto] + [state] + [props]
+
+export const T_FIXSTR = 0x40; // 0x40..0x7f: UTF-8 string of 0..63 bytes
+export const FIXSTR_MAX = 63;
+export const T_FIXINT = 0x80; // 0x80..0xff: integer 0..127
+export const FIXINT_MAX = 127;
+
+/** Object flags (T_OBJECT, T_ARRAY, and T_REDUCE with props). */
+export const O_NON_EXTENSIBLE = 0x01;
+export const O_ATTRS = 0x02; // each property has an attribute byte
+export const O_PROTO = 0x04; // a prototype value follows (a constructor whose .prototype to use, or an object)
+export const O_PROTO_IS_CTOR = 0x08;
+export const O_NULL_PROTO = 0x10;
+export const O_LENGTH_READONLY = 0x20; // arrays: `length` is not writable
+
+/** Property attribute byte. */
+export const A_WRITABLE = 0x01;
+export const A_ENUMERABLE = 0x02;
+export const A_CONFIGURABLE = 0x04;
+export const A_ACCESSOR = 0x08;
+export const A_DEFAULT = A_WRITABLE | A_ENUMERABLE | A_CONFIGURABLE;
+
+/** Reduce flags. */
+export const R_BY_NAME = 0x01; // a registered reducer's name follows; else a restore function value
+export const R_STATE = 0x02;
+export const R_PROPS = 0x04; // object flags + [proto] + property list follow the state

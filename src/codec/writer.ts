@@ -1,0 +1,119 @@
+/** A growable byte buffer with the primitive writes of the wire format. */
+import { Buffer } from 'node:buffer';
+
+export class ByteWriter {
+  buf: Buffer;
+  view: DataView;
+  pos = 0;
+
+  constructor(initial = 256) {
+    this.buf = Buffer.allocUnsafe(initial);
+    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+  }
+
+  /** Makes room for `n` more bytes. */
+  ensure(n: number): void {
+    const need = this.pos + n;
+    if (need <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < need) size *= 2;
+    const next = Buffer.allocUnsafe(size);
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+    this.view = new DataView(next.buffer, next.byteOffset, next.byteLength);
+  }
+
+  u8(b: number): void {
+    if (this.pos >= this.buf.length) this.ensure(1);
+    this.buf[this.pos++] = b;
+  }
+
+  /** Unsigned LEB128 of a non-negative safe integer. */
+  varint(n: number): void {
+    this.ensure(8);
+    const buf = this.buf;
+    while (n > 0x7f) {
+      buf[this.pos++] = (n & 0x7f) | 0x80;
+      n = Math.floor(n / 128);
+    }
+    buf[this.pos++] = n;
+  }
+
+  f64(x: number): void {
+    this.ensure(8);
+    this.view.setFloat64(this.pos, x, true);
+    this.pos += 8;
+  }
+
+  bytes(src: Uint8Array): void {
+    this.ensure(src.length);
+    this.buf.set(src, this.pos);
+    this.pos += src.length;
+  }
+
+  /**
+   * Writes a string as tag + length + bytes. Well-formed strings go as UTF-8 (short ones in a
+   * one-byte tag with the length inside), strings with lone surrogates as UTF-16LE.
+   */
+  string(s: string, fixTag: number, fixMax: number, tag8: number, tag16: number): void {
+    const len = s.length;
+    if (len <= 21) {
+      // At most 63 UTF-8 bytes: try the one-byte-header form with an inline ASCII loop.
+      this.ensure(1 + len * 3);
+      const buf = this.buf;
+      const start = this.pos + 1;
+      let p = start;
+      for (let i = 0; i < len; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) {
+          p = -1;
+          break;
+        }
+        buf[p++] = c;
+      }
+      if (p >= 0) {
+        buf[this.pos] = fixTag + len;
+        this.pos = p;
+        return;
+      }
+      if (!s.isWellFormed()) return this.#utf16(s, tag16);
+      const n = buf.utf8Write(s, start);
+      if (n <= fixMax) {
+        buf[this.pos] = fixTag + n;
+        this.pos = start + n;
+        return;
+      }
+    } else if (!s.isWellFormed()) {
+      return this.#utf16(s, tag16);
+    }
+    const n = Buffer.byteLength(s, 'utf8');
+    this.u8(tag8);
+    this.varint(n);
+    this.ensure(n);
+    this.buf.utf8Write(s, this.pos, n);
+    this.pos += n;
+  }
+
+  #utf16(s: string, tag16: number): void {
+    this.u8(tag16);
+    this.varint(s.length);
+    this.ensure(s.length * 2);
+    this.buf.ucs2Write(s, this.pos, s.length * 2);
+    this.pos += s.length * 2;
+  }
+
+  /** The bytes written so far (a view, not a copy). */
+  result(): Uint8Array {
+    return this.buf.subarray(0, this.pos);
+  }
+}
+
+declare module 'node:buffer' {
+  interface Buffer {
+    utf8Write(s: string, offset?: number, length?: number): number;
+    ucs2Write(s: string, offset?: number, length?: number): number;
+    utf8Slice(start: number, end: number): string;
+    latin1Slice(start: number, end: number): string;
+    ucs2Slice(start: number, end: number): string;
+  }
+}

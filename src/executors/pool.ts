@@ -1,0 +1,64 @@
+/**
+ * `createPool`: local worker processes (the embedded default). `createStdioExecutor`: any command that runs
+ * `modulepickle worker --stdio` (docker, ssh, kubectl). One protocol and one scheduler for both.
+ */
+import { availableParallelism } from 'node:os';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { WorkerError } from '../errors.ts';
+import { createProcessExecutor, type Executor, type ExecutorOptions } from './executor.ts';
+
+/** Options of {@link createPool}. */
+export interface PoolOptions extends ExecutorOptions {
+  /** Number of worker processes (default: the number of CPUs). */
+  readonly workers?: number;
+  /** Working directory of the workers (default: this process's). */
+  readonly cwd?: string;
+  /** Environment of the workers (default: this process's). */
+  readonly env?: NodeJS.ProcessEnv;
+  /** Cache folder for shipped code on this machine (sets `MODULEPICKLE_CACHE` for the workers). */
+  readonly cacheDir?: string;
+  /** Extra `node` flags for the workers, e.g. `['--max-old-space-size=512']`. */
+  readonly execArgv?: readonly string[];
+}
+
+/** Options of {@link createStdioExecutor}. */
+export interface StdioExecutorOptions extends ExecutorOptions {
+  /** The command and its arguments, e.g. `['ssh', '-T', 'host', 'npx', 'modulepickle', 'worker', '--stdio']`. */
+  readonly command: readonly string[];
+  /** Number of processes of that command to run (default 1). */
+  readonly workers?: number;
+  readonly cwd?: string;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Path of the built worker entry (`dist/entry/worker.js`). When this module runs from TypeScript sources (tests,
+ * tsx), the sibling `dist/` build is used so workers start as plain `node`. @throws WorkerError ERR_MP_WORKER_ENTRY
+ */
+export function workerEntryPath(): string {
+  const here = fileURLToPath(import.meta.url);
+  const built = here.endsWith('.ts') ? here.replace(/[\\/]src[\\/]executors[\\/]pool\.ts$/, '/dist/entry/worker.js') : fileURLToPath(new URL('../entry/worker.js', import.meta.url));
+  if (!existsSync(built)) {
+    throw new WorkerError('ERR_MP_WORKER_ENTRY', `the worker entry ${built} does not exist: run 'npm run build' first`);
+  }
+  return built;
+}
+
+/** A pool of local worker processes. @throws WorkerError ERR_MP_WORKER_ENTRY when the package is not built */
+export function createPool(options: PoolOptions = {}): Executor {
+  const entry = workerEntryPath();
+  const env = { ...(options.env ?? process.env) };
+  if (options.cacheDir) env['MODULEPICKLE_CACHE'] = options.cacheDir;
+  const command = [process.execPath, ...(options.execArgv ?? []), entry];
+  return createProcessExecutor('p', () => ({ command, cwd: options.cwd, env }), { ...options, workers: options.workers ?? availableParallelism() });
+}
+
+/** Workers reached through any command's stdin/stdout. @throws WorkerError ERR_MP_BAD_OPTION */
+export function createStdioExecutor(options: StdioExecutorOptions): Executor {
+  if (!Array.isArray(options.command) || options.command.length === 0 || !options.command.every((c) => typeof c === 'string')) {
+    throw new WorkerError('ERR_MP_BAD_OPTION', "createStdioExecutor needs { command: [program, ...args] }, e.g. ['docker', 'run', '-i', 'img', 'npx', 'modulepickle', 'worker', '--stdio']");
+  }
+  const spec = { command: options.command, cwd: options.cwd, env: options.env };
+  return createProcessExecutor('s', () => spec, { ...options, workers: options.workers ?? 1 });
+}

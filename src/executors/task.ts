@@ -1,0 +1,269 @@
+/**
+ * The transport-independent task core, shared by the client and the worker (and by the queue executor).
+ *
+ * Client side:
+ *   const task = await encodeTask(fn, args, { dumpsOptions })   // fn pickled once per call, hashed
+ *   send(taskBody(task, workerHasFunction(task.fnHash) ? false : true))
+ *   ... later: decodeOutcome(status, payload, { loadsOptions, mapStack }) -> value, or throws RemoteError
+ * Worker side:
+ *   const { status, payload } = await runTask(body, { blobSource, cacheDir })
+ *
+ * Task body: `u8 kind | 32-byte sha256 of the function payload | u32 fnLen | fn payload (fnLen bytes) | args payload`.
+ * `fnLen` is 0 when the client knows the worker already has that function; a worker that no longer has it answers
+ * `needFunction` and the client resends with the bytes. Each worker keeps decoded functions by content hash
+ * ({@link FunctionCache}), so repeated calls of an unchanged closure skip decoding (its captured state persists on
+ * that worker between such calls). Kind `map` applies the function to every element of the args payload.
+ */
+import { createHash } from 'node:crypto';
+import { ModulePickleError, RemoteError } from '../errors.ts';
+import { ResultStatus, concat, readU32, writeU32 } from './protocol.ts';
+import { dumps, loads, type BlobSource, type PickleOptions } from './pickler.ts';
+import { walkPayload } from './payload-walk.ts';
+
+/** Task kind byte. */
+export const TaskKind = { call: 0, map: 1 } as const;
+export type TaskKind = (typeof TaskKind)[keyof typeof TaskKind];
+
+/** A pickled task, ready to be framed for any worker. */
+export interface EncodedTask extends EncodedFunction {
+  readonly kind: TaskKind;
+  readonly argsBytes: Uint8Array;
+}
+
+/** A pickled function and its content hash (encode once, send to many workers / many chunks). */
+export interface EncodedFunction {
+  /** sha256 of `fnBytes`, hex. */
+  readonly fnKey: string;
+  readonly fnHash: Uint8Array;
+  readonly fnBytes: Uint8Array;
+}
+
+// Self-contained functions (by value, nothing captured, no module or file referenced) pickle to the same bytes
+// every time: their payload is kept per function object, so `run(fn)` does not re-pickle them on every call.
+const selfContained = new WeakMap<object, EncodedFunction>();
+
+/** Pickles a function. @throws ModulePickleError ERR_MP_NOT_A_FUNCTION, EncodeError from the codec */
+export async function encodeFunction(fn: unknown, dumpsOptions?: PickleOptions): Promise<EncodedFunction> {
+  if (typeof fn !== 'function') {
+    throw new ModulePickleError('ERR_MP_NOT_A_FUNCTION', `run/map/wrap expect a function, got ${fn === null ? 'null' : typeof fn}`);
+  }
+  const cached = selfContained.get(fn);
+  if (cached && sameOwnKeys(fn)) return cached;
+  const fnBytes = await dumps(fn, dumpsOptions);
+  const fnHash = createHash('sha256').update(fnBytes).digest();
+  const encoded = { fnKey: fnHash.toString('hex'), fnHash, fnBytes };
+  if (isSelfContained(fnBytes) && sameOwnKeys(fn)) selfContained.set(fn, encoded);
+  return encoded;
+}
+
+function sameOwnKeys(fn: object): boolean {
+  return Reflect.ownKeys(fn).every((k) => k === 'length' || k === 'name' || k === 'prototype');
+}
+
+function isSelfContained(bytes: Uint8Array): boolean {
+  try {
+    const w = walkPayload(bytes);
+    if (w.sections.length > 0 || w.reduced.length !== 1) return false;
+    const args = w.reduced[0]!.args as Record<string, unknown>;
+    const state = (w.reduced[0]!.state ?? {}) as { captures?: Record<string, unknown> };
+    const eager = args['eager'] as Record<string, unknown> | undefined;
+    return args['t'] === 'value' && !('thisArg' in args) && Object.keys(state.captures ?? {}).length === 0 && Object.keys(eager ?? {}).length === 0;
+  } catch {
+    return false;
+  }
+}
+
+/** Pickles a call (or a map chunk: `args` are the items). `fn` may be pre-encoded with {@link encodeFunction}. */
+export async function encodeTask(fn: unknown, args: readonly unknown[], options: { kind?: TaskKind; dumpsOptions?: PickleOptions } = {}): Promise<EncodedTask> {
+  const [f, argsBytes] = await Promise.all([isEncoded(fn) ? fn : encodeFunction(fn, options.dumpsOptions), dumps(args, options.dumpsOptions)]);
+  return { ...f, kind: options.kind ?? TaskKind.call, argsBytes };
+}
+
+function isEncoded(v: unknown): v is EncodedFunction {
+  return typeof v === 'object' && v !== null && 'fnBytes' in v && 'fnHash' in v;
+}
+
+/** Frames a task body; `withFunction` false sends the function hash alone. */
+export function taskBody(task: EncodedTask, withFunction: boolean): Uint8Array {
+  const fn = withFunction ? task.fnBytes : new Uint8Array(0);
+  const head = new Uint8Array(1 + 32 + 4);
+  head[0] = task.kind;
+  head.set(task.fnHash, 1);
+  writeU32(head, 33, fn.length);
+  return concat(head, fn, task.argsBytes);
+}
+
+/** Decoded functions by content hash, least recently used evicted first. */
+export class FunctionCache {
+  readonly #map = new Map<string, (...args: unknown[]) => unknown>();
+  readonly #max: number;
+  /** Functions decoded so far (cache misses). */
+  decodes = 0;
+  constructor(max = 256) {
+    this.#max = max;
+  }
+  get(key: string): ((...args: unknown[]) => unknown) | undefined {
+    const fn = this.#map.get(key);
+    if (fn) {
+      this.#map.delete(key);
+      this.#map.set(key, fn);
+    }
+    return fn;
+  }
+  set(key: string, fn: (...args: unknown[]) => unknown): void {
+    this.#map.set(key, fn);
+    this.decodes++;
+    if (this.#map.size > this.#max) this.#map.delete(this.#map.keys().next().value!);
+  }
+}
+
+/** What the worker needs to run tasks. */
+export interface RunContext {
+  /** Fetches blobs the payload names but does not carry (over the channel, from Redis, ...). */
+  readonly blobSource?: BlobSource;
+  /** Where materialized trees and blobs are cached on this machine. */
+  readonly cacheDir?: string;
+  /** Extra options for `loads` / for `dumps` of the result. */
+  readonly loadsOptions?: PickleOptions;
+  readonly dumpsOptions?: PickleOptions;
+  readonly cache?: FunctionCache;
+}
+
+/** A finished task: RESULT status and pickled value (or pickled {@link ErrorInfo}). */
+export interface TaskOutcome {
+  readonly status: ResultStatus;
+  readonly payload: Uint8Array;
+}
+
+const defaultCache = new FunctionCache();
+
+/** Runs one task body on the worker. Never throws: failures become an `error` outcome. */
+export async function runTask(body: Uint8Array, ctx: RunContext = {}): Promise<TaskOutcome> {
+  const cache = ctx.cache ?? defaultCache;
+  let index: number | undefined;
+  try {
+    if (body.length < 37) throw new ModulePickleError('ERR_MP_PROTOCOL_GARBAGE', `task body too short (${body.length} bytes)`);
+    const kind = body[0];
+    const key = Buffer.from(body.buffer, body.byteOffset + 1, 32).toString('hex');
+    const fnLen = readU32(body, 33);
+    if (37 + fnLen > body.length) throw new ModulePickleError('ERR_MP_PROTOCOL_GARBAGE', 'task body truncated');
+    const loadsOptions: PickleOptions = { ...ctx.loadsOptions };
+    if (ctx.blobSource) loadsOptions['blobSource'] = ctx.blobSource;
+    if (ctx.cacheDir) loadsOptions['cacheDir'] = ctx.cacheDir;
+    let fn = cache.get(key);
+    if (!fn) {
+      if (fnLen === 0) return { status: ResultStatus.needFunction, payload: new Uint8Array(0) };
+      const decoded = await loads(body.subarray(37, 37 + fnLen), loadsOptions);
+      if (typeof decoded !== 'function') throw new ModulePickleError('ERR_MP_NOT_A_FUNCTION', `the task's function decoded to ${typeof decoded}`);
+      fn = decoded as (...args: unknown[]) => unknown;
+      cache.set(key, fn);
+    }
+    const args = await loads(body.subarray(37 + fnLen), loadsOptions);
+    if (!Array.isArray(args)) throw new ModulePickleError('ERR_MP_PROTOCOL_GARBAGE', 'task arguments are not an array');
+    let result: unknown;
+    if (kind === TaskKind.map) {
+      const out: unknown[] = new Array(args.length);
+      for (index = 0; index < args.length; index++) {
+        const r = fn(args[index]);
+        out[index] = isThenable(r) ? await r : r;
+      }
+      index = undefined;
+      result = out;
+    } else {
+      const r = fn(...args);
+      result = isThenable(r) ? await r : r;
+    }
+    return { status: ResultStatus.ok, payload: await dumps(result, ctx.dumpsOptions) };
+  } catch (err) {
+    const info = errorInfo(err);
+    if (index !== undefined) info.index = index;
+    return { status: ResultStatus.error, payload: await dumps(info, ctx.dumpsOptions).catch(() => dumps(errorInfo(String(err)))) };
+  }
+}
+
+/** A remote exception as data: what travels back in an `error` outcome. */
+export interface ErrorInfo {
+  name: string;
+  message: string;
+  stack: string;
+  code?: string;
+  /** The cause: an error (as ErrorInfo) or a plain value. */
+  cause?: { error: ErrorInfo } | { value: unknown };
+  /** Index of the failing item in a map chunk. */
+  index?: number;
+  /** A non-Error value was thrown. */
+  thrown?: unknown;
+}
+
+/** Describes any thrown value as {@link ErrorInfo} (causes followed up to depth 8). */
+export function errorInfo(err: unknown, depth = 0): ErrorInfo {
+  if (!(err instanceof Error)) {
+    const info: ErrorInfo = { name: 'NonError', message: `a non-Error value was thrown: ${safeString(err)}`, stack: '' };
+    if (isData(err)) info.thrown = err;
+    return info;
+  }
+  const info: ErrorInfo = { name: err.name, message: err.message, stack: err.stack ?? `${err.name}: ${err.message}` };
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string') info.code = code;
+  if ('cause' in err && depth < 8) {
+    const cause = err.cause;
+    info.cause = cause instanceof Error ? { error: errorInfo(cause, depth + 1) } : { value: isData(cause) ? cause : safeString(cause) };
+  }
+  return info;
+}
+
+/** Options for turning an outcome back into a value. */
+export interface DecodeOutcomeOptions {
+  readonly loadsOptions?: PickleOptions;
+  /** Rewrites a remote stack so its frames point at the caller's files. */
+  readonly mapStack?: (stack: string) => string;
+  /** Names the worker in messages. */
+  readonly worker?: string;
+}
+
+/** Decodes a finished task's payload: the value, or throws the remote exception as {@link RemoteError}. */
+export async function decodeOutcome(status: number, payload: Uint8Array, options: DecodeOutcomeOptions = {}): Promise<unknown> {
+  if (status === ResultStatus.ok) return loads(payload, options.loadsOptions);
+  const info = (await loads(payload, options.loadsOptions)) as ErrorInfo;
+  throw remoteError(info, options);
+}
+
+/** Builds the local {@link RemoteError} for a remote exception (cause chain included). */
+export function remoteError(info: ErrorInfo, options: DecodeOutcomeOptions = {}): RemoteError {
+  const cause = info.cause && 'error' in info.cause ? remoteError(info.cause.error, options) : info.cause?.value;
+  const where = options.worker ? ` on worker ${options.worker}` : '';
+  const item = info.index !== undefined ? ` (map item ${info.index})` : '';
+  const err = new RemoteError(info.code ?? 'ERR_MP_REMOTE', `${info.name}${where}${item}: ${info.message}`, info.cause ? { cause } : undefined);
+  err.remoteName = info.name;
+  err.remoteStack = options.mapStack ? options.mapStack(info.stack) : info.stack;
+  Object.defineProperty(err, 'remoteMessage', { value: info.message, enumerable: false, configurable: true, writable: true });
+  if (info.index !== undefined) Object.defineProperty(err, 'index', { value: info.index, enumerable: false, configurable: true, writable: true });
+  if (info.thrown !== undefined) Object.defineProperty(err, 'thrown', { value: info.thrown, enumerable: false, configurable: true, writable: true });
+  // The remote frames first (they say where it failed), then where it was awaited locally.
+  const local = (err.stack ?? '').split('\n').slice(1).join('\n');
+  err.stack = `${err.name} [${err.code}]: ${err.message}\n${frames(err.remoteStack)}\n    --- awaited locally ---\n${local}`;
+  return err;
+}
+
+function frames(stack: string): string {
+  return stack
+    .split('\n')
+    .filter((l) => /^\s+at /.test(l) && !/[\\/]executors[\\/](?:task|worker-loop)\.[jt]s:/.test(l))
+    .join('\n');
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return (typeof v === 'object' || typeof v === 'function') && v !== null && typeof (v as { then?: unknown }).then === 'function';
+}
+
+function isData(v: unknown): boolean {
+  return v === null || ['string', 'number', 'boolean', 'undefined', 'bigint'].includes(typeof v);
+}
+
+function safeString(v: unknown): string {
+  try {
+    return String(v);
+  } catch {
+    return Object.prototype.toString.call(v);
+  }
+}

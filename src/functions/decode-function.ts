@@ -1,0 +1,156 @@
+/**
+ * Receiver side of the function reducer: turns `FunctionArgs` back into functions.
+ */
+import { DecodeError } from '../errors.ts';
+import type { RestoreContext } from '../codec/registry.ts';
+import { walkPath } from '../modules/intrinsics.ts';
+import { loadModules, moduleFile, resolveExport, type ModuleNeed } from '../modules/load.ts';
+import { createRequire } from 'node:module';
+import type { ExportRef, ModuleRef } from '../modules/module-ref.ts';
+import { projectRoot } from '../modules/project-root.ts';
+import type { FunctionArgs, FunctionState } from './encode-function.ts';
+import { loadedModulesKey, treeDirKey } from './module-records.ts';
+import { assignCaptures, buildFunction, classTracker, type ScopeRecord } from './rebuild.ts';
+
+const scopes = new WeakMap<Function, ScopeRecord | null>();
+const reused = new WeakSet<Function>();
+
+function bad(what: string): never {
+  throw new DecodeError('ERR_MP_BAD_FUNCTION', `malformed function in payload: ${what}`);
+}
+
+const kinds = new Set(['function', 'arrow', 'class', 'method', 'getter', 'setter']);
+const moduleKinds = new Set(['builtin', 'package', 'local', 'file']);
+
+/** Validates a module reference read from a payload. @throws ERR_MP_BAD_MODULE_REF */
+export function checkModuleRef(m: unknown): asserts m is ModuleRef {
+  const r = m as Record<string, unknown>;
+  const ok = typeof r === 'object' && r !== null && moduleKinds.has(r['kind'] as string) &&
+    (r['kind'] === 'builtin' ? typeof r['name'] === 'string' :
+      r['kind'] === 'package' ? typeof r['name'] === 'string' && typeof r['version'] === 'string' && typeof r['file'] === 'string' :
+        typeof r['path'] === 'string');
+  if (!ok) throw new DecodeError('ERR_MP_BAD_MODULE_REF', 'malformed module reference in payload');
+}
+
+/** Validates an export reference read from a payload. @throws ERR_MP_BAD_MODULE_REF */
+export function checkExportRef(e: unknown): asserts e is ExportRef {
+  const r = e as Record<string, unknown>;
+  if (typeof r !== 'object' || r === null || !Array.isArray(r['path']) || !(r['path'] as unknown[]).every((p) => typeof p === 'string')) {
+    throw new DecodeError('ERR_MP_BAD_MODULE_REF', 'malformed export reference in payload');
+  }
+  checkModuleRef(r['module']);
+}
+
+/** Loaded modules of the payload being decoded (loads synchronously when the `modules` section did not run). */
+export function loadedModules(ctx: RestoreContext, need?: ModuleNeed): ReadonlyMap<string, unknown> {
+  let loaded = ctx.scratch.get(loadedModulesKey) as Map<string, unknown> | undefined;
+  if (!loaded) ctx.scratch.set(loadedModulesKey, (loaded = new Map()));
+  if (need) {
+    const extra = loadModules([need], moduleBase(ctx));
+    if (extra instanceof Promise) {
+      throw new DecodeError('ERR_MP_ASYNC_REQUIRED', 'an ES module must be imported to decode this value; use loads() instead of loadsSync()');
+    }
+    for (const [k, v] of extra) loaded.set(k, v);
+  }
+  return loaded;
+}
+
+/** Folder local module references resolve against: the shipped tree when present, else the project root. */
+export function moduleBase(ctx: RestoreContext): string {
+  const tree = ctx.scratch.get(treeDirKey);
+  return typeof tree === 'string' ? tree : projectRoot(ctx.options);
+}
+
+/** Resolves an export reference, loading its module synchronously when the section did not. */
+export function restoreExport(ref: unknown, ctx: RestoreContext): unknown {
+  checkExportRef(ref);
+  const need: ModuleNeed = { module: ref.module, namespace: ref.view === 'namespace' };
+  let loaded = loadedModules(ctx);
+  try {
+    return resolveExport(ref, loaded);
+  } catch (e) {
+    if ((e as { code?: string }).code !== 'ERR_MP_MODULE_NOT_LOADED') throw e;
+  }
+  loaded = loadedModules(ctx, need);
+  return resolveExport(ref, loaded);
+}
+
+/** Rebuilds a function from reducer arguments. @throws ERR_MP_BAD_FUNCTION and module errors */
+export function restoreFunction(args: FunctionArgs, ctx: RestoreContext): Function {
+  if (typeof args !== 'object' || args === null) bad('arguments');
+  switch (args.t) {
+    case 'intrinsic': {
+      if (!Array.isArray(args.path)) bad('intrinsic path');
+      const v = walkPath(globalThis, args.path);
+      if (typeof v !== 'function') throw new DecodeError('ERR_MP_MODULE_EXPORT', `built-in '${args.path.join('.')}' does not exist in Node.js ${process.version}`);
+      return v;
+    }
+    case 'ref': {
+      const v = restoreExport(args.ref, ctx);
+      if (typeof v !== 'function') throw new DecodeError('ERR_MP_MODULE_EXPORT', `export '${args.ref.path.join('.')}' is not a function on this side`);
+      return v;
+    }
+    case 'require': {
+      checkModuleRef(args.module);
+      const file = moduleFile(args.module, moduleBase(ctx));
+      if (!file) bad('require of a builtin');
+      return createRequire(file);
+    }
+    case 'bound': {
+      if (typeof args.target !== 'function' || !Array.isArray(args.args)) bad('bound function');
+      return Function.prototype.bind.call(args.target, args.thisArg, ...(args.args as unknown[])) as Function;
+    }
+    case 'value': {
+      if (!kinds.has(args.kind) || typeof args.expression !== 'string' || typeof args.eager !== 'object' || args.eager === null) bad('source');
+      if (typeof args.tracker === 'string') {
+        const existing = classTracker().get(args.tracker);
+        if (existing) {
+          reused.add(existing);
+          return existing;
+        }
+      }
+      assignCaptures(args.scope, args.eager);
+      const fn = buildFunction(
+        {
+          kind: args.kind,
+          expression: args.expression,
+          strict: args.strict === true,
+          url: typeof args.url === 'string' ? args.url : '',
+          line: Number(args.line) || 0,
+          column: Number(args.column) || 0,
+          offset: Number(args.offset) || 0,
+          home: args.home === true,
+          thisArg: 'thisArg' in args ? args.thisArg : undefined,
+          ...('superClass' in args ? { superClass: args.superClass } : {}),
+        },
+        args.scope,
+      );
+      scopes.set(fn, args.scope);
+      if (typeof args.tracker === 'string') classTracker().set(args.tracker, fn);
+      return fn;
+    }
+    default:
+      return bad(`unknown form '${String((args as { t?: unknown }).t)}'`);
+  }
+}
+
+/** Assigns a by-value function's captures (after every value it may point to exists). */
+export function setFunctionState(fn: Function, state: FunctionState | undefined): void {
+  if (!state || reused.has(fn)) return;
+  const scope = scopes.get(fn);
+  if (scope === undefined) return;
+  assignCaptures(scope, state.captures);
+  const proto = state.proto;
+  if (Array.isArray(proto)) {
+    const target = (fn as { prototype?: object }).prototype;
+    if (typeof target !== 'object' || target === null) bad('class prototype');
+    for (let i = 0; i < proto.length; i += 2) {
+      const key = proto[i] as string | symbol;
+      const d = proto[i + 1] as { v?: unknown; w?: boolean; g?: () => unknown; s?: (v: unknown) => void; e?: boolean; c?: boolean };
+      const desc: PropertyDescriptor = 'v' in d ? { value: d.v, writable: d.w === true } : { get: d.g, set: d.s };
+      desc.enumerable = d.e === true;
+      desc.configurable = d.c === true;
+      Object.defineProperty(target, key, desc);
+    }
+  }
+}

@@ -1,0 +1,195 @@
+/**
+ * Which loaded module a value comes from: an index from value identity to a module reference, built from the loaded
+ * `node:` builtins (`process.moduleLoadList`) and the CommonJS module cache (packages, local files), refreshed when
+ * more modules load. ES module namespaces are matched by their export names.
+ */
+import { builtinModules, createRequire } from 'node:module';
+import { realpathSync } from 'node:fs';
+import { locateModule, urlToPath } from './locate.ts';
+import type { ExportRef, ModuleRef } from './module-ref.ts';
+import { esmExports } from './esm-exports.ts';
+
+const require = createRequire(import.meta.url);
+
+interface IndexState {
+  root: string;
+  values: Map<object, ExportRef>;
+  /** Module object -> its reference (CJS exports and builtin exports). */
+  modules: Map<object, ModuleRef>;
+  seenFiles: Set<string>;
+  seenBuiltins: Set<string>;
+  loadListLength: number;
+  cacheSize: number;
+}
+
+let state: IndexState | undefined;
+
+// Deprecated or noisy builtins that warn when loaded; never scanned.
+const skipBuiltins = new Set(['sys', 'punycode', 'domain', 'constants', 'module', 'repl', 'test', 'sea', 'sqlite']);
+
+function indexExports(s: IndexState, exportsObj: unknown, module: ModuleRef, deep: boolean): void {
+  if ((typeof exportsObj !== 'object' && typeof exportsObj !== 'function') || exportsObj === null) return;
+  if (!s.modules.has(exportsObj)) s.modules.set(exportsObj, module);
+  if (!s.values.has(exportsObj)) s.values.set(exportsObj, { module, view: 'exports', path: [] });
+  let keys: (string | symbol)[];
+  try {
+    keys = Reflect.ownKeys(exportsObj);
+  } catch {
+    return;
+  }
+  for (const key of keys) {
+    if (typeof key !== 'string') continue;
+    const name = key;
+    let v: unknown;
+    try {
+      const d = Object.getOwnPropertyDescriptor(exportsObj, name);
+      if (!d) continue;
+      v = 'value' in d ? d.value : d.get ? (exportsObj as Record<string, unknown>)[name] : undefined;
+    } catch {
+      continue;
+    }
+    if ((typeof v !== 'function' && (typeof v !== 'object' || v === null)) || s.values.has(v)) continue;
+    // Objects exported by packages/builtins (fs.promises, path.posix) go by reference; plain data of local
+    // modules goes by value, as cloudpickle does for module globals.
+    if (typeof v === 'function' || module.kind === 'builtin' || deep) {
+      s.values.set(v, { module, view: 'exports', path: [name] });
+      const proto = typeof v === 'function' ? (v as { prototype?: unknown }).prototype : undefined;
+      if (typeof proto === 'object' && proto !== null) {
+        // Methods of exported classes (EventEmitter.prototype.on), so `emitter.on` travels by reference.
+        for (const k2 of Object.getOwnPropertyNames(proto)) {
+          const d2 = Object.getOwnPropertyDescriptor(proto, k2);
+          const m = d2 && 'value' in d2 ? d2.value : undefined;
+          if (typeof m === 'function' && k2 !== 'constructor' && !s.values.has(m)) s.values.set(m, { module, view: 'exports', path: [name, 'prototype', k2] });
+        }
+      }
+      if (module.kind === 'builtin' && typeof v === 'object') {
+        for (const k2 of Object.keys(v)) {
+          const v2 = (v as Record<string, unknown>)[k2];
+          if (typeof v2 === 'function' && !s.values.has(v2)) s.values.set(v2, { module, view: 'exports', path: [name, k2] });
+        }
+      }
+    }
+  }
+}
+
+function refresh(s: IndexState): void {
+  const loadList = (process as unknown as { moduleLoadList: string[] }).moduleLoadList;
+  if (loadList.length !== s.loadListLength) {
+    s.loadListLength = loadList.length;
+    const loaded = new Set(loadList.filter((x) => x.startsWith('NativeModule ')).map((x) => x.slice(13)));
+    for (const name of builtinModules) {
+      if (s.seenBuiltins.has(name) || name.startsWith('_') || skipBuiltins.has(name) || !loaded.has(name)) continue;
+      s.seenBuiltins.add(name);
+      let exp: unknown;
+      try {
+        exp = process.getBuiltinModule(name);
+      } catch {
+        continue;
+      }
+      indexExports(s, exp, { kind: 'builtin', name }, true);
+    }
+  }
+  const cache = require.cache;
+  const files = Object.keys(cache);
+  if (files.length !== s.cacheSize) {
+    s.cacheSize = files.length;
+    for (const file of files) {
+      if (s.seenFiles.has(file)) continue;
+      const m = cache[file];
+      if (!m || !m.loaded) continue;
+      s.seenFiles.add(file);
+      const ref = locateModule(file, false, s.root);
+      indexExports(s, m.exports, ref, ref.kind === 'package');
+    }
+  }
+}
+
+function current(root: string): IndexState {
+  if (!state || state.root !== root) {
+    state = { root, values: new Map(), modules: new Map(), seenFiles: new Set(), seenBuiltins: new Set(), loadListLength: -1, cacheSize: -1 };
+    refresh(state);
+  }
+  return state;
+}
+
+/** Indexes modules loaded since the last refresh (cheap when nothing changed). */
+export function refreshModuleIndex(root: string): void {
+  refresh(current(root));
+}
+
+/** Every indexed value with its reference (module objects and exported values), refreshed first. */
+export function indexedValues(root: string): ReadonlyMap<object, ExportRef> {
+  return current(root).values;
+}
+
+/** Whether a value is an ES module namespace object. */
+export function isModuleNamespace(value: object): boolean {
+  return Object.prototype.toString.call(value) === '[object Module]' && Object.getPrototypeOf(value) === null;
+}
+
+/**
+ * The module reference of a value exported by a loaded builtin or CommonJS module (or the module object itself,
+ * including ESM namespaces of CommonJS modules and esbuild interop objects), if any.
+ */
+export function findModuleValue(value: object, root: string): ExportRef | undefined {
+  const s = current(root);
+  const hit = s.values.get(value);
+  if (hit) return hit;
+  if (isModuleNamespace(value)) {
+    const d = Object.getOwnPropertyDescriptor(value, 'default');
+    const inner = d && 'value' in d ? d.value : undefined;
+    const mod = (typeof inner === 'object' || typeof inner === 'function') && inner !== null ? s.modules.get(inner) : undefined;
+    if (mod) return { module: mod, view: 'namespace', path: [] };
+    return undefined;
+  }
+  // esbuild's __toESM(require(x)): own `default` is the exports object, other keys mirror it through getters.
+  const d = Object.getOwnPropertyDescriptor(value, 'default');
+  if (d && 'value' in d && (typeof d.value === 'object' || typeof d.value === 'function') && d.value !== null) {
+    const mod = s.modules.get(d.value as object);
+    if (mod && Object.keys(value).every((k) => k === 'default' || k === '__esModule' || Object.getOwnPropertyDescriptor(value, k)?.get)) {
+      return { module: mod, view: 'interop', path: [] };
+    }
+  }
+  return undefined;
+}
+
+/** Reference of an ES module file given its script URL. */
+export function esmModuleRef(url: string, root: string): ModuleRef | undefined {
+  const file = urlToPath(url);
+  return file ? locateModule(file, true, root) : undefined;
+}
+
+/**
+ * Matches an ES module namespace against loaded ES module scripts by export names.
+ * `scripts` are candidates (url + source getter), tried in order; a unique match wins.
+ */
+export function matchNamespace(ns: object, candidates: Iterable<{ url: string; source: () => string }>, root: string): ModuleRef | undefined {
+  const keys = new Set(Object.keys(ns));
+  let found: ModuleRef | undefined;
+  for (const c of candidates) {
+    const exp = esmExports(c.source());
+    if (!exp || exp.names.has('*') || exp.names.size !== keys.size) continue;
+    let same = true;
+    for (const n of exp.names) if (!keys.has(n)) same = false;
+    if (!same) continue;
+    const ref = esmModuleRef(c.url, root);
+    if (!ref) continue;
+    if (found) return undefined;
+    found = ref;
+  }
+  return found;
+}
+
+let mainFile: string | null | undefined;
+/** Realpath of the program's entry script (its functions always go by value, as Python's `__main__`). */
+export function mainModuleFile(): string | undefined {
+  if (mainFile === undefined) {
+    const f = require.main?.filename ?? process.argv[1];
+    try {
+      mainFile = f ? realpathSync(f) : null;
+    } catch {
+      mainFile = null;
+    }
+  }
+  return mainFile ?? undefined;
+}

@@ -1,0 +1,88 @@
+/**
+ * The receiver's blob store on disk: `<cache>/blobs/<2 hex>/<64 hex>`, read-only files written through
+ * a temp file and a rename, each verified against its sha256 before it is stored.
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, chmodSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { ShipError } from '../errors.ts';
+import { sha256Hex } from '../ship/manifest.ts';
+import type { BlobStore } from '../ship/blob-source.ts';
+
+const hashRe = /^[0-9a-f]{64}$/;
+
+/** Blob store in a cache folder. Implements `BlobStore`: `missing` tells a sender what to send. */
+export class DiskBlobStore implements BlobStore {
+  readonly dir: string;
+  readonly #tmp: string;
+
+  constructor(cacheDir: string) {
+    this.dir = join(cacheDir, 'blobs');
+    this.#tmp = join(cacheDir, 'tmp');
+  }
+
+  /** Path of a blob's file (it may not exist). */
+  pathOf(hash: string): string {
+    if (!hashRe.test(hash)) throw new ShipError('ERR_MP_MANIFEST_INVALID', `'${hash}' is not a sha256 hex digest`);
+    return join(this.dir, hash.slice(0, 2), hash);
+  }
+
+  has(hash: string): boolean {
+    return existsSync(this.pathOf(hash));
+  }
+
+  async missing(hashes: readonly string[]): Promise<string[]> {
+    return this.missingSync(hashes);
+  }
+
+  /** Synchronous `missing`. */
+  missingSync(hashes: readonly string[]): string[] {
+    return hashes.filter((h) => !this.has(h));
+  }
+
+  async get(hashes: readonly string[]): Promise<Map<string, Uint8Array>> {
+    const out = new Map<string, Uint8Array>();
+    for (const h of hashes) {
+      try {
+        out.set(h, readFileSync(this.pathOf(h)));
+      } catch {
+        // absent
+      }
+    }
+    return out;
+  }
+
+  async put(blobs: ReadonlyMap<string, Uint8Array>): Promise<void> {
+    this.putSync(blobs);
+  }
+
+  /**
+   * Verifies and stores blobs (atomic per blob; racing writers of the same blob are harmless).
+   * @throws ERR_MP_BLOB_HASH_MISMATCH when bytes do not match their hash
+   */
+  putSync(blobs: ReadonlyMap<string, Uint8Array>): void {
+    mkdirSync(this.#tmp, { recursive: true });
+    for (const [hash, bytes] of blobs) {
+      const dest = this.pathOf(hash);
+      const actual = sha256Hex(bytes);
+      if (actual !== hash) {
+        throw new ShipError('ERR_MP_BLOB_HASH_MISMATCH', `a shipped blob does not match its hash (expected ${hash}, got ${actual}); the payload or blob source is corrupt`, hash);
+      }
+      if (existsSync(dest)) continue;
+      mkdirSync(join(this.dir, hash.slice(0, 2)), { recursive: true });
+      const tmp = join(this.#tmp, `blob-${process.pid}-${randomBytes(6).toString('hex')}`);
+      writeFileSync(tmp, bytes, { mode: 0o444 });
+      try {
+        chmodSync(tmp, 0o444);
+        renameSync(tmp, dest);
+      } catch (err) {
+        try {
+          unlinkSync(tmp);
+        } catch {
+          // already gone
+        }
+        throw err;
+      }
+    }
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * Trees in use. A process holds one lease file per tree it uses (`<wrapper>/leases/<pid>-<token>`),
+ * with an in-process reference count; the GC never removes a tree with a live lease. Releasing the last
+ * reference removes the lease and purges the tree's CommonJS modules from `require.cache`.
+ */
+import { mkdirSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join, sep } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { withCacheLock } from './cache-lock.ts';
+import { gcCache } from './gc.ts';
+import { materializeTree, materializeTreeSync, unlinkQuiet, type MaterializedTree, type MaterializeOptions } from './materialize.ts';
+
+const token = randomBytes(6).toString('hex');
+const held = new Map<string, { count: number; lease: string; tree: MaterializedTree }>();
+const byDir = new Map<string, string>();
+let exitHook = false;
+
+/** A tree this process uses; call `release()` when no function from it runs anymore. */
+export interface TreeHandle extends MaterializedTree {
+  release(): void;
+}
+
+function hookExit(): void {
+  if (exitHook) return;
+  exitHook = true;
+  process.once('exit', () => {
+    for (const h of held.values()) unlinkQuiet(h.lease);
+  });
+}
+
+/** Takes a lease on a complete tree under the cache lock; false when the GC removed it meanwhile. */
+function lease(tree: MaterializedTree): boolean {
+  const key = tree.wrapper;
+  const h = held.get(key);
+  if (h) {
+    h.count++;
+    return true;
+  }
+  const file = join(tree.wrapper, 'leases', `${process.pid}-${token}`);
+  const ok = withCacheLock(tree.cacheDir, () => {
+    if (!existsSync(join(tree.wrapper, 'manifest.json'))) return false;
+    mkdirSync(join(tree.wrapper, 'leases'), { recursive: true });
+    writeFileSync(file, '');
+    const now = new Date();
+    utimesSync(join(tree.wrapper, 'manifest.json'), now, now);
+    return true;
+  });
+  if (!ok) return false;
+  hookExit();
+  held.set(key, { count: 1, lease: file, tree });
+  byDir.set(tree.dir, key);
+  return true;
+}
+
+function handle(tree: MaterializedTree): TreeHandle {
+  let released = false;
+  return {
+    ...tree,
+    release: () => {
+      if (released) return;
+      released = true;
+      releaseTree(tree.dir);
+    },
+  };
+}
+
+/**
+ * Materializes a tree (when needed) and leases it for this process.
+ * @throws the errors of `materializeTree`
+ */
+export async function openTree(text: unknown, options: MaterializeOptions & GcSchedule = {}): Promise<TreeHandle> {
+  for (;;) {
+    const tree = await materializeTree(text, options);
+    if (lease(tree)) return handle(afterCreate(tree, options));
+  }
+}
+
+/** Synchronous `openTree` with the blobs at hand (inline payload blobs or the cache). */
+export function openTreeSync(text: unknown, blobs: ReadonlyMap<string, Uint8Array>, options: Omit<MaterializeOptions, 'blobSource'> & GcSchedule = {}): TreeHandle {
+  for (;;) {
+    const tree = materializeTreeSync(text, blobs, options);
+    if (lease(tree)) return handle(afterCreate(tree, options));
+  }
+}
+
+/** When a new tree was built, bound the cache soon after (off the caller's path). */
+export interface GcSchedule {
+  /** Cache budget in bytes for the GC that runs after a new tree is built; false: no automatic GC. */
+  readonly cacheMaxBytes?: number | false;
+}
+
+function afterCreate(tree: MaterializedTree, options: GcSchedule): MaterializedTree {
+  if (tree.created && options.cacheMaxBytes !== false && process.env.MODULEPICKLE_NO_GC !== '1') {
+    const maxBytes = options.cacheMaxBytes;
+    setTimeout(() => {
+      try {
+        gcCache({ cacheDir: tree.cacheDir, maxBytes });
+      } catch {
+        // the next build tries again
+      }
+    }, 0).unref();
+  }
+  return tree;
+}
+
+/** Drops one reference to the tree at `dir`; the last one removes the lease and purges its CommonJS modules. */
+export function releaseTree(dir: string): void {
+  const key = byDir.get(dir);
+  const h = key === undefined ? undefined : held.get(key);
+  if (!h || !key) return;
+  if (--h.count > 0) return;
+  held.delete(key);
+  byDir.delete(dir);
+  unlinkQuiet(h.lease);
+  purgeRequireCache(dir);
+}
+
+/** Removes every `require.cache` entry under `dir` (ESM instances cannot be unloaded; they stay). */
+export function purgeRequireCache(dir: string): number {
+  const cache = createRequire(import.meta.url).cache;
+  const prefix = dir.endsWith(sep) ? dir : dir + sep;
+  let n = 0;
+  for (const k of Object.keys(cache)) {
+    if (k.startsWith(prefix)) {
+      delete cache[k];
+      n++;
+    }
+  }
+  return n;
+}
+
+/** Tree folders this process holds leases on, with their reference counts. */
+export function heldTrees(): { dir: string; id: string; count: number }[] {
+  return [...held.values()].map((h) => ({ dir: h.tree.dir, id: h.tree.id, count: h.count }));
+}

@@ -1,0 +1,144 @@
+/**
+ * Builds the manifest of a project tree: walk, size limits (before hashing), stat cache, sha256 of the
+ * rest, the versions of installed packages the tree declares, and the version id.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { ShipError } from '../errors.ts';
+import { checkLimits, defaultMaxBytes, defaultMaxFileBytes } from './limits.ts';
+import { comparePaths, manifestIdOf, serializeManifest, sha256Hex, type Manifest, type ManifestEntry } from './manifest.ts';
+import { findProjectRoot, type RootReason } from './root.ts';
+import { StatCache } from './stat-cache.ts';
+import { walkProject } from './walk.ts';
+
+/** Options of a manifest build (also the `ship` options of `dumps`, plus `root`). */
+export interface BuildOptions {
+  /** Project root. Default: detected from `from` (see `findProjectRoot`). */
+  readonly root?: string;
+  /** Where the code lives, for root detection. Default: the first of `extraFiles`, else the cwd. */
+  readonly from?: string;
+  /** gitignore-style patterns that ship even when ignored. */
+  readonly include?: readonly string[];
+  /** gitignore-style patterns that never ship. */
+  readonly exclude?: readonly string[];
+  /** Absolute paths of loaded local modules: they ship even when ignored. */
+  readonly extraFiles?: Iterable<string>;
+  /** Limit on the total bytes (default 256 MiB). */
+  readonly maxBytes?: number;
+  /** Limit on one file (default 32 MiB). */
+  readonly maxFileBytes?: number;
+  /** Cache folder for the stat cache (default: the user cache folder). */
+  readonly cacheDir?: string;
+  /** Use and update the persisted stat cache (default true). */
+  readonly statCache?: boolean;
+}
+
+/** A built manifest and where each blob's bytes are on this machine. */
+export interface ShipBuild {
+  readonly root: string;
+  readonly rootReason: RootReason;
+  readonly manifest: Manifest;
+  /** Canonical manifest text (what travels). */
+  readonly text: string;
+  /** Version id: sha256 of `text`. */
+  readonly id: string;
+  /** Blob hash → absolute path of a file with that content. */
+  readonly files: ReadonlyMap<string, string>;
+  readonly totalBytes: number;
+  /** Files hashed in this build (the rest came from the stat cache). */
+  readonly hashed: number;
+  readonly skipped: readonly { rel: string; reason: string }[];
+}
+
+function firstOf(it: Iterable<string> | undefined): string | undefined {
+  if (!it) return undefined;
+  for (const x of it) return x;
+  return undefined;
+}
+
+function installedVersion(root: string, fromDir: string, name: string): string | undefined {
+  for (const base of [fromDir, root]) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(base, 'node_modules', name, 'package.json'), 'utf8')) as { version?: unknown };
+      if (typeof pkg.version === 'string') return pkg.version;
+    } catch {
+      // try the next folder
+    }
+  }
+  return undefined;
+}
+
+/** Versions of the installed packages that the tree's package.json files declare (workspace links excluded). */
+function packageVersions(root: string, entries: readonly ManifestEntry[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  const local = new Set(entries.filter((e) => e.kind === 'symlink' && e.path.startsWith('node_modules/')).map((e) => e.path.slice(13)));
+  const pkgFiles = entries.filter((e) => e.kind === 'file' && (e.path === 'package.json' || e.path.endsWith('/package.json'))).slice(0, 200);
+  for (const e of pkgFiles) {
+    let json: Record<string, unknown>;
+    try {
+      json = JSON.parse(readFileSync(join(root, e.path), 'utf8')) as Record<string, unknown>;
+    } catch {
+      continue;
+    }
+    for (const field of ['dependencies', 'optionalDependencies', 'peerDependencies', 'devDependencies']) {
+      const deps = json[field];
+      if (!deps || typeof deps !== 'object') continue;
+      for (const name of Object.keys(deps)) {
+        if (local.has(name) || out[name] !== undefined) continue;
+        const v = installedVersion(root, join(root, dirname(e.path)), name);
+        if (v !== undefined) out[name] = v;
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Builds the manifest of the project tree.
+ * @throws ERR_MP_NO_ROOT, ERR_MP_SHIP_TOO_LARGE, ERR_MP_SHIP_FILE_TOO_LARGE, ERR_MP_SHIP_EMPTY, ERR_MP_SHIP_READ
+ */
+export function buildManifest(options: BuildOptions = {}): ShipBuild {
+  const found = findProjectRoot(options.from ?? firstOf(options.extraFiles) ?? process.cwd(), options.root);
+  const root = found.dir;
+  const walked = walkProject(root, options);
+  const totalBytes = checkLimits(walked.entries, options.maxBytes ?? defaultMaxBytes, options.maxFileBytes ?? defaultMaxFileBytes);
+  const cache = options.statCache === false ? undefined : StatCache.open(root, options.cacheDir);
+  const hashedAt = Date.now();
+  const entries: ManifestEntry[] = [];
+  const files = new Map<string, string>();
+  let hashed = 0;
+  for (const w of walked.entries) {
+    if (w.kind === 'symlink') {
+      entries.push({ path: w.rel, kind: 'symlink', target: w.target! });
+      continue;
+    }
+    let hash = cache?.lookup(w.rel, w.stat);
+    let size = w.stat.size;
+    if (hash === undefined) {
+      let bytes: Buffer;
+      try {
+        bytes = readFileSync(w.abs);
+      } catch (err) {
+        throw new ShipError('ERR_MP_SHIP_READ', `cannot read '${w.rel}' to ship it (${(err as Error).message}); exclude it or fix its permissions`, w.rel, { cause: err });
+      }
+      hash = sha256Hex(bytes);
+      hashed++;
+      // A size that moved between stat and read means a concurrent write: ship what was read, cache nothing.
+      if (bytes.length === size) cache?.record(w.rel, w.stat, hash, hashedAt);
+      size = bytes.length;
+    }
+    entries.push({ path: w.rel, kind: 'file', hash, size, exec: (w.stat.mode & 0o111) !== 0 });
+    if (!files.has(hash)) files.set(hash, w.abs);
+  }
+  cache?.save();
+  if (!entries.some((e) => e.kind === 'file')) {
+    throw new ShipError(
+      'ERR_MP_SHIP_EMPTY',
+      `nothing to ship under '${root}' (every file is ignored); check .gitignore/.modulepickleignore or pass { ship: { include } }`,
+    );
+  }
+  entries.sort((a, b) => comparePaths(a.path, b.path));
+  const manifest: Manifest = { format: 1, entries, packages: packageVersions(root, entries) };
+  const text = serializeManifest(manifest);
+  return { root, rootReason: found.reason, manifest, text, id: manifestIdOf(text), files, totalBytes, hashed, skipped: walked.skipped };
+}

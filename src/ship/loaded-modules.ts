@@ -1,0 +1,33 @@
+/**
+ * Modules this process has loaded: CommonJS from `require.cache`, ESM from a list the caller keeps.
+ * Local ones (inside the root, not under node_modules) ship even when ignored.
+ */
+import { realpathSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { isAbsolute } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isLocalPath } from './root.ts';
+
+/** Absolute paths of every module in `require.cache`, plus `extra` (file paths or `file:` URLs, e.g. ESM modules). */
+export function loadedModulePaths(extra: Iterable<string> = []): string[] {
+  const out = new Set<string>(Object.keys(createRequire(import.meta.url).cache).filter((k) => isAbsolute(k)));
+  for (const e of extra) {
+    if (e.startsWith('file:')) out.add(fileURLToPath(e));
+    else if (isAbsolute(e)) out.add(e);
+  }
+  return [...out];
+}
+
+/** The loaded modules local to `root` (real paths). */
+export function localLoadedModules(root: string, extra: Iterable<string> = []): string[] {
+  const out: string[] = [];
+  for (const p of loadedModulePaths(extra)) {
+    try {
+      const real = realpathSync(p);
+      if (isLocalPath(root, real)) out.push(real);
+    } catch {
+      // deleted since it was loaded
+    }
+  }
+  return out;
+}

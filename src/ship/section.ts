@@ -1,0 +1,156 @@
+/**
+ * The `ship` payload section (rank 10). Encode: when the body referenced local modules (the function layer
+ * calls `localModulePath`, which records them in `ctx.scratch[localModulesKey]`), build the manifest of the
+ * project tree and attach it with its blobs (`ship.blobs: 'inline'`, the default) or without them
+ * (`'none'`: an executor sends the blobs the receiver lacks). Decode: materialize the tree (blobs from the
+ * payload, then from `loads` option `blobSource`), lease it, register a TypeScript loader when the tree
+ * needs one, and put the tree folder in `ctx.scratch[treeDirKey]`.
+ */
+import { dirname, relative, sep } from 'node:path';
+import { realpathSync } from 'node:fs';
+import { RawBytes } from '../codec/encode.ts';
+import type { ReduceContext, RestoreContext, Section } from '../codec/registry.ts';
+import { DecodeError, ShipError } from '../errors.ts';
+import { InlineBlobSource, ProjectBlobSource, type BlobSource } from './blob-source.ts';
+import { buildManifest, type ShipBuild } from './build.ts';
+import { blobHashes, hasTypeScript } from './manifest.ts';
+import { findProjectRoot, isLocalPath } from './root.ts';
+import { localLoadedModules } from './loaded-modules.ts';
+import { treeDirKey, treeKey } from '../runtime/keys.ts';
+import { localModulesKey, projectRootKey } from './keys.ts';
+import { openTree, openTreeSync, type GcSchedule, type TreeHandle } from '../runtime/leases.ts';
+import { ensureTypeScriptLoader, typeScriptLoaderActive } from '../runtime/loader.ts';
+import type { MaterializeOptions } from '../runtime/materialize.ts';
+
+/** `dumps` option `ship`. */
+export interface ShipOptions {
+  readonly include?: readonly string[];
+  readonly exclude?: readonly string[];
+  readonly maxBytes?: number;
+  readonly maxFileBytes?: number;
+  /** 'inline' (default): the payload carries every blob. 'none': only the manifest (the receiver gets blobs elsewhere). */
+  readonly blobs?: 'inline' | 'none';
+  /** More local files to ship even when ignored (e.g. ESM modules the caller loaded). */
+  readonly extraFiles?: Iterable<string>;
+  /** Also ship every local module in `require.cache` (default true). */
+  readonly loadedModules?: boolean;
+  /** Called with the build (manifest, id, where each blob is): executors use it to serve missing blobs. */
+  readonly onBuild?: (build: ShipBuild) => void;
+  /** Cache folder of the stat cache (default: the user cache folder). */
+  readonly cacheDir?: string;
+}
+
+/** The section's data value. */
+interface ShipData {
+  readonly manifest: string;
+  readonly blobs?: readonly (readonly [string, Uint8Array])[];
+}
+
+function shipOptions(ctx: { readonly options: Readonly<Record<string, unknown>> }): ShipOptions {
+  const s = ctx.options.ship;
+  return s && typeof s === 'object' ? (s as ShipOptions) : {};
+}
+
+/**
+ * Records a local module the payload references and returns its POSIX path relative to the project root.
+ * The function/modules layer calls this from `reduce`; the ship section then ships the tree.
+ * @throws ERR_MP_NO_ROOT, ERR_MP_OUTSIDE_ROOT when the file is not local code under the root
+ */
+export function localModulePath(ctx: ReduceContext, file: string): string {
+  const real = realpathSync(file);
+  let root = ctx.scratch.get(projectRootKey) as string | undefined;
+  if (root === undefined) {
+    const option = ctx.options.root;
+    root = findProjectRoot(dirname(real), typeof option === 'string' ? option : undefined).dir;
+    ctx.scratch.set(projectRootKey, root);
+  }
+  if (!isLocalPath(root, real) || real === root) {
+    throw new ShipError('ERR_MP_OUTSIDE_ROOT', `module '${real}' is outside the project root '${root}' (or inside node_modules), so it cannot ship; set { root } to a folder that contains it`, real);
+  }
+  let set = ctx.scratch.get(localModulesKey) as Set<string> | undefined;
+  if (!set) ctx.scratch.set(localModulesKey, (set = new Set()));
+  set.add(real);
+  return relative(root, real).split(sep).join('/');
+}
+
+function encodeShip(ctx: ReduceContext): ShipData | undefined {
+  if (ctx.options.ship === false) return undefined;
+  const referenced = ctx.scratch.get(localModulesKey) as Set<string> | undefined;
+  if (!referenced || referenced.size === 0) return undefined;
+  const opts = shipOptions(ctx);
+  const option = ctx.options.root;
+  const root = (ctx.scratch.get(projectRootKey) as string | undefined) ?? findProjectRoot([...referenced][0]!, typeof option === 'string' ? option : undefined).dir;
+  const extra = [...referenced, ...(opts.extraFiles ?? []), ...(opts.loadedModules === false ? [] : localLoadedModules(root))];
+  const cacheDir = opts.cacheDir ?? (typeof ctx.options.cacheDir === 'string' ? ctx.options.cacheDir : undefined);
+  const build = buildManifest({ ...opts, root, extraFiles: extra, cacheDir });
+  const shipped = new Set(build.manifest.entries.map((e) => e.path));
+  for (const file of referenced) {
+    const rel = relative(build.root, file).split(sep).join('/');
+    if (!shipped.has(rel)) throw new ShipError('ERR_MP_SHIP_MISSING_MODULE', `referenced module '${rel}' is not in the shipped tree; remove it from ship.exclude`, rel);
+  }
+  opts.onBuild?.(build);
+  if (opts.blobs === 'none') return { manifest: build.text };
+  const blobs = new ProjectBlobSource(build).getSync(blobHashes(build.manifest));
+  return { manifest: build.text, blobs: [...blobs].map(([h, b]) => [h, new RawBytes(b) as unknown as Uint8Array] as const) };
+}
+
+function parseData(data: unknown): { manifest: string; inline: Map<string, Uint8Array> } {
+  const d = data as ShipData;
+  if (!d || typeof d !== 'object' || typeof d.manifest !== 'string') throw new DecodeError('ERR_MP_BAD_VALUE', "the 'ship' section is malformed (no manifest)");
+  const inline = new Map<string, Uint8Array>();
+  if (d.blobs !== undefined) {
+    if (!Array.isArray(d.blobs)) throw new DecodeError('ERR_MP_BAD_VALUE', "the 'ship' section is malformed (blobs)");
+    for (const b of d.blobs as unknown[]) {
+      if (!Array.isArray(b) || typeof b[0] !== 'string' || !(b[1] instanceof Uint8Array)) throw new DecodeError('ERR_MP_BAD_VALUE', "the 'ship' section is malformed (a blob)");
+      inline.set(b[0], b[1]);
+    }
+  }
+  return { manifest: d.manifest, inline };
+}
+
+/** Inline blobs first, then the caller's blob source. */
+class LayeredBlobSource implements BlobSource {
+  constructor(readonly first: BlobSource, readonly then: BlobSource | undefined) {}
+  async missing(hashes: readonly string[]): Promise<string[]> {
+    const rest = await this.first.missing(hashes);
+    return this.then ? this.then.missing(rest) : rest;
+  }
+  async get(hashes: readonly string[]): Promise<Map<string, Uint8Array>> {
+    const got = await this.first.get(hashes);
+    const rest = hashes.filter((h) => !got.has(h));
+    if (rest.length && this.then) for (const [h, b] of await this.then.get(rest)) got.set(h, b);
+    return got;
+  }
+}
+
+function receiveOptions(ctx: RestoreContext): Omit<MaterializeOptions, 'blobSource'> & GcSchedule {
+  const o = ctx.options;
+  const num = (k: string) => (typeof o[k] === 'number' ? (o[k] as number) : undefined);
+  return {
+    cacheDir: typeof o.cacheDir === 'string' ? o.cacheDir : undefined,
+    nodeModules: typeof o.nodeModules === 'string' || o.nodeModules === false ? (o.nodeModules as string | false) : undefined,
+    maxBytes: num('maxBytes'),
+    maxFileBytes: num('maxFileBytes'),
+    maxEntries: num('maxEntries'),
+    cacheMaxBytes: o.cacheMaxBytes === false ? false : num('cacheMaxBytes'),
+  };
+}
+
+function finish(tree: TreeHandle, ctx: RestoreContext, nodeModules: string | false | undefined): void | Promise<void> {
+  ctx.scratch.set(treeDirKey, tree.dir);
+  ctx.scratch.set(treeKey, tree);
+  if (hasTypeScript(tree.manifest) && !typeScriptLoaderActive()) return ensureTypeScriptLoader({ nodeModules });
+  return undefined;
+}
+
+function decodeShip(data: unknown, ctx: RestoreContext): void | Promise<void> {
+  const { manifest, inline } = parseData(data);
+  const opts = receiveOptions(ctx);
+  const source = ctx.options.blobSource as BlobSource | undefined;
+  if (!source) return finish(openTreeSync(manifest, inline, opts), ctx, opts.nodeModules);
+  const layered = new LayeredBlobSource(new InlineBlobSource(inline), source);
+  return openTree(manifest, { ...opts, blobSource: layered }).then((tree) => finish(tree, ctx, opts.nodeModules));
+}
+
+/** The `ship` section: rank 10, carries code. */
+export const shipSection: Section = { name: 'ship', rank: 10, code: true, encode: encodeShip, decode: decodeShip };

@@ -1,0 +1,123 @@
+/* Module references: builtins, installed packages and local modules travel by reference and keep identity. */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import fs from 'node:fs';
+import { EventEmitter } from 'node:events';
+import { pack, unpack } from 'msgpackr';
+import ignore from 'ignore';
+import * as devalue from 'devalue';
+import { dumps, loads } from '../src/index.ts';
+import { functionTable, type FunctionCase } from './harness/function-table.ts';
+import { triple, bump, Temperature, visible } from './fixtures/functions/lib/esm-util.mjs';
+import * as esmUtil from './fixtures/functions/lib/esm-util.mjs';
+
+const require = createRequire(import.meta.url);
+const util = require('./fixtures/functions/lib/util.cjs') as {
+  add: (a: number, b: number) => number;
+  calls: () => number;
+  Counter: new (n: number) => { n: number; next(): number };
+  config: { retries: number };
+};
+const big = require('./fixtures/functions/lib/two-hundred.cjs') as Record<string, (x: number) => number>;
+
+const cases: FunctionCase[] = [
+  { name: 'builtin function by reference (fs/promises readFile)', make: () => readFile, check: (f) => f === process.getBuiltinModule('fs/promises').readFile },
+  { name: 'builtin namespace captured (import * as path)', make: () => (a: string, b: string) => path.join(a, b), check: (f) => f('x', 'y') },
+  { name: 'builtin namespace as a value', make: () => path, check: (ns) => [Object.prototype.toString.call(ns), ns.sep, typeof ns.join] },
+  { name: 'builtin default import (CommonJS exports object) keeps identity', make: () => ({ fs }), check: (o) => o.fs === process.getBuiltinModule('fs') },
+  { name: 'builtin class by reference', make: () => EventEmitter, check: (C) => C === process.getBuiltinModule('events') },
+  { name: 'installed ESM package functions (msgpackr)', make: () => (v: unknown) => unpack(pack(v)), check: (f) => f({ a: [1, 'two'] }) },
+  { name: 'installed ESM package function keeps identity', make: () => pack, check: async (f) => f === (await import('msgpackr')).pack },
+  { name: 'installed CommonJS package (ignore)', make: () => (p: string) => ignore().add('*.log').ignores(p), check: (f) => [f('a.log'), f('a.txt')] },
+  { name: 'installed package namespace (devalue)', make: () => (v: unknown) => devalue.parse(devalue.stringify(v)), check: (f) => f({ d: [1, 2] }) },
+  { name: 'local CommonJS function by reference keeps identity', make: () => util.add, check: (f) => [f(2, 3), f === require('./fixtures/functions/lib/util.cjs').add] },
+  { name: 'local CommonJS exports object captured', make: () => (a: number) => util.add(a, 1) + util.config.retries, check: (f) => f(1) },
+  { name: 'local CommonJS class instance keeps identity by reference', make: () => new util.Counter(4), check: (c) => [c.next(), c instanceof require('./fixtures/functions/lib/util.cjs').Counter] },
+  { name: 'local ES module function by reference', make: () => triple, check: async (f) => [f(5), f === (await import('./fixtures/functions/lib/esm-util.mjs')).triple] },
+  { name: 'local ES module renamed export by reference', make: () => visible, check: (f) => f() },
+  { name: 'local ES module namespace captured', make: () => (x: number) => esmUtil.triple(x) + esmUtil.default().length, check: (f) => f(2) },
+  { name: 'local ES module class instance', make: () => new Temperature(100), check: async (t) => [t.f, t instanceof (await import('./fixtures/functions/lib/esm-util.mjs')).Temperature] },
+  { name: 'local module state stays in the module (by reference)', make: () => bump, check: async (f) => { f(); f(); return (await import('./fixtures/functions/lib/esm-util.mjs')).bump === f; } },
+  { name: 'closure capturing a 200-function local module', make: () => (x: number) => big['f199']!(x) + big['f1']!(x), check: (f) => f(1) },
+  { name: 'byValue option pickles local functions by value', make: () => util.add, options: { byValue: true }, check: (f) => [f(4, 5), f.name] },
+];
+
+functionTable('module references', cases);
+
+describe('module reference payloads', () => {
+  it('a closure over a 200-function module stays small (the module is a reference)', async () => {
+    const bytes = await dumps((x: number) => big['f5']!(x));
+    assert.ok(bytes.length < 1500, `payload is ${bytes.length} bytes`);
+  });
+
+  it('only the variables a function uses are captured', async () => {
+    const huge = 'x'.repeat(100_000);
+    const small = 1;
+    const f = () => small;
+    void huge;
+    const bytes = await dumps(f);
+    assert.ok(bytes.length < 1000, `payload is ${bytes.length} bytes`);
+  });
+
+  it('a missing package and a package at another major version fail with clear errors', async () => {
+    const base = await mkdtemp(join(tmpdir(), 'mp-pkg-'));
+    try {
+      const writePkg = async (dir: string, version: string): Promise<void> => {
+        const pkg = join(dir, 'node_modules', 'mp-fake-pkg');
+        await mkdir(pkg, { recursive: true });
+        await writeFile(join(pkg, 'package.json'), JSON.stringify({ name: 'mp-fake-pkg', version, main: 'index.js' }));
+        await writeFile(join(pkg, 'index.js'), 'exports.hello = function hello() { return "hi"; };\n');
+      };
+      await writePkg(join(base, 'home'), '1.2.3');
+      await writePkg(join(base, 'newer'), '2.0.0');
+      await writePkg(join(base, 'patch'), '1.2.4');
+      await mkdir(join(base, 'empty'));
+      const hello = createRequire(join(base, 'home', 'x.js'))('mp-fake-pkg').hello as () => string;
+      const bytes = await dumps(() => hello());
+      await assert.rejects(loads(bytes, { root: join(base, 'empty') }), (e: Error & { code?: string }) => {
+        assert.equal(e.code, 'ERR_MP_PACKAGE_MISSING');
+        assert.match(e.message, /mp-fake-pkg/);
+        assert.match(e.message, /1\.2\.3/);
+        return true;
+      });
+      await assert.rejects(loads(bytes, { root: join(base, 'newer') }), (e: Error & { code?: string }) => {
+        assert.equal(e.code, 'ERR_MP_PACKAGE_VERSION');
+        assert.match(e.message, /2\.0\.0/);
+        assert.match(e.message, /1\.2\.3/);
+        return true;
+      });
+      const f = (await loads(bytes, { root: join(base, 'patch') })) as () => string;
+      assert.equal(f(), 'hi');
+    } finally {
+      await rm(base, { recursive: true, force: true });
+    }
+  });
+
+  it('records referenced local module files for the ship layer', async () => {
+    const { defaultRegistry } = await import('../src/index.ts');
+    void defaultRegistry;
+    const seen: string[] = [];
+    const section = {
+      name: 'spy-local-modules',
+      rank: 5,
+      encode(ctx: { scratch: Map<unknown, unknown> }) {
+        const s = ctx.scratch.get(Symbol.for('modulepickle.localModules')) as Set<string> | undefined;
+        seen.push(...(s ?? []));
+        return undefined;
+      },
+      decode() {},
+    };
+    const { Registry } = await import('../src/index.ts');
+    const reg = new Registry(defaultRegistry);
+    reg.registerSection(section);
+    await dumps((x: number) => util.add(x, triple(x)), { registry: reg });
+    assert.ok(seen.some((f) => f.endsWith(join('lib', 'util.cjs'))), seen.join(', '));
+    assert.ok(seen.some((f) => f.endsWith(join('lib', 'esm-util.mjs'))), seen.join(', '));
+  });
+});

@@ -1,0 +1,113 @@
+// The `ship` payload section: dumps ships the tree when local modules are referenced, loads materializes it.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  CountingBlobSource, ProjectBlobSource, ShipError, dumps, dumpsSync, loads, loadsSync, treeDirKey, type ShipBuild,
+} from '../src/index.ts';
+import { makeProject, sharedNodeModules } from './fixtures/ship/make-project.ts';
+import { LocalRef, testRegistry, type RestoredRef } from './fixtures/ship/local-ref.ts';
+
+const receiver = fileURLToPath(new URL('./fixtures/ship/loads-receiver.mjs', import.meta.url));
+const temps: string[] = [];
+function tmp(prefix: string): string {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  temps.push(d);
+  return d;
+}
+function project(): string {
+  const d = makeProject();
+  temps.push(d);
+  return d;
+}
+test.after(() => {
+  for (const d of temps) rmSync(d, { recursive: true, force: true });
+});
+type Main = { run(x: number): { sum: number }; lazy(): Promise<string>; version: string };
+
+test('dumps ships the tree of a referenced local module; loads materializes it and the reference resolves there', async () => {
+  const dir = project();
+  const registry = testRegistry();
+  const client = tmp('mp-client-');
+  const bytes = await dumps({ main: new LocalRef(join(dir, 'src/main.ts')) }, { registry, ship: { cacheDir: client } });
+  assert.ok(!Buffer.from(bytes).includes(Buffer.from(dir)), 'no absolute client path in the payload');
+  const cacheDir = tmp('mp-recv-');
+  const back = (await loads(bytes, { registry, cacheDir, nodeModules: sharedNodeModules })) as { main: RestoredRef };
+  assert.equal(back.main.path, 'src/main.ts');
+  assert.ok(back.main.url.startsWith(`file://${cacheDir}/`));
+  const m = (await import(back.main.url)) as Main;
+  assert.equal(m.run(4).sum, 7);
+  // synchronous twins work too when no asynchronous layer work is needed (tsx is active in this process)
+  const again = loadsSync(dumpsSync(new LocalRef(join(dir, 'src/util.ts')), { registry, ship: { cacheDir: client } }), { registry, cacheDir, nodeModules: sharedNodeModules }) as RestoredRef;
+  assert.equal(again.path, 'src/util.ts');
+});
+
+test('no local module referenced: no ship section; code: false refuses a shipped tree', async () => {
+  const registry = testRegistry();
+  const plain = await dumps({ a: 1 }, { registry });
+  assert.deepEqual(await loads(plain, { code: false, registry }), { a: 1 });
+  const dir = project();
+  const bytes = await dumps(new LocalRef(join(dir, 'src/util.ts')), { registry, ship: { cacheDir: tmp('mp-client-') } });
+  await assert.rejects(loads(bytes, { registry, code: false }), { code: 'ERR_MP_CODE_REFUSED' });
+  const off = dumps(new LocalRef(join(dir, 'src/util.ts')), { registry, ship: false });
+  await assert.rejects(off.then((b) => loads(b, { registry, cacheDir: tmp('mp-recv-') })), { code: 'ERR_MP_NO_TREE' });
+});
+
+test('errors: a module outside the root; a tree over the size limit', async () => {
+  const registry = testRegistry();
+  const dir = project();
+  const other = project();
+  await assert.rejects(dumps(new LocalRef(join(other, 'src/util.ts')), { registry, root: dir }), (err: unknown) => err instanceof ShipError && err.code === 'ERR_MP_OUTSIDE_ROOT');
+  await assert.rejects(dumps(new LocalRef(join(dir, 'src/util.ts')), { registry, ship: { maxBytes: 100, cacheDir: tmp('mp-client-') } }), { code: 'ERR_MP_SHIP_TOO_LARGE' });
+});
+
+test("blobs: 'none' + a blob source: a receiver holding version 1 fetches only the edited file's blob", async () => {
+  const dir = project();
+  const registry = testRegistry();
+  const client = tmp('mp-client-');
+  const cacheDir = tmp('mp-recv-');
+  const builds: ShipBuild[] = [];
+  const opts = { registry, ship: { cacheDir: client, blobs: 'none' as const, onBuild: (b: ShipBuild) => builds.push(b) } };
+  const p1 = await dumps(new LocalRef(join(dir, 'src/main.ts')), opts);
+  const s1 = new CountingBlobSource(new ProjectBlobSource(builds[0]!));
+  const r1 = (await loads(p1, { registry, cacheDir, nodeModules: sharedNodeModules, blobSource: s1 })) as RestoredRef;
+  assert.equal(s1.fetched.length, builds[0]!.manifest.entries.filter((e) => e.kind === 'file').length);
+  writeFileSync(join(dir, 'src/dyn.js'), "export const value = 'dyn-v2';\n");
+  const p2 = await dumps(new LocalRef(join(dir, 'src/main.ts')), opts);
+  assert.ok(p2.byteLength < 4000, `manifest-only payload is small (${p2.byteLength} bytes)`);
+  const s2 = new CountingBlobSource(new ProjectBlobSource(builds[1]!));
+  const r2 = (await loads(p2, { registry, cacheDir, nodeModules: sharedNodeModules, blobSource: s2 })) as RestoredRef;
+  assert.equal(s2.fetched.length, 1);
+  assert.equal(await ((await import(r2.url)) as Main).lazy(), 'dyn-v2');
+  assert.equal(await ((await import(r1.url)) as Main).lazy(), 'dyn-v1');
+  assert.equal(typeof treeDirKey, 'symbol');
+});
+
+test('through the codec to a node process that cannot read the project (unshare -m + tmpfs): new and old versions', async () => {
+  const canUnshare = spawnSync('unshare', ['-m', 'true']).status === 0;
+  const dir = project();
+  const registry = testRegistry();
+  const work = tmp('mp-e2e-');
+  const client = join(work, 'client');
+  const p1 = join(work, 'p1.bin');
+  writeFileSync(p1, await dumps(new LocalRef(join(dir, 'src/main.ts')), { registry, ship: { cacheDir: client } }));
+  writeFileSync(join(dir, 'src/util.ts'), readFileSync(join(dir, 'src/util.ts'), 'utf8').replace('a + b', 'a * b'));
+  const p2 = join(work, 'p2.bin');
+  writeFileSync(p2, await dumps(new LocalRef(join(dir, 'src/main.ts')), { registry, ship: { cacheDir: client } }));
+  const job = JSON.stringify({ cacheDir: join(work, 'recv'), nodeModules: sharedNodeModules, project: dir, payloads: [p1, p2], arg: 4 });
+  const r = canUnshare
+    ? spawnSync('unshare', ['-m', 'sh', '-c', 'mount -t tmpfs none "$1" && shift && exec "$@"', 'sh', dir, process.execPath, receiver, job], { cwd: work, encoding: 'utf8' })
+    : spawnSync(process.execPath, [receiver, job], { cwd: work, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { projectEntries: unknown; steps: { result: { sum: number; shared: string; greet: string } }[]; lazy: string[] };
+  if (canUnshare) assert.deepEqual(out.projectEntries, []);
+  assert.equal(out.steps[0]!.result.sum, 7);
+  assert.equal(out.steps[0]!.result.shared, 'shared-v1');
+  assert.equal(out.steps[0]!.result.greet, 'hello world');
+  assert.equal(out.steps[1]!.result.sum, 12);
+  assert.deepEqual(out.lazy, ['dyn-v1', 'dyn-v1']);
+});
