@@ -64,6 +64,8 @@ export class RedisBlobStore {
   readonly ttlMs: number;
   readonly #batchBytes: number;
   readonly #batchCount: number;
+  /** Everything this store wrote: blobs (code files, function payloads, big values), manifest markers, bytes. */
+  readonly uploads = { blobs: 0, manifests: 0, bytes: 0 };
   /** Keys known to exist, with the local time until which that knowledge is trusted (half the TTL after a refresh). */
   readonly #known = new Map<string, number>();
 
@@ -154,6 +156,9 @@ export class RedisBlobStore {
       bytes += value.byteLength;
       stats.uploaded++;
       stats.bytes += value.byteLength;
+      if (key.startsWith(`${this.prefix}:m:`)) this.uploads.manifests++;
+      else this.uploads.blobs++;
+      this.uploads.bytes += value.byteLength;
       if (n >= this.#batchCount || bytes >= this.#batchBytes) await flush();
     }
     await flush();
@@ -199,7 +204,9 @@ export class RedisBlobStore {
   async putValue(bytes: Uint8Array): Promise<string> {
     const id = sha256Hex(bytes);
     const key = this.blobKey(id);
-    if (!this.#isKnown(key, Date.now())) await this.#putEntries([[key, bytes]], { checked: 0, uploaded: 0, bytes: 0 });
+    if (!this.#isKnown(key, Date.now())) {
+      await this.#putEntries([[key, bytes]], { checked: 0, uploaded: 0, bytes: 0 });
+    }
     return id;
   }
 

@@ -4,12 +4,13 @@
  * jobs alive, and turns lost connections and vanished jobs into typed errors instead of silent hangs.
  */
 import { randomBytes } from 'node:crypto';
-import { Queue, QueueEvents, type ConnectionOptions, type JobsOptions } from 'bullmq';
+import type { ConnectionOptions, JobsOptions, Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { WorkerError, type ModulePickleError } from '../../errors.ts';
 import { RedisBlobStore, type BlobLoader, type UploadStats } from './blob-store.ts';
 import { ConnectionWatch, connectRedis, describeConnection, redisOptions, type QueueConnection } from './connection.ts';
 import { failureError, frameOf, openEnvelope, parseFailure, sealFrame, type Envelope, type FrameRefs } from './envelope.ts';
+import { loadBullmq } from './peers.ts';
 import { resolveKey, type SigningKey } from './sign.ts';
 
 /** Options of the queue transport (and of `createQueueExecutor`). */
@@ -43,7 +44,7 @@ export interface QueueClientOptions {
 }
 
 /** A call's outcome as frames: a result frame, or an error frame (a pickled remote exception). */
-export type FrameOutcome = { ok: true; frame: Uint8Array } | { ok: false; frame: Uint8Array };
+export type FrameOutcome = { ok: true; frame: Uint8Array } | { ok: false; frame: Uint8Array; unrecoverable?: string };
 
 /** A manifest and its blobs, uploaded (only what is missing) before the jobs that need it. */
 export interface ShipUpload {
@@ -92,7 +93,7 @@ export class QueueClient {
   #closed = false;
   #sweeping = false;
   /** Totals since creation, for tests and benchmarks. */
-  readonly stats = { jobs: 0, uploadedBlobs: 0, uploadedBytes: 0 };
+  readonly stats = { jobs: 0 };
 
   private constructor(o: QueueClientOptions, key: SigningKey, redis: Redis, queue: Queue, events: QueueEvents, where: string) {
     this.queueName = o.queue;
@@ -137,6 +138,7 @@ export class QueueClient {
         `no signing key for queue '${o.queue}': pass \`key\` or set MODULEPICKLE_KEY (the same on workers), or pass \`insecure: true\` on a private Redis`,
       );
     }
+    const { Queue, QueueEvents } = await loadBullmq();
     const options = redisOptions(o.connection);
     const timeout = o.connectTimeoutMs ?? 10_000;
     const redis = await connectRedis(options, timeout, `modulepickle-client:${o.queue}`);
@@ -162,11 +164,7 @@ export class QueueClient {
   async upload(ship: ShipUpload): Promise<UploadStats> {
     let p = this.#uploads.get(ship.manifestId);
     if (!p) {
-      p = this.store.ensureManifest(ship.manifestId, ship.manifestBytes, ship.blobIds, ship.load).then((s) => {
-        this.stats.uploadedBlobs += s.uploaded;
-        this.stats.uploadedBytes += s.bytes;
-        return s;
-      });
+      p = this.store.ensureManifest(ship.manifestId, ship.manifestBytes, ship.blobIds, ship.load);
       this.#uploads.set(ship.manifestId, p);
       void p.finally(() => this.#uploads.delete(ship.manifestId)).catch(() => {});
     }

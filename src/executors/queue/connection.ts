@@ -2,8 +2,9 @@
  * Redis connections for the queue executor and worker: a URL or ioredis options in, ioredis clients out, with a
  * bounded wait for the first connection (a clear error instead of a silent hang) and reconnection afterwards.
  */
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
 import { WorkerError } from '../../errors.ts';
+import { loadIoredis } from './peers.ts';
 
 /** Where Redis is: `redis://[user:pass@]host:port[/db]` (or `rediss://`), or ioredis options. */
 export type QueueConnection = string | RedisOptions;
@@ -52,6 +53,7 @@ export function describeConnection(options: RedisOptions): string {
  * @throws ERR_MP_REDIS_UNREACHABLE when it is not ready within `timeoutMs`
  */
 export async function connectRedis(options: RedisOptions, timeoutMs: number, name: string): Promise<Redis> {
+  const { Redis } = await loadIoredis();
   const redis = new Redis({ ...options, lazyConnect: true, connectionName: name });
   let lastError: Error | undefined;
   const onError = (err: Error): void => {

@@ -4,13 +4,14 @@
  * does not kill this process), and signs the result. Jobs that fail the signature check run nothing.
  */
 import { hostname } from 'node:os';
-import { UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import type { ConnectionOptions, Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { DecodeError, ModulePickleError, ShipError, WorkerError } from '../../errors.ts';
 import { RedisBlobStore } from './blob-store.ts';
 import { closeBullmq, type FrameOutcome } from './client.ts';
 import { ConnectionWatch, connectRedis, describeConnection, redisOptions, type QueueConnection } from './connection.ts';
 import { failureReason, frameOf, openEnvelope, sealFrame, type EnvelopeBody } from './envelope.ts';
+import { loadBullmq } from './peers.ts';
 import { KEY_ENV, resolveKey } from './sign.ts';
 
 /** What a runner gets besides the frame. */
@@ -103,6 +104,7 @@ export async function createQueueWorker(o: QueueWorkerOptions): Promise<QueueWor
     );
   }
   if (!key) log({ level: 'warn', message: `running WITHOUT job signatures (--insecure): anyone who can write to queue '${o.queue}' runs code here` });
+  const { UnrecoverableError, Worker } = await loadBullmq();
   const options = redisOptions(o.connection);
   const redis: Redis = await connectRedis(options, o.connectTimeoutMs ?? 10_000, `modulepickle-worker:${o.queue}`);
   const store = new RedisBlobStore(redis, { prefix: o.blobPrefix, ttlMs: o.blobTtlMs });
@@ -140,9 +142,13 @@ export async function createQueueWorker(o: QueueWorkerOptions): Promise<QueueWor
         return env;
       }
       stats.failed++;
+      if (outcome.unrecoverable) {
+        log({ level: 'error', jobId, message: `cannot run this payload, failing without retry: ${outcome.unrecoverable}` });
+        throw new UnrecoverableError(failureReason(env));
+      }
       throw new UserFailure(failureReason(env));
     } catch (err) {
-      if (err instanceof UserFailure) throw err;
+      if (err instanceof UserFailure || err instanceof UnrecoverableError) throw err;
       stats.failed++;
       const e = err as ModulePickleError;
       const code = typeof e.code === 'string' && e.code.startsWith('ERR_MP_') ? e.code : 'ERR_MP_WORKER';

@@ -1,0 +1,31 @@
+import { realpathSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { createQueueExecutor, dumps, loads } from '../src/index.ts';
+import { encodeTask } from '../src/executors/task.ts';
+import { startRedis } from '../test/fixtures/queue/redis.ts';
+const KEY = 'test-key-0123456789abcdef';
+const redis = await startRedis();
+const cwd = realpathSync(mkdtempSync(join(tmpdir(), 'mp-qw-')));
+const p = spawn(process.execPath, [realpathSync('dist/cli/main.js'), 'worker', '--redis', redis.url, '--queue', 'smoke', '--concurrency', '1', '--cache', join(cwd, 'cache')], { cwd, env: { ...process.env, MODULEPICKLE_KEY: KEY }, stdio: ['ignore', 'ignore', 'inherit'] });
+await new Promise(r => setTimeout(r, 1500));
+const ex = createQueueExecutor({ connection: redis.url, queue: 'smoke', key: KEY });
+await ex.ready();
+const g = (x: number) => x + 1;
+for (let i = 0; i < 8; i++) {
+  let t = performance.now();
+  await encodeTask(g, [i]);
+  const e = performance.now() - t;
+  t = performance.now();
+  const b = await dumps(i + 1);
+  await loads(b);
+  const d = performance.now() - t;
+  t = performance.now();
+  await ex.run(g, i);
+  console.log('encode', e.toFixed(2), 'dl', d.toFixed(2), 'run', (performance.now() - t).toFixed(2));
+}
+await ex.close();
+p.kill('SIGTERM');
+await new Promise(r => setTimeout(r, 500));
+await redis.stop();
