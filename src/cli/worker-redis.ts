@@ -29,6 +29,7 @@ Options:
   --stalled-interval MS    How often stalled jobs are looked for (default 30000).
   --max-stalled N          Stalls allowed before a job fails (default 1).
   --max-code-versions N    Recycle a local process after this many code versions (default 64).
+  --connect-timeout MS     Give up when Redis does not answer at start within MS (default 10000).
   -h, --help               Show this help.
 
 Stops gracefully on SIGTERM or SIGINT (running jobs finish); a second signal stops at once.
@@ -48,6 +49,7 @@ const SPEC: Spec = {
   '--stalled-interval': 'value',
   '--max-stalled': 'value',
   '--max-code-versions': 'value',
+  '--connect-timeout': 'value',
   '--help': 'bool',
 };
 
@@ -88,6 +90,10 @@ export async function redisWorker(args: readonly string[]): Promise<number> {
   let concurrency: number;
   let processes: number;
   try {
+    if (args.includes('--help') || args.includes('-h')) {
+      console.log(REDIS_WORKER_HELP);
+      return 0;
+    }
     flags = parse(args);
     if (flags.has('--help')) {
       console.log(REDIS_WORKER_HELP);
@@ -129,9 +135,11 @@ export async function redisWorker(args: readonly string[]): Promise<number> {
   };
   const pool = new LocalPool({ processes, cacheDir, blobServer, maxCodeVersions: int(flags, '--max-code-versions', 1) });
   const runner = poolRunner(pool);
-  let worker: Awaited<ReturnType<typeof createQueueWorker>>;
+  let worker: Awaited<ReturnType<typeof createQueueWorker>> | undefined;
   try {
-    await pool.ready();
+    // Connect to Redis while the local processes start; a Redis that does not answer fails fast.
+    const poolReady = pool.ready();
+    poolReady.catch(() => {});
     worker = await createQueueWorker({
       connection: flags.get('--redis') as string,
       queue,
@@ -145,25 +153,29 @@ export async function redisWorker(args: readonly string[]): Promise<number> {
       lockDuration: int(flags, '--lock-duration', 1),
       stalledInterval: int(flags, '--stalled-interval', 1),
       maxStalledCount: int(flags, '--max-stalled', 0),
+      connectTimeoutMs: int(flags, '--connect-timeout', 1),
     });
+    await poolReady;
   } catch (err) {
+    await worker?.close({ force: true });
     await pool.close({ force: true });
     throw err;
   }
+  const running = worker;
   process.stderr.write(
-    `[modulepickle worker] ready on queue '${queue}' (${worker.name}): concurrency ${concurrency}, ${processes} local process${processes === 1 ? '' : 'es'}` +
+    `[modulepickle worker] ready on queue '${queue}' (${running.name}): concurrency ${concurrency}, ${processes} local process${processes === 1 ? '' : 'es'}` +
       `${cacheDir ? `, cache ${cacheDir}` : ''}\n`,
   );
   return await new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (): void => {
       if (stopping) {
-        void Promise.allSettled([worker.close({ force: true }), pool.close({ force: true })]).then(() => resolve(0));
+        void Promise.allSettled([running.close({ force: true }), pool.close({ force: true })]).then(() => resolve(0));
         return;
       }
       stopping = true;
       process.stderr.write('[modulepickle worker] stopping: waiting for running jobs (signal again to stop now)\n');
-      void worker
+      void running
         .close()
         .then(() => pool.close())
         .then(() => resolve(0), () => resolve(1));

@@ -68,6 +68,8 @@ export class RedisBlobStore {
   readonly uploads = { blobs: 0, manifests: 0, bytes: 0 };
   /** Keys known to exist, with the local time until which that knowledge is trusted (half the TTL after a refresh). */
   readonly #known = new Map<string, number>();
+  /** Keys being checked or uploaded right now, with the promise that settles when that is done. */
+  readonly #inflight = new Map<string, Promise<void>>();
 
   constructor(redis: Redis, options: RedisBlobStoreOptions = {}) {
     this.redis = redis;
@@ -168,15 +170,44 @@ export class RedisBlobStore {
   async ensureBlobs(ids: readonly string[], load: BlobLoader, stats: UploadStats = { checked: 0, uploaded: 0, bytes: 0 }): Promise<UploadStats> {
     const now = Date.now();
     const unique = [...new Set(ids)];
-    const toCheck = unique.filter((id) => !this.#isKnown(this.blobKey(id), now));
-    stats.checked += toCheck.length;
-    if (toCheck.length === 0) return stats;
-    const missing = await this.missing(toCheck);
-    const blobKey = (id: string): string => this.blobKey(id);
-    async function* entries(): AsyncGenerator<[string, Uint8Array]> {
-      for (const id of missing) yield [blobKey(id), await load(id)];
+    // Blobs another call is already checking or uploading: wait for that instead of uploading them twice.
+    const waits: Promise<void>[] = [];
+    const toCheck: string[] = [];
+    for (const id of unique) {
+      const key = this.blobKey(id);
+      if (this.#isKnown(key, now)) continue;
+      const busy = this.#inflight.get(key);
+      if (busy) waits.push(busy);
+      else toCheck.push(id);
     }
-    await this.#putEntries(entries(), stats);
+    stats.checked += toCheck.length;
+    if (toCheck.length > 0) {
+      const work = (async () => {
+        const missing = await this.missing(toCheck);
+        const blobKey = (id: string): string => this.blobKey(id);
+        async function* entries(): AsyncGenerator<[string, Uint8Array]> {
+          for (const id of missing) yield [blobKey(id), await load(id)];
+        }
+        await this.#putEntries(entries(), stats);
+      })();
+      const keys = toCheck.map((id) => this.blobKey(id));
+      const settled = work.then(
+        () => undefined,
+        () => undefined,
+      );
+      for (const k of keys) this.#inflight.set(k, settled);
+      try {
+        await work;
+      } finally {
+        for (const k of keys) if (this.#inflight.get(k) === settled) this.#inflight.delete(k);
+      }
+    }
+    if (waits.length > 0) {
+      await Promise.all(waits);
+      // If that other upload failed, try these blobs ourselves (and report the error if it fails again).
+      const again = unique.filter((id) => !toCheck.includes(id) && !this.#isKnown(this.blobKey(id), Date.now()));
+      if (again.length > 0) await this.ensureBlobs(again, load, stats);
+    }
     return stats;
   }
 

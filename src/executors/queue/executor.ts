@@ -4,6 +4,7 @@
  * Code travels as content-addressed blobs in Redis: before a job is added, the blobs of the code version it needs
  * are checked and only the missing ones uploaded (one edited file, one upload); the manifest marker goes last.
  */
+import { setMaxListeners } from 'node:events';
 import { WorkerError } from '../../errors.ts';
 import type { CallOptions } from '../executor.ts';
 import { mapStream, type MapOptions, type MapResult } from '../map.ts';
@@ -138,7 +139,23 @@ export function createQueueExecutor(options: QueueExecutorOptions): QueueExecuto
     stats.uploadedBytes = client.store.uploads.bytes;
   };
 
-  const call = async (fn: unknown, args: readonly unknown[], opts: CallOptions = {}, encoded?: EncodedFunction): Promise<unknown> => {
+  // Calls admitted before close() are waited for, even while they are still being pickled or uploaded.
+  let closing = false;
+  const admitted = new Set<Promise<unknown>>();
+  const admit = <T>(work: () => Promise<T>): Promise<T> => {
+    if (closing) return Promise.reject(new WorkerError('ERR_MP_CLOSED', `the queue executor for '${options.queue}' is closed: create a new one`));
+    const p = work();
+    const tracked = p.then(
+      () => undefined,
+      () => undefined,
+    );
+    admitted.add(tracked);
+    void tracked.then(() => admitted.delete(tracked));
+    return p;
+  };
+
+  const call = (fn: unknown, args: readonly unknown[], opts: CallOptions = {}, encoded?: EncodedFunction): Promise<unknown> => admit(() => callNow(fn, args, opts, encoded));
+  const callNow = async (fn: unknown, args: readonly unknown[], opts: CallOptions, encoded?: EncodedFunction): Promise<unknown> => {
     const from = seq;
     const task = await encodeTask(encoded ?? fn, args, { dumpsOptions });
     const found = since(from);
@@ -157,14 +174,17 @@ export function createQueueExecutor(options: QueueExecutorOptions): QueueExecuto
     map: ((fn: unknown, items: Iterable<unknown> | AsyncIterable<unknown>, opts: MapOptions = {}) =>
       mapStream(items, opts, options.mapConcurrency ?? 64, {
         encodeFunction: () => encodeFn(fn),
-        submit: (task, callOpts) => submit(task, [], callOpts) as Promise<unknown[]>,
+        submit: (task, callOpts) => admit(() => submit(task, [], callOpts)) as Promise<unknown[]>,
         dumpsOptions,
       })) as QueueExecutor['map'],
     async ready() {
       await connecting;
     },
     async close(opts = {}) {
+      closing = true;
       const client = await connecting.catch(() => undefined);
+      if (client && opts.force) await client.close(opts);
+      while (admitted.size > 0) await Promise.all([...admitted]);
       if (client) {
         await client.close(opts);
         syncStats(client);
@@ -180,6 +200,8 @@ export function createQueueExecutor(options: QueueExecutorOptions): QueueExecuto
 
 async function withCallOptions<T>(p: Promise<T>, timeout: number | undefined, signal: AbortSignal | undefined): Promise<T> {
   if (timeout === undefined && !signal) return await p;
+  // A map shares one signal among all its chunks in flight: that is expected, not a listener leak.
+  if (signal) setMaxListeners(0, signal);
   let timer: NodeJS.Timeout | undefined;
   let onAbort: (() => void) | undefined;
   try {
