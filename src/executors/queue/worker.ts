@@ -113,7 +113,20 @@ export async function createQueueWorker(o: QueueWorkerOptions): Promise<QueueWor
     else log({ level: 'warn', message: `lost Redis at ${describeConnection(options)}${err ? ` (${err.message})` : ''}; reconnecting` });
   });
   const stats = { completed: 0, failed: 0, refused: 0 };
-  const refs = (b: EnvelopeBody): [string[], string[]] => [[...(b.b ?? [])], [...(b.m ?? [])]];
+  const refs = (b: EnvelopeBody): [readonly string[], readonly string[]] => [b.b ?? [], b.m ?? []];
+  // One timer refreshes the TTL of what running jobs use (not one timer and one round trip per job).
+  const running = new Set<{ blobIds: readonly string[]; manifestIds: readonly string[] }>();
+  const refresher = setInterval(() => {
+    if (running.size === 0) return;
+    const blobs = new Set<string>();
+    const manifests = new Set<string>();
+    for (const r of running) {
+      r.blobIds.forEach((b) => blobs.add(b));
+      r.manifestIds.forEach((m) => manifests.add(m));
+    }
+    void store.touch([...blobs], [...manifests]).catch(() => {});
+  }, Math.max(100, Math.min(store.ttlMs / 3, 60_000)));
+  refresher.unref();
 
   const processor = async (job: Job): Promise<unknown> => {
     const jobId = job.id ?? '?';
@@ -126,14 +139,11 @@ export async function createQueueWorker(o: QueueWorkerOptions): Promise<QueueWor
       log({ level: 'error', code: e.code, jobId, message: `refused, nothing was run: ${e.message}` });
       throw new UnrecoverableError(`${e.code}: ${e.message}`);
     }
-    // Keep the blobs this job uses alive while it runs.
+    // Keep the blobs this job uses alive while it runs (the client refreshed them while it was queued).
     const [blobIds, manifestIds] = refs(body);
-    const keepAlive =
-      blobIds.length + manifestIds.length > 0
-        ? setInterval(() => void store.touch(blobIds, manifestIds).catch(() => {}), Math.max(100, Math.min(store.ttlMs / 3, 60_000)))
-        : undefined;
+    const active = blobIds.length + manifestIds.length > 0 ? { blobIds, manifestIds } : undefined;
+    if (active) running.add(active);
     try {
-      if (keepAlive) await store.touch(blobIds, manifestIds);
       const frame = await frameOf(body, store);
       const outcome = await o.runner(frame, { jobId, attempt: job.attemptsMade + 1, store, body });
       const env = await sealFrame(outcome.ok ? 'result' : 'error', outcome.frame, { key, queue: o.queue, jobId, store, inlineLimit: o.inlineLimit });
@@ -159,7 +169,7 @@ export async function createQueueWorker(o: QueueWorkerOptions): Promise<QueueWor
       log({ level: 'warn', code, jobId, message: e.message });
       throw new Error(`${code}: ${e.message} (worker ${name})`);
     } finally {
-      if (keepAlive) clearInterval(keepAlive);
+      if (active) running.delete(active);
     }
   };
 
@@ -180,6 +190,7 @@ export async function createQueueWorker(o: QueueWorkerOptions): Promise<QueueWor
     stats,
     close(opts = {}) {
       closed ??= (async () => {
+        clearInterval(refresher);
         await closeBullmq(worker, () => worker.close(opts.force ?? false), opts.force ? 3000 : 24 * 3600_000);
         redis.disconnect();
       })();

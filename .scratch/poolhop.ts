@@ -1,0 +1,17 @@
+import { LocalPool } from '../src/executors/queue/local-pool.ts';
+import { createPool } from '../src/index.ts';
+import { encodeTask } from '../src/executors/task.ts';
+const pool = new LocalPool({ processes: 1, blobServer: { missing: async (h) => [...h], get: async () => new Map() } });
+await pool.ready();
+const inc = (x: number) => x + 1;
+for (let i = 0; i < 300; i++) await pool.run(await encodeTask(inc, [i]));
+let t = performance.now();
+for (let i = 0; i < 1000; i++) await pool.run(await encodeTask(inc, [i]));
+console.log('LocalPool hop us', ((performance.now() - t)).toFixed(0));
+await pool.close();
+const p = createPool({ workers: 1 });
+for (let i = 0; i < 300; i++) await p.run(inc, i);
+t = performance.now();
+for (let i = 0; i < 1000; i++) await p.run(inc, i);
+console.log('createPool run us', ((performance.now() - t)).toFixed(0));
+await p.close();
