@@ -124,6 +124,22 @@ test('a remote error in by-value code maps to this file and line', async () => {
   }
 });
 
+test('a worker is recycled after maxCodeVersions code versions, without failing calls', async () => {
+  const ex = createPool({ workers: 1, cwd: elsewhere, cacheDir: join(elsewhere, 'recycle-cache'), dumpsOptions: { root: project }, maxCodeVersions: 2, onLog: () => {} });
+  try {
+    const results: string[] = [];
+    for (const n of [2, 3, 4, 5]) {
+      setFactor(n);
+      results.push(await ex.run((r: Row[]) => report.summarize(r), rows));
+    }
+    assert.deepEqual(results, ['2 rows, total 14', '2 rows, total 21', '2 rows, total 28', '2 rows, total 35']);
+    assert.ok(ex.stats.workersRecycled >= 1, `recycled ${ex.stats.workersRecycled}`);
+    assert.equal(ex.stats.workersCrashed, 0);
+  } finally {
+    await ex.close();
+  }
+});
+
 test('map over a local module with a pool', async () => {
   setFactor(2);
   const ex = executors[0]!.make();

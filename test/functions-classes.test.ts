@@ -103,6 +103,17 @@ class WithComputed {
     return typeof x === 'object' && x !== null && 'duck' in x;
   }
 }
+class Counter {
+  #n = 0;
+  #log: string[] = [];
+  tick(): number {
+    this.#log.push('t');
+    return ++this.#n;
+  }
+  get value(): string {
+    return `${this.#n}:${this.#log.join('')}`;
+  }
+}
 function makeLocalClass(base: number) {
   return class Local {
     value(): number {
@@ -125,6 +136,8 @@ const cases: FunctionCase[] = [
   { name: 'computed and symbol class members', make: () => WithComputed, check: (C) => [new C()[Symbol.for('mp.className')](), ({ duck: 1 }) instanceof C] },
   { name: 'class defined inside a function (captures)', make: () => makeLocalClass(21), check: (C) => new C().value() },
   { name: 'instance keeps prototype, own fields and instanceof', make: () => new Square(1, 5), check: (s) => [s.area(), s.side, s.label, s.constructor.name, Object.getPrototypeOf(Object.getPrototypeOf(s)).constructor.name] },
+  { name: 'instance keeps its #private fields', make: () => new Square(9, 2), check: (s) => [s.describe(), s.reveal(), s.id] },
+  { name: 'instance with #private fields changed after construction', make: () => { const c = new Counter(); c.tick(); c.tick(); return c; }, check: (c) => [c.tick(), c.value] },
   { name: 'instances of one class share the class after load', make: () => [new Square(1, 2), new Square(2, 3)], check: ([a, b]) => [a.constructor === b.constructor, a.area() + b.area()] },
   { name: 'instance of a class extending Error', make: () => new AppError('bad', 500), check: (e) => [e instanceof Error, e.message, e.status] },
   { name: 'instance of a Map subclass', make: () => new Registry([['x', 5]]), check: (r) => [r.total(), r.get('x')] },

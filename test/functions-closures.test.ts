@@ -14,7 +14,14 @@ var moduleVar = 'var-state';
 
 function makeCounter(start: number) {
   let count = start;
-  return { inc: () => ++count, get: () => count };
+  const log: number[] = [];
+  return {
+    inc: () => {
+      log.push(count);
+      return ++count;
+    },
+    get: () => [count, log.length],
+  };
 }
 
 function outerLevels(a: number) {
@@ -39,6 +46,7 @@ const cases: FunctionCase[] = [
   { name: 'loop closures each with their own binding (let)', make: () => { const fs: (() => number)[] = []; for (let i = 0; i < 4; i++) fs.push(() => i * i); return fs; }, check: (fs) => fs.map((f: () => number) => f()) },
   { name: 'loop closures over var share one binding', make: () => { const fs: (() => number)[] = []; for (var i = 0; i < 3; i++) fs.push(() => i); return fs; }, check: (fs) => fs.map((f: () => number) => f()) },
   { name: 'two closures of one call share their let', make: () => makeCounter(5), check: (c) => [c.inc(), c.inc(), c.get()] },
+  { name: 'loop closures with equal state keep their own binding', make: () => { const fs: (() => number)[] = []; for (let i = 0; i < 3; i++) { let hits = 0; fs.push(() => ++hits); } return fs; }, check: (fs) => [fs[0](), fs[0](), fs[1](), fs[2]()] },
   { name: 'closures of two calls stay separate', make: () => [makeCounter(1), makeCounter(100)], check: ([a, b]) => [a.inc(), b.inc(), a.get(), b.get()] },
   { name: 'module-level let shared by two by-value functions', make: () => ({ hit, readHits }), check: (o) => [o.hit(), o.hit(), o.readHits()] },
   { name: 'module-level const object and var', make: () => () => moduleConst.base + moduleVar.length, check: (f) => f() },
@@ -55,7 +63,7 @@ const cases: FunctionCase[] = [
   { name: 'closure over a parameter and a destructured variable', make: () => ((p: number, { q }: { q: number }) => () => p * q)(6, { q: 7 }), check: (f) => f() },
   { name: 'closure over a catch parameter', make: () => { try { throw new Error('caught'); } catch (err) { return () => (err as Error).message; } }, check: (f) => f() },
   { name: 'closure in a block scope', make: () => { let f: () => string; { const inner = 'block'; f = () => inner.toUpperCase(); } return f; }, check: (f) => f() },
-  { name: 'IIFE-created closures share state', make: () => (() => { let total = 0; return [(x: number) => (total += x), () => total]; })(), check: ([add, get]) => [add(5), add(6), get()] },
+  { name: 'IIFE-created closures share state (with an object alongside)', make: () => (() => { let total = 0; const seen: number[] = []; return [(x: number) => { seen.push(x); return (total += x); }, () => [total, seen]]; })(), check: ([add, get]) => [add(5), add(6), get()] },
   { name: 'captured primitive is a snapshot of the value at dumps time', make: () => { let v = 1; const f = () => v; v = 2; return f; }, check: (f) => f() },
   { name: 'captured getter object keeps accessors', make: () => { const cfg = { get url() { return 'http://x'; } }; return () => cfg.url; }, check: (f) => f() },
   { name: 'closure capturing an array of closures', make: () => { const ops = [(x: number) => x + 1, (x: number) => x * 10]; return (x: number) => ops.reduce((a, op) => op(a), x); }, check: (f) => f(4) },

@@ -56,6 +56,15 @@ describe('module reference payloads', () => {
     assert.ok(bytes.length < 1500, `payload is ${bytes.length} bytes`);
   });
 
+  it('dumpsSync/loadsSync work when every module loads synchronously; ES modules and namespaces need loads', async () => {
+    const { dumpsSync, loadsSync } = await import('../src/index.ts');
+    const cjs = loadsSync(dumpsSync((x: number) => util.add(x, 2) + (fs.existsSync('/') ? 1 : 0))) as (x: number) => number;
+    assert.equal(cjs(1), 4);
+    const esmBytes = dumpsSync((x: number) => esmUtil.triple(x));
+    assert.throws(() => loadsSync(esmBytes), (e: Error & { code?: string }) => e.code === 'ERR_MP_ASYNC_REQUIRED');
+    assert.equal(((await loads(esmBytes)) as (x: number) => number)(2), 6);
+  });
+
   it('only the variables a function uses are captured', async () => {
     const huge = 'x'.repeat(100_000);
     const small = 1;
@@ -96,6 +105,21 @@ describe('module reference payloads', () => {
       assert.equal(f(), 'hi');
     } finally {
       await rm(base, { recursive: true, force: true });
+    }
+  });
+
+  it('local references resolve in a shipped tree when the ship layer sets one', async () => {
+    const { Registry, defaultRegistry } = await import('../src/index.ts');
+    const tree = await mkdtemp(join(tmpdir(), 'mp-tree-'));
+    try {
+      await mkdir(join(tree, 'test/fixtures/functions/lib'), { recursive: true });
+      await writeFile(join(tree, 'test/fixtures/functions/lib/util.cjs'), 'exports.add = (a, b) => a + b + 1000;\n');
+      const reg = new Registry(defaultRegistry);
+      reg.registerSection({ name: 'fake-ship', rank: 10, encode: () => 1, decode: (_d, ctx) => void ctx.scratch.set(Symbol.for('modulepickle.treeDir'), tree) });
+      const f = (await loads(await dumps((x: number) => util.add(x, 2) + pack(1).length, { registry: reg }), { registry: reg })) as (x: number) => number;
+      assert.equal(f(1), 1003 + pack(1).length);
+    } finally {
+      await rm(tree, { recursive: true, force: true });
     }
   });
 

@@ -1,4 +1,5 @@
 /* Function kinds: every way to write a function, round-tripped in process and through a fresh node process. */
+import { dumps, loads } from '../src/index.ts';
 import { functionTable, type FunctionCase } from './harness/function-table.ts';
 
 function declared(a: number, b = 2): number {
@@ -15,6 +16,22 @@ async function* agen(n: number): AsyncGenerator<number> {
 }
 const withProps = Object.assign((x: number) => x + 1, { meta: { tag: 'v1' }, version: 3 });
 const kSym = Symbol.for('mp.test.key');
+
+// ES5-style inheritance: constructor functions with prototype objects.
+function Animal(this: { name: string }, name: string) {
+  this.name = name;
+}
+Animal.prototype.speak = function (this: { name: string }) {
+  return `${this.name} makes a sound`;
+};
+function Dog(this: { name: string }, name: string) {
+  Animal.call(this, name);
+}
+Dog.prototype = Object.create(Animal.prototype);
+Dog.prototype.constructor = Dog;
+Dog.prototype.speak = function (this: { name: string }) {
+  return `${Animal.prototype.speak.call(this)} (woof)`;
+};
 
 const cases: FunctionCase[] = [
   { name: 'function declaration with default parameter', make: () => declared, check: (f) => [f(3), f(3, 4), f.name, f.length] },
@@ -47,6 +64,8 @@ const cases: FunctionCase[] = [
   { name: 'strict mode is kept (this undefined)', make: () => function (this: unknown) { return this === undefined; }, check: (f) => f() },
   { name: 'new.target in a function', make: () => function Ctor(this: { made?: boolean }) { if (!new.target) return 'called'; this.made = true; return undefined; }, check: (F) => [F(), new F().made] },
   { name: 'arguments object', make: () => function () { return arguments.length; }, check: (f) => f(1, 2, 3) },
+  { name: 'ES5 constructor inheritance through prototypes', make: () => Dog, check: (D) => { const d = new D('rex'); return [d.speak(), d instanceof D, Object.getPrototypeOf(D.prototype).constructor.name]; } },
+  { name: 'a loaded function pickled again', make: async () => (await loads(await dumps(((k: number) => (x: number) => x * k)(6)))), check: (f) => f(7) },
   { name: 'Function constructor function', make: () => new Function('a', 'b', 'return a * b + 1'), check: (f) => f(4, 5) },
   { name: 'modern syntax: ??=, ?., ??, **, numeric separators', make: () => (o: { a?: { b?: number }; c?: number }) => { o.c ??= 1_000; return (o.a?.b ?? 2) ** 2 + o.c; }, check: (f) => [f({}), f({ a: { b: 3 }, c: 1 })] },
   { name: 'regex and template literals', make: () => (s: string) => `<${s.replace(/[aeiou]/g, (m) => m.toUpperCase())}>`, check: (f) => f('banana') },

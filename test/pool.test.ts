@@ -2,9 +2,9 @@
 // capture local modules are covered in executors-shipping.test.ts.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { createPool, RemoteError, WorkerError, type LogHandler } from '../src/index.ts';
+import { createPool, EncodeError, RemoteError, WorkerError, type LogHandler } from '../src/index.ts';
 
 const logs: { worker: string; stream: number; text: string }[] = [];
 const onLog: LogHandler = (worker, stream, text) => logs.push({ worker, stream, text });
@@ -26,6 +26,43 @@ for (const { name, fn, args, expected } of roundTrips) {
     assert.deepEqual(await pool.call(fn as (...a: unknown[]) => unknown, args), expected);
   });
 }
+
+const remoteFailures: { name: string; fn: () => unknown; code: string; remoteName: string; message: RegExp }[] = [
+  { name: 'a result that cannot be pickled', fn: () => new WeakMap(), code: 'ERR_MP_UNSUPPORTED_TYPE', remoteName: 'EncodeError', message: /WeakMap cannot be pickled/ },
+  { name: 'a thrown non-Error', fn: () => { throw 42; }, code: 'ERR_MP_REMOTE', remoteName: 'NonError', message: /non-Error value was thrown: 42/ },
+  { name: 'a rejected promise', fn: () => Promise.reject(new Error('async boom')), code: 'ERR_MP_REMOTE', remoteName: 'Error', message: /async boom/ },
+];
+
+for (const { name, fn, code, remoteName, message } of remoteFailures) {
+  test(`remote failure: ${name}`, async () => {
+    await assert.rejects(pool.run(fn), (e: unknown) => e instanceof RemoteError && e.code === code && e.remoteName === remoteName && message.test(e.message));
+  });
+}
+
+test('arguments that cannot be pickled reject locally with the EncodeError and its path', async () => {
+  await assert.rejects(pool.run((_m: unknown) => 1, new WeakMap()), (e: unknown) => e instanceof EncodeError && e.code === 'ERR_MP_UNSUPPORTED_TYPE' && /root\[0\]/.test(e.message));
+});
+
+test('a function may be returned, and called locally', async () => {
+  const triple = await pool.run(() => (x: number) => x * 3);
+  assert.equal(typeof triple, 'function');
+  assert.equal((triple as (x: number) => number)(14), 42);
+});
+
+test('a worker that evicted a function asks for it again (needFunction) and the call succeeds', async () => {
+  const one = createPool({ workers: 1, onLog });
+  try {
+    const fns = Array.from({ length: 260 }, (_, i) => (x: number) => x + i);
+    for (const f of fns.slice(0, 260)) await one.run(f, 0);
+    const sent = one.stats.functionsSent;
+    assert.equal(await one.run(fns[0]!, 5), 5); // evicted from the worker's 256-entry cache
+    assert.equal(one.stats.functionsSent, sent + 1);
+    assert.equal(await one.run(fns[259]!, 5), 264); // still cached: hash only
+    assert.equal(one.stats.functionsSent, sent + 1);
+  } finally {
+    await one.close();
+  }
+});
 
 test('a remote exception is a RemoteError with remote name, message, code, cause and stack', async () => {
   const err = await pool
@@ -72,6 +109,22 @@ for (const { name, fn, code, exit, signal } of crashes) {
     assert.equal(pool.workers().length, 2);
   });
 }
+
+test('a worker that runs out of heap is reported as such and replaced', async () => {
+  const small = createPool({ workers: 1, execArgv: ['--max-old-space-size=32'], onLog });
+  try {
+    await assert.rejects(
+      small.run(() => {
+        const hog: number[][] = [];
+        for (;;) hog.push(new Array(100_000).fill(Math.random()));
+      }),
+      (e: unknown) => e instanceof WorkerError && e.code === 'ERR_MP_WORKER_KILLED' && /SIGABRT: FATAL ERROR: .*heap out of memory/.test(e.message),
+    );
+    assert.equal(await small.run(() => 'alive'), 'alive');
+  } finally {
+    await small.close();
+  }
+});
 
 test('timeout rejects with ERR_MP_TIMEOUT and the stuck worker is replaced', async () => {
   await assert.rejects(
@@ -150,13 +203,13 @@ test('wrap returns an async function that runs remotely', async () => {
   assert.ok(![...pids].includes(process.pid));
 });
 
-test('workers are recycled after maxCodeVersions without failing calls', async () => {
-  const small = createPool({ workers: 1, maxCodeVersions: 2, onLog });
+test('workers are recycled above maxMemoryMiB without failing calls', async () => {
+  const small = createPool({ workers: 1, maxMemoryMiB: 1, onLog });
   try {
-    const fns = [() => 1, () => 2, () => 3, () => 4, () => 5];
-    const results = await Promise.all(fns.map((f) => small.run(f)));
-    assert.deepEqual(results, [1, 2, 3, 4, 5]);
+    const results = await Promise.all([1, 2, 3, 4, 5].map((n) => small.run((x: number) => x * 10, n)));
+    assert.deepEqual(results, [10, 20, 30, 40, 50]);
     assert.ok(small.stats.workersRecycled >= 1);
+    assert.equal(small.stats.workersCrashed, 0);
   } finally {
     await small.close();
   }
@@ -198,4 +251,12 @@ test('workers exit when the parent is killed (no orphans)', async () => {
   // Wait (bounded) for the workers to notice their stdin closed.
   for (let i = 0; i < 200 && pids.some(alive); i++) await new Promise((r) => setTimeout(r, 50));
   assert.deepEqual(pids.filter(alive), []);
+});
+
+test('a script that forgets close() still exits (idle workers are unreferenced)', () => {
+  const script = fileURLToPath(new URL('./fixtures/executors/forgotten-close.mjs', import.meta.url));
+  const r = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(r.signal, null, 'the script hung');
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), '42');
 });

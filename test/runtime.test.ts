@@ -12,6 +12,7 @@ import {
   CountingBlobSource, InlineBlobSource, ProjectBlobSource, ShipError, buildManifest, checkPackage, gcCache, importFromTree,
   materializeTree, openTree, releaseTree,
 } from '../src/index.ts';
+import { withCacheLock } from '../src/runtime/cache-lock.ts';
 import { makeProject, sharedNodeModules } from './fixtures/ship/make-project.ts';
 import { writePayloadFile } from './fixtures/ship/payload-file.ts';
 
@@ -69,6 +70,7 @@ test('hostile manifests are refused with typed errors and nothing is written out
     { name: 'oversized total', text: manifestText([f('a.js'), f('b.js')]), limits: { maxBytes: 9 }, code: 'ERR_MP_MANIFEST_TOO_LARGE' },
     { name: 'too many entries', text: manifestText([f('a.js'), f('b.js')]), limits: { maxEntries: 1 }, code: 'ERR_MP_MANIFEST_TOO_LARGE' },
     { name: 'huge declared size', text: manifestText([f('a.js', H, 2 ** 60)]), code: 'ERR_MP_MANIFEST_INVALID' },
+    { name: 'package name with a path', text: manifestText([f('a.js')], [['../../etc', '1.0.0']]), code: 'ERR_MP_MANIFEST_INVALID' },
     { name: 'blob nowhere', text: manifestText([f('a.js')]), source: new InlineBlobSource([]), code: 'ERR_MP_BLOB_MISSING' },
   ];
   for (const c of cases) {
@@ -275,4 +277,19 @@ test('GC: bounded by bytes, LRU first, never a tree leased here or by another li
   assert.equal(again.created, true);
   releaseTree(again.dir);
   assert.ok(spawnSync('true').status === 0);
+});
+
+test('a cache lock left by a dead process is broken; a live one is not', async () => {
+  const cacheDir = tmp('mp-lock-');
+  const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+  writeFileSync(join(cacheDir, 'lock'), dead.stdout);
+  const body = Buffer.from('locked');
+  const t = await openTree(manifestText([['a.txt', 'f', sha(body), body.length]]), { cacheDir, nodeModules: false, blobSource: new InlineBlobSource([[sha(body), body]]) });
+  assert.equal(readFileSync(join(t.dir, 'a.txt'), 'utf8'), 'locked');
+  assert.ok(!existsSync(join(cacheDir, 'lock')));
+  t.release();
+  // held by a live process (this one): not broken; the waiter gives up with a typed error after its timeout
+  writeFileSync(join(cacheDir, 'lock'), String(process.pid));
+  assert.throws(() => withCacheLock(cacheDir, () => 1, 200), { code: 'ERR_MP_CACHE_LOCKED' });
+  assert.equal(readFileSync(join(cacheDir, 'lock'), 'utf8'), String(process.pid));
 });

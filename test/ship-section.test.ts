@@ -2,12 +2,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import {
-  CountingBlobSource, ProjectBlobSource, ShipError, dumps, dumpsSync, loads, loadsSync, treeDirKey, type ShipBuild,
+  CountingBlobSource, ProjectBlobSource, ShipError, dumps, dumpsSync, loads, loadsSync, localModuleUrl, localModulesKey, projectRootKey,
+  treeDirKey, type ShipBuild,
 } from '../src/index.ts';
 import { makeProject, sharedNodeModules } from './fixtures/ship/make-project.ts';
 import { LocalRef, testRegistry, type RestoredRef } from './fixtures/ship/local-ref.ts';
@@ -36,13 +37,18 @@ test('dumps ships the tree of a referenced local module; loads materializes it a
   const bytes = await dumps({ main: new LocalRef(join(dir, 'src/main.ts')) }, { registry, ship: { cacheDir: client } });
   assert.ok(!Buffer.from(bytes).includes(Buffer.from(dir)), 'no absolute client path in the payload');
   const cacheDir = tmp('mp-recv-');
-  const back = (await loads(bytes, { registry, cacheDir, nodeModules: sharedNodeModules })) as { main: RestoredRef };
+  // the process that made a payload resolves it to its own original modules (identity kept, nothing copied)
+  const same = (await loads(bytes, { registry, cacheDir, nodeModules: sharedNodeModules })) as { main: RestoredRef };
+  assert.equal(same.main.url, pathToFileURL(join(realpathSync(dir), 'src/main.ts')).href);
+  assert.deepEqual(readdirSync(cacheDir), []);
+  // any other receiver (here forced with materialize: 'always') gets the shipped tree
+  const back = (await loads(bytes, { registry, cacheDir, nodeModules: sharedNodeModules, materialize: 'always' })) as { main: RestoredRef };
   assert.equal(back.main.path, 'src/main.ts');
   assert.ok(back.main.url.startsWith(`file://${cacheDir}/`));
   const m = (await import(back.main.url)) as Main;
   assert.equal(m.run(4).sum, 7);
   // synchronous twins work too when no asynchronous layer work is needed (tsx is active in this process)
-  const again = loadsSync(dumpsSync(new LocalRef(join(dir, 'src/util.ts')), { registry, ship: { cacheDir: client } }), { registry, cacheDir, nodeModules: sharedNodeModules }) as RestoredRef;
+  const again = loadsSync(dumpsSync(new LocalRef(join(dir, 'src/util.ts')), { registry, ship: { cacheDir: client } }), { registry, cacheDir, nodeModules: sharedNodeModules, materialize: 'always' }) as RestoredRef;
   assert.equal(again.path, 'src/util.ts');
 });
 
@@ -74,13 +80,13 @@ test("blobs: 'none' + a blob source: a receiver holding version 1 fetches only t
   const opts = { registry, ship: { cacheDir: client, blobs: 'none' as const, onBuild: (b: ShipBuild) => builds.push(b) } };
   const p1 = await dumps(new LocalRef(join(dir, 'src/main.ts')), opts);
   const s1 = new CountingBlobSource(new ProjectBlobSource(builds[0]!));
-  const r1 = (await loads(p1, { registry, cacheDir, nodeModules: sharedNodeModules, blobSource: s1 })) as RestoredRef;
+  const r1 = (await loads(p1, { registry, cacheDir, nodeModules: sharedNodeModules, blobSource: s1, materialize: 'always' })) as RestoredRef;
   assert.equal(s1.fetched.length, builds[0]!.manifest.entries.filter((e) => e.kind === 'file').length);
   writeFileSync(join(dir, 'src/dyn.js'), "export const value = 'dyn-v2';\n");
   const p2 = await dumps(new LocalRef(join(dir, 'src/main.ts')), opts);
   assert.ok(p2.byteLength < 4000, `manifest-only payload is small (${p2.byteLength} bytes)`);
   const s2 = new CountingBlobSource(new ProjectBlobSource(builds[1]!));
-  const r2 = (await loads(p2, { registry, cacheDir, nodeModules: sharedNodeModules, blobSource: s2 })) as RestoredRef;
+  const r2 = (await loads(p2, { registry, cacheDir, nodeModules: sharedNodeModules, blobSource: s2, materialize: 'always' })) as RestoredRef;
   assert.equal(s2.fetched.length, 1);
   assert.equal(await ((await import(r2.url)) as Main).lazy(), 'dyn-v2');
   assert.equal(await ((await import(r1.url)) as Main).lazy(), 'dyn-v1');
@@ -110,4 +116,26 @@ test('through the codec to a node process that cannot read the project (unshare 
   assert.equal(out.steps[0]!.result.greet, 'hello world');
   assert.equal(out.steps[1]!.result.sum, 12);
   assert.deepEqual(out.lazy, ['dyn-v1', 'dyn-v1']);
+});
+
+test('contract: a layer that fills the localModulesKey Set itself and pins the root under projectRootKey', async () => {
+  const dir = project();
+  class Direct {
+    constructor(readonly file: string) {}
+  }
+  const registry = testRegistry().register(Direct, {
+    name: 'test.Direct',
+    code: true,
+    reduce: (d, ctx) => {
+      ctx.scratch.set(projectRootKey, join(dir, 'packages/shared'));
+      const set = (ctx.scratch.get(localModulesKey) as Set<string> | undefined) ?? new Set<string>();
+      ctx.scratch.set(localModulesKey, set.add(d.file));
+      return 'index.js';
+    },
+    restore: (path: string, ctx) => Object.assign(new Direct(''), { url: localModuleUrl(ctx, path) }),
+  });
+  const bytes = await dumps(new Direct(join(dir, 'packages/shared/index.js')), { registry, ship: { cacheDir: tmp('mp-client-') } });
+  const back = (await loads(bytes, { registry, cacheDir: tmp('mp-recv-'), nodeModules: false, materialize: 'always' })) as { url: string };
+  assert.equal(((await import(back.url)) as { shared: string }).shared, 'shared-v1');
+  assert.ok(back.url.endsWith('/tree/index.js'), back.url);
 });

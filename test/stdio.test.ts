@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createStdioExecutor, WorkerError, type LogHandler } from '../src/index.ts';
+import { createStdioExecutor, FORMAT_VERSION, PROTOCOL_VERSION, WorkerError, type LogHandler } from '../src/index.ts';
 
 const cli = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const fixtures = fileURLToPath(new URL('./fixtures/executors/', import.meta.url));
@@ -47,15 +47,22 @@ test('a banner printed by the host before the worker starts is forwarded as outp
   }
 });
 
-test('a worker speaking another protocol version fails at connect time with ERR_MP_PROTOCOL_MISMATCH', async () => {
-  const ex = createStdioExecutor({ command: [process.execPath, join(fixtures, 'mismatched-worker.mjs')], cwd: dir, onLog: () => {} });
-  try {
-    await assert.rejects(ex.ready(), (e: unknown) => isCode('ERR_MP_PROTOCOL_MISMATCH')(e) && /protocol 99/.test((e as Error).message));
-    await assert.rejects(ex.run(() => 1), isCode('ERR_MP_PROTOCOL_MISMATCH'));
-  } finally {
-    await ex.close({ force: true });
-  }
-});
+const mismatches: { name: string; args: string[]; message: RegExp }[] = [
+  { name: 'protocol version', args: ['99', String(FORMAT_VERSION)], message: /speaks protocol 99 \/ payload format \d+, this side speaks protocol \d+/ },
+  { name: 'payload format version', args: [String(PROTOCOL_VERSION), '42'], message: /payload format 42/ },
+];
+
+for (const { name, args, message } of mismatches) {
+  test(`a worker with another ${name} fails at connect time with ERR_MP_PROTOCOL_MISMATCH`, async () => {
+    const ex = createStdioExecutor({ command: [process.execPath, join(fixtures, 'mismatched-worker.mjs'), ...args], cwd: dir, onLog: () => {} });
+    try {
+      await assert.rejects(ex.ready(), (e: unknown) => isCode('ERR_MP_PROTOCOL_MISMATCH')(e) && message.test((e as Error).message));
+      await assert.rejects(ex.run(() => 1), isCode('ERR_MP_PROTOCOL_MISMATCH'));
+    } finally {
+      await ex.close({ force: true });
+    }
+  });
+}
 
 test('a command that does not exist fails with ERR_MP_WORKER_START', async () => {
   const ex = createStdioExecutor({ command: [join(dir, 'no-such-command')], onLog: () => {} });

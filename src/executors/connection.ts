@@ -121,7 +121,7 @@ export class WorkerConnection {
     });
     this.child.stderr!.setEncoding('utf8');
     this.child.stderr!.on('data', (s: string) => {
-      this.#stderrTail = (this.#stderrTail + s).slice(-2000);
+      this.#stderrTail = (this.#stderrTail + s).slice(-8000);
       events.onLog(id, 2, s);
     });
     this.child.stdin!.on('error', () => {}); // EPIPE when the worker died: reported through 'close'
@@ -214,7 +214,10 @@ export class WorkerConnection {
 
   #exitError(code: number | null, signal: NodeJS.Signals | null): WorkerError {
     const how = signal ? `was killed by ${signal}${signal === 'SIGKILL' ? ' (out of memory, or killed by a timeout, an abort or another process)' : ''}` : `exited with code ${code}`;
-    const tail = this.#stderrTail.trim() ? `; its last stderr: ${this.#stderrTail.trim().split('\n').slice(-5).join(' | ')}` : '';
+    const fatal = /FATAL ERROR: [^\n]*/.exec(this.#stderrTail)?.[0];
+    const oom = fatal && /out of memory/i.test(fatal) ? ' (JavaScript heap out of memory: raise --max-old-space-size with the execArgv option, or split the work)' : '';
+    const last = this.#stderrTail.trim().split('\n').slice(-3).join(' | ');
+    const tail = fatal ? `: ${fatal}${oom}` : last ? `; its last stderr: ${last}` : '';
     const err = new WorkerError(signal ? 'ERR_MP_WORKER_KILLED' : 'ERR_MP_WORKER_EXITED', `${this.#label} ${how}${tail}`, this.id);
     Object.defineProperty(err, 'exitCode', { value: code, enumerable: true });
     Object.defineProperty(err, 'signal', { value: signal, enumerable: true });

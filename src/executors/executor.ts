@@ -42,6 +42,8 @@ export interface ExecutorOptions {
   readonly loadsOptions?: PickleOptions;
   /** Serves blobs workers ask for (default: the ship layer's local store). */
   readonly blobServer?: BlobSource;
+  /** Show a status line on stderr while many files are sent to a worker (default: when stderr is a TTY). */
+  readonly progress?: boolean;
   /** Rewrites remote stacks to point at local files. */
   readonly mapStack?: (stack: string) => string;
 }
@@ -127,8 +129,13 @@ export function createProcessExecutor(name: string, spawnSpec: () => SpawnSpec, 
   const blobServer: BlobSource = {
     missing: (hashes) => source.missing(hashes),
     async get(hashes) {
+      const show = (options.progress ?? process.stderr.isTTY === true) && hashes.length >= 100;
+      if (show) process.stderr.write(`modulepickle: reading ${hashes.length} files for a worker...`);
       const blobs = await source.get(hashes);
-      for (const b of blobs.values()) (stats.blobsServed++, (stats.blobBytesServed += b.length));
+      let bytes = 0;
+      for (const b of blobs.values()) (stats.blobsServed++, (bytes += b.length));
+      stats.blobBytesServed += bytes;
+      if (show) process.stderr.write(`\rmodulepickle: sending ${blobs.size} files (${(bytes / 1048576).toFixed(1)} MiB) to a worker\n`);
       return blobs;
     },
   };

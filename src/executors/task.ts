@@ -2,11 +2,14 @@
  * The transport-independent task core, shared by the client and the worker (and by the queue executor).
  *
  * Client side:
- *   const task = await encodeTask(fn, args, { dumpsOptions })   // fn pickled once per call, hashed
- *   send(taskBody(task, workerHasFunction(task.fnHash) ? false : true))
- *   ... later: decodeOutcome(status, payload, { loadsOptions, mapStack }) -> value, or throws RemoteError
+ *   const shipping = createShipping(userDumpsOptions)              // shipping.ts: ship.blobs 'none' + blob server
+ *   const task = await encodeTask(fn, args, { dumpsOptions: shipping.dumpsOptions })
+ *   send(taskBody(task, !receiverHas(task.fnKey)))                 // hash alone when the receiver has the function
+ *   ... later: await decodeOutcome(status, payload, { mapStack: shipping.mapStack }) -> value, or throws RemoteError
+ *   (`encodeFunction(fn)` pickles a function once for many tasks: `encodeTask` accepts its result as `fn`.)
  * Worker side:
- *   const { status, payload } = await runTask(body, { blobSource, cacheDir })
+ *   const { status, payload } = await runTask(body, { blobSource, cacheDir })   // never throws
+ *   status needFunction: the body had the hash alone and this worker lacks it; resend with the function.
  *
  * Task body: `u8 kind | 32-byte sha256 of the function payload | u32 fnLen | fn payload (fnLen bytes) | args payload`.
  * `fnLen` is 0 when the client knows the worker already has that function; a worker that no longer has it answers
@@ -56,6 +59,12 @@ export async function encodeFunction(fn: unknown, dumpsOptions?: PickleOptions):
   return encoded;
 }
 
+function cachedFunction(fn: unknown): EncodedFunction | undefined {
+  if (typeof fn !== 'function') return undefined;
+  const cached = selfContained.get(fn);
+  return cached && sameOwnKeys(fn) ? cached : undefined;
+}
+
 function sameOwnKeys(fn: object): boolean {
   return Reflect.ownKeys(fn).every((k) => k === 'length' || k === 'name' || k === 'prototype');
 }
@@ -75,8 +84,9 @@ function isSelfContained(bytes: Uint8Array): boolean {
 
 /** Pickles a call (or a map chunk: `args` are the items). `fn` may be pre-encoded with {@link encodeFunction}. */
 export async function encodeTask(fn: unknown, args: readonly unknown[], options: { kind?: TaskKind; dumpsOptions?: PickleOptions } = {}): Promise<EncodedTask> {
-  const [f, argsBytes] = await Promise.all([isEncoded(fn) ? fn : encodeFunction(fn, options.dumpsOptions), dumps(args, options.dumpsOptions)]);
-  return { ...f, kind: options.kind ?? TaskKind.call, argsBytes };
+  const f = isEncoded(fn) ? fn : (cachedFunction(fn) ?? (await encodeFunction(fn, options.dumpsOptions)));
+  const argsBytes = await dumps(args, options.dumpsOptions);
+  return { fnKey: f.fnKey, fnHash: f.fnHash, fnBytes: f.fnBytes, kind: options.kind ?? TaskKind.call, argsBytes };
 }
 
 function isEncoded(v: unknown): v is EncodedFunction {

@@ -4,7 +4,7 @@
 import { DecodeError } from '../errors.ts';
 import type { RestoreContext } from '../codec/registry.ts';
 import { walkPath } from '../modules/intrinsics.ts';
-import { loadModules, moduleFile, resolveExport, type ModuleNeed } from '../modules/load.ts';
+import { loadModules, moduleFile, resolveExport, sameBases, type ModuleBases, type ModuleNeed } from '../modules/load.ts';
 import { createRequire } from 'node:module';
 import type { ExportRef, ModuleRef } from '../modules/module-ref.ts';
 import { projectRoot } from '../modules/project-root.ts';
@@ -55,15 +55,27 @@ export function loadedModules(ctx: RestoreContext, need?: ModuleNeed): ReadonlyM
   return loaded;
 }
 
-/** Folder local module references resolve against: the shipped tree when present, else the project root. */
-export function moduleBase(ctx: RestoreContext): string {
+/**
+ * Where references resolve: local files in the shipped tree when present (else the project root), packages in the
+ * receiver's own installation (the project root), then next to the tree.
+ */
+export function moduleBase(ctx: RestoreContext): ModuleBases {
   const tree = ctx.scratch.get(treeDirKey);
-  return typeof tree === 'string' ? tree : projectRoot(ctx.options);
+  const root = projectRoot(ctx.options);
+  return typeof tree === 'string' ? { local: tree, packages: [root] } : sameBases(root);
 }
 
 /** Resolves an export reference, loading its module synchronously when the section did not. */
 export function restoreExport(ref: unknown, ctx: RestoreContext): unknown {
   checkExportRef(ref);
+  if (ref.view === 'module') {
+    const file = moduleFile(ref.module, moduleBase(ctx));
+    const req = createRequire(file ?? moduleBase(ctx).local);
+    if (file) req(file);
+    const mod = file ? req.cache[file] : undefined;
+    if (!mod) throw new DecodeError('ERR_MP_MODULE_LOAD', `no CommonJS module object for ${file ?? 'a builtin'}`);
+    return mod;
+  }
   const need: ModuleNeed = { module: ref.module, namespace: ref.view === 'namespace' };
   let loaded = loadedModules(ctx);
   try {

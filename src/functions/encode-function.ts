@@ -6,23 +6,19 @@ import { createRequire } from 'node:module';
 import { EncodeError } from '../errors.ts';
 import type { ReduceContext } from '../codec/registry.ts';
 import { intrinsicPath } from '../modules/intrinsics.ts';
-import { findModuleValue, isModuleNamespace, mainModuleFile, matchNamespace, esmModuleRef } from '../modules/module-index.ts';
-import { esmExports } from '../modules/esm-exports.ts';
+import { findModuleValue } from '../modules/module-index.ts';
 import { urlToPath } from '../modules/locate.ts';
 import { projectRoot } from '../modules/project-root.ts';
 import type { ExportRef, ModuleRef } from '../modules/module-ref.ts';
-import { locateModule } from '../modules/locate.ts';
-import { currentInspection, functionInfo, liveScopes, type FunctionInfo } from './function-info.ts';
-import { loadedScripts, scriptSource, type FunctionLocation, type ScopeSnapshot } from './inspector.ts';
+import { currentInspection, functionInfo, liveScopes } from './function-info.ts';
+import type { FunctionLocation, ScopeSnapshot } from './inspector.ts';
+import { esmExportRef, isMainFile, ModuleValue, requireFunctionRef, wrapModuleValue } from './module-values.ts';
+import { functionOwnKeys as classOwnKeys, protoExtras } from './class-parts.ts';
+
+export { ModuleValue, wrapModuleValue, isMainFile };
 import { recordModule } from './module-records.ts';
 import type { BuildKind, ScopeRecord } from './rebuild.ts';
 
-/** A module object or exported value standing in a capture: travels as a reference. */
-export class ModuleValue {
-  constructor(readonly ref: ExportRef) {}
-}
-
-/** Arguments of the function reducer. */
 export type FunctionArgs =
   | { readonly t: 'ref'; readonly ref: ExportRef }
   | { readonly t: 'intrinsic'; readonly path: readonly string[] }
@@ -63,6 +59,10 @@ const trackers = new WeakMap<Function, string>();
 const objectIds = new WeakMap<object, number>();
 let nextObjectId = 1;
 
+function isObjectLike(v: unknown): boolean {
+  return (typeof v === 'object' && v !== null) || typeof v === 'function';
+}
+
 function identity(v: unknown): string {
   if ((typeof v === 'object' && v !== null) || typeof v === 'function') {
     let id = objectIds.get(v);
@@ -80,8 +80,8 @@ function isTopScope(scope: ScopeSnapshot, index: number, count: number, loc: Fun
 
 /**
  * Scope records for a chain of live scopes (innermost first), one record per scope per payload, so functions
- * that share a scope at home share it after load. Closure scopes are told apart by their variables' identities
- * (V8 gives no identity for a closure context): two closures of one call share a record.
+ * that share a scope at home share it after load. V8 gives no identity for a closure context, so closure scopes are
+ * merged only on evidence: the same objects in every variable (two closures of one call capturing an object).
  */
 function scopeChain(scopes: readonly ScopeSnapshot[], loc: FunctionLocation | undefined, ctx: ReduceContext): ScopeRecord | null {
   let records = ctx.scratch.get(scopeRecordsKey) as Map<string, ScopeRecord> | undefined;
@@ -95,71 +95,16 @@ function scopeChain(scopes: readonly ScopeSnapshot[], loc: FunctionLocation | un
     let key: string;
     if (s.type === 'script') key = 'script';
     else if (isTopScope(s, i, scopes.length, loc)) key = `top:${scriptId}`;
-    else key = `${parentKey}/${s.description}(${names.map((n) => `${n}=${identity(s.vars[n])}`).join(',')})`;
+    else if (names.some((n) => isObjectLike(s.vars[n]))) key = `${parentKey}/${s.description}(${names.map((n) => `${n}=${identity(s.vars[n])}`).join(',')})`;
+    // Only primitives: nothing tells two calls' scopes apart, so each function keeps its own (loop closures with
+    // equal state must not be merged); the scope is shared only within this function's own chain.
+    else key = `${parentKey}/${s.description}#${nextObjectId++}`;
     let rec = records.get(key);
     if (!rec) records.set(key, (rec = { names, parent }));
     parent = rec;
     parentKey = key;
   }
   return parent;
-}
-
-/** Replaces module objects (namespaces, `module.exports`, interop objects, package exports) with references. */
-export function wrapModuleValue(v: unknown, ctx: ReduceContext, root: string): unknown {
-  if (typeof v !== 'object' || v === null) return v;
-  let ref = findModuleValue(v, root);
-  if (!ref && isModuleNamespace(v)) {
-    const candidates: { url: string; source: () => string }[] = [];
-    for (const [id, s] of loadedScripts()) if (s.isModule && s.url.startsWith('file:')) candidates.push({ url: s.url, source: () => scriptSource(id) });
-    const mod = matchNamespace(v, candidates, root);
-    if (!mod) {
-      throw new EncodeError('ERR_MP_UNKNOWN_MODULE', 'an ES module namespace was captured but its module could not be identified; import the names you need instead of `* as ns`', ctx.path() as never);
-    }
-    ref = { module: mod, view: 'exports', path: [] };
-  }
-  if (!ref) return v;
-  recordModule(ctx, ref.module, ref.view === 'namespace');
-  return new ModuleValue(ref);
-}
-
-function isMainFile(ref: ExportRef): boolean {
-  if (ref.module.kind !== 'local' && ref.module.kind !== 'file') return false;
-  const main = mainModuleFile();
-  return main !== undefined && (ref.module.kind === 'file' ? ref.module.path === main : main.endsWith(ref.module.path));
-}
-
-/** An exported top-level function or class of an ES module, by reference. */
-function esmExportRef(fn: Function, info: FunctionInfo, allScopes: readonly ScopeSnapshot[], root: string): ExportRef | undefined {
-  const loc = info.location;
-  // A class has its own block scope binding its name; it says nothing about where the class lives.
-  const scopes = allScopes.filter((s) => !(s.type === 'block' && Object.keys(s.vars).every((k) => s.vars[k] === fn)));
-  // The defining module's scope is the outermost one; the function may be nested (e.g. made by a constructor
-  // and exported as `export const pack = packr.pack`): what counts is that an exported binding holds it.
-  const top = scopes[scopes.length - 1];
-  if (!loc?.isModule || !loc.url.startsWith('file:') || top?.type !== 'module') return undefined;
-  const vars = top.vars;
-  const exp = esmExports(scriptSource(loc.scriptId));
-  if (!exp) return undefined;
-  let name: string | undefined;
-  for (const [local, names] of exp.locals) {
-    if (vars[local] === fn && names[0] !== undefined) {
-      name = names[0];
-      break;
-    }
-  }
-  if (name === undefined) return undefined;
-  const mod = esmModuleRef(loc.url, root);
-  return mod ? { module: mod, view: 'exports', path: [name] } : undefined;
-}
-
-/** A `require` function made by Node.js for a module (it closes over that module's `Module` object). */
-function requireFunctionRef(fn: Function, info: FunctionInfo, scopes: readonly ScopeSnapshot[], root: string): ModuleRef | undefined {
-  if (!info.location?.url.startsWith('node:internal/modules/') || fn.name !== 'require') return undefined;
-  for (const s of scopes) {
-    const mod = s.vars['mod'] as { filename?: unknown } | undefined;
-    if (mod && typeof mod.filename === 'string') return locateModule(mod.filename, false, root);
-  }
-  return undefined;
 }
 
 function encodeRef(ref: ExportRef, ctx: ReduceContext): FunctionArgs {
@@ -170,6 +115,11 @@ function encodeRef(ref: ExportRef, ctx: ReduceContext): FunctionArgs {
 const states = new WeakMap<Function, FunctionState>();
 /** Functions whose last encoding was by value (only those keep their own properties). */
 const byValue = new WeakSet<Function>();
+
+/** Own property keys of a function that the codec keeps (only for functions that went by value). */
+export function functionOwnKeys(fn: Function): (string | symbol)[] {
+  return classOwnKeys(fn, byValue);
+}
 
 /** State computed with the last `encodeFunction` call of this function. */
 export function takeState(fn: Function): FunctionState | undefined {
@@ -224,7 +174,9 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
   // Null-prototype records keyed by variable name, so an error path reads `...captures.db.socket`.
   const eager: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   const captures: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
-  for (const name of source.free) {
+  // A direct eval may read any variable in reach: then every variable of every scope is captured.
+  const names = source.free.includes('eval') ? [...new Set([...source.free, ...scopes.flatMap((sc) => Object.keys(sc.vars).filter((n) => n !== 'arguments'))])] : source.free;
+  for (const name of names) {
     let found = false;
     for (const s of scopes) {
       if (!Object.prototype.hasOwnProperty.call(s.vars, name)) continue;
@@ -273,6 +225,17 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
   for (const [start, end] of source.importMetas) {
     edits.push({ start, end, text: `globalThis[Symbol.for('modulepickle.importMeta')](${JSON.stringify(url)})` });
   }
+  const ps = source.privateState;
+  if (ps) {
+    // Hooks for instances with private fields: `new C(token)` skips the constructor body (fields still get
+    // initialized), and a static setter can assign the private fields (see instance-private.ts).
+    const token = `globalThis[Symbol.for('modulepickle.construct')]`;
+    if (ps.ctorBodyStart !== undefined) {
+      edits.push({ start: ps.ctorBodyStart, end: ps.ctorBodyStart, text: `if (arguments[0] === ${token}) { ${ps.derived ? 'super(arguments[0]); ' : ''}return; } ` });
+    }
+    const cases = ps.fields.map((f) => `case ${JSON.stringify(f)}: o.${f} = v; return;`).join(' ');
+    edits.push({ start: ps.bodyEnd, end: ps.bodyEnd, text: ` static [Symbol.for('modulepickle.setPrivate')](o, n, v) { switch (n) { ${cases} } }` });
+  }
   let expression = expr;
   for (const e of edits.sort((a, b) => b.start - a.start)) expression = expression.slice(0, e.start) + e.text + expression.slice(e.end);
   if (source.kind === 'class') {
@@ -298,55 +261,4 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
     ...(tracker ? { tracker } : {}),
     ...(source.heritage ? { superClass } : {}),
   };
-}
-
-/** Whether a property value is defined by the class body itself (its source text is inside the class source). */
-function definedInBody(d: PropertyDescriptor, classSource: string): boolean {
-  const fns = [d.value, d.get, d.set].filter((f): f is Function => typeof f === 'function');
-  if (!fns.length) return false;
-  return fns.every((f) => {
-    try {
-      return classSource.includes(Function.prototype.toString.call(f));
-    } catch {
-      return false;
-    }
-  });
-}
-
-/** Prototype properties of a class that its body does not define (added after the declaration). */
-function protoExtras(cls: Function, classSource: string): unknown[] | undefined {
-  const proto = (cls as { prototype?: unknown }).prototype;
-  if (typeof proto !== 'object' || proto === null) return undefined;
-  const out: unknown[] = [];
-  for (const key of Reflect.ownKeys(proto)) {
-    if (key === 'constructor') continue;
-    const d = Object.getOwnPropertyDescriptor(proto, key) as PropertyDescriptor;
-    if (definedInBody(d, classSource)) continue;
-    out.push(key, 'value' in d ? { v: d.value, w: d.writable, e: d.enumerable, c: d.configurable } : { g: d.get, s: d.set, e: d.enumerable, c: d.configurable });
-  }
-  return out.length ? out : undefined;
-}
-
-/** Own property keys of a function that the codec keeps (static members and added properties). */
-export function functionOwnKeys(fn: Function): (string | symbol)[] {
-  if (!byValue.has(fn)) return [];
-  byValue.delete(fn);
-  const info = functionInfo(fn);
-  const kind = info.source?.kind;
-  const keys: (string | symbol)[] = [];
-  for (const key of Reflect.ownKeys(fn)) {
-    if (key === 'length' || key === 'arguments' || key === 'caller') continue;
-    if (key === 'prototype') {
-      if (kind !== 'function' || info.source?.async || info.source?.generator) continue;
-      const proto = (fn as { prototype?: unknown }).prototype as object | undefined;
-      const plain = proto && Object.getPrototypeOf(proto) === Object.prototype && Reflect.ownKeys(proto).length === 1 && (proto as { constructor?: unknown }).constructor === fn;
-      if (plain) continue;
-    }
-    if (kind === 'class' && info.source) {
-      const d = Object.getOwnPropertyDescriptor(fn, key);
-      if (key === 'prototype' || (d && definedInBody(d, info.source.expression))) continue;
-    }
-    keys.push(key);
-  }
-  return keys;
 }

@@ -13,6 +13,17 @@ import type * as ESTree from 'estree';
 /** What kind of source text `fn.toString()` gave, and so how to evaluate it back into a function. */
 export type SourceKind = 'function' | 'arrow' | 'class' | 'method' | 'getter' | 'setter';
 
+/** Where to inject the private-state hooks into a class's source. */
+export interface PrivateStateInfo {
+  /** Private instance field names (`#x`). */
+  readonly fields: readonly string[];
+  /** Offset just after the `{` of the constructor body, when the class declares a constructor. */
+  readonly ctorBodyStart?: number;
+  /** Offset of the class body's closing `}`. */
+  readonly bodyEnd: number;
+  readonly derived: boolean;
+}
+
 /** Result of analysing a function's source text. */
 export interface SourceInfo {
   readonly kind: SourceKind;
@@ -33,6 +44,8 @@ export interface SourceInfo {
   /** Offsets of dynamic `import(...)` calls (`[start, sourceStart, sourceEnd, end]`) and `import.meta` (`[start, end]`). */
   readonly imports: readonly (readonly [number, number, number, number])[];
   readonly importMetas: readonly (readonly [number, number])[];
+  /** Class with private instance fields: how to let the receiver create instances and set those fields. */
+  readonly privateState?: PrivateStateInfo;
   /** Offsets of a class heritage expression in `expression` (replaced by the actual parent class on rebuild). */
   readonly heritage?: readonly [number, number];
   /** Async, generator flags of the top-level function (methods included). */
@@ -66,11 +79,15 @@ export function analyzeSource(src: string): SourceInfo | undefined {
 }
 
 function tryParse(text: string): ESTree.Program | undefined {
-  try {
-    return parse(text, { ecmaVersion: 'latest', sourceType: 'script', allowHashBang: false }) as unknown as ESTree.Program;
-  } catch {
-    return undefined;
+  // Script first (sloppy code may use `with`), then module (code may use `import.meta`).
+  for (const sourceType of ['script', 'module'] as const) {
+    try {
+      return parse(text, { ecmaVersion: 'latest', sourceType, allowHashBang: false }) as unknown as ESTree.Program;
+    } catch {
+      // try the next goal
+    }
   }
+  return undefined;
 }
 
 function analyzeUncached(src: string): SourceInfo | undefined {
@@ -164,10 +181,12 @@ function analyzeUncached(src: string): SourceInfo | undefined {
     const sup = (root as ESTree.ClassExpression).superClass as (ESTree.Node & { start: number; end: number }) | null | undefined;
     if (sup && !(sup.type === 'Literal' && sup.value === null)) heritage = [sup.start, sup.end];
   }
+  const privateState = kind === 'class' ? classPrivateState(root as ESTree.ClassExpression) : undefined;
   return {
     kind,
     expression,
     ...(heritage ? { heritage } : {}),
+    ...(privateState ? { privateState } : {}),
     imports,
     importMetas,
     offset: wrapped === 'method' ? 2 : 1,
@@ -210,4 +229,16 @@ function collectClassEager(cls: ESTree.ClassExpression, out: ESTree.Node[]): voi
     if (m.computed) out.push(m.key);
     if (m.type === 'PropertyDefinition' && m.static && m.value) out.push(m.value);
   }
+}
+
+function classPrivateState(cls: ESTree.ClassExpression): PrivateStateInfo | undefined {
+  const fields: string[] = [];
+  let ctorBodyStart: number | undefined;
+  for (const m of cls.body.body) {
+    if (m.type === 'PropertyDefinition' && !m.static && m.key.type === 'PrivateIdentifier') fields.push(`#${m.key.name}`);
+    if (m.type === 'MethodDefinition' && m.kind === 'constructor') ctorBodyStart = (m.value.body as unknown as { start: number }).start + 1;
+  }
+  if (!fields.length) return undefined;
+  const bodyEnd = (cls.body as unknown as { end: number }).end - 1;
+  return { fields, bodyEnd, derived: cls.superClass !== null && cls.superClass !== undefined, ...(ctorBodyStart !== undefined ? { ctorBodyStart } : {}) };
 }

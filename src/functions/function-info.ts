@@ -2,6 +2,8 @@
  * Per-function facts that do not change while the function lives (source analysis, location, strictness,
  * which free names are closure captures), cached in a WeakMap so repeated dumps of a function are cheap.
  */
+import { closeSync, openSync, readSync } from 'node:fs';
+import { urlToPath } from '../modules/locate.ts';
 import { analyzeSource, isNativeSource, type SourceInfo } from './free-variables.ts';
 import { inspectFunction, scriptSource, type FunctionInspection, type FunctionLocation, type ScopeSnapshot } from './inspector.ts';
 
@@ -25,17 +27,34 @@ const strictScripts = new Map<string, boolean>();
 
 const directiveRe = /^(?:\s|\/\/[^\n]*\n|\/\*[\s\S]*?\*\/)*(?:#![^\n]*\n(?:\s|\/\/[^\n]*\n|\/\*[\s\S]*?\*\/)*)?(['"])use strict\1/;
 
-function scriptIsStrict(scriptId: string): boolean {
-  let v = strictScripts.get(scriptId);
+function scriptIsStrict(location: FunctionLocation): boolean {
+  let v = strictScripts.get(location.scriptId);
   if (v === undefined) {
-    try {
-      v = directiveRe.test(scriptSource(scriptId).slice(0, 4096));
-    } catch {
-      v = false;
+    const file = urlToPath(location.url);
+    if (file && /\.[cm]?tsx?$/.test(file)) {
+      // TypeScript files are compiled (tsc, esbuild, tsx) from module syntax, which emits "use strict".
+      v = true;
+    } else {
+      try {
+        const head = file ? readHead(file) : scriptSource(location.scriptId).slice(0, 4096);
+        v = directiveRe.test(head);
+      } catch {
+        v = false;
+      }
     }
-    strictScripts.set(scriptId, v);
+    strictScripts.set(location.scriptId, v);
   }
   return v;
+}
+
+function readHead(file: string): string {
+  const fd = openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(4096);
+    return buf.toString('utf8', 0, readSync(fd, buf, 0, 4096, 0));
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function isStrict(fn: Function, source: SourceInfo, location: FunctionLocation | undefined): boolean {
@@ -50,7 +69,7 @@ function isStrict(fn: Function, source: SourceInfo, location: FunctionLocation |
       return true;
     }
   }
-  return location ? scriptIsStrict(location.scriptId) : false;
+  return location ? scriptIsStrict(location) : false;
 }
 
 /** Non-global scopes that hold variables, innermost first. */

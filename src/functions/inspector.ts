@@ -89,19 +89,34 @@ function connect(): void {
     scripts.set(m.params.scriptId, { url: m.params.url, isModule: m.params.isModule === true });
   });
   session = s;
-  post('Debugger.enable', {});
+  withDebugger(() => undefined);
   holder = {};
   (globalThis as Record<symbol, unknown>)[holderKey] = holder;
   const r = post<{ result: RemoteObject }>('Runtime.evaluate', { expression: `globalThis[Symbol.for('modulepickle.inspector.holder')]` });
   holderId = r.result.objectId ?? '';
 }
 
+/**
+ * Runs `f` with the Debugger domain enabled, then disables it again. Enabling replays one `scriptParsed` event per
+ * loaded script (our scriptId -> URL table); it is not left on because an enabled debugger makes V8 instrument
+ * every promise (`await`-heavy code runs several times slower).
+ */
+function withDebugger<T>(f: () => T): T {
+  post('Debugger.enable', {});
+  try {
+    // Never let a `debugger` statement pause on this session.
+    post('Debugger.setSkipAllPauses', { skip: true });
+    return f();
+  } finally {
+    post('Debugger.disable', {});
+  }
+}
+
 function scriptInfo(scriptId: string): ScriptInfo | undefined {
   let info = scripts.get(scriptId);
   if (!info) {
-    // Scripts parsed while no event could be delivered: replay them.
-    post('Debugger.disable', {});
-    post('Debugger.enable', {});
+    // A script loaded since the last replay.
+    withDebugger(() => undefined);
     info = scripts.get(scriptId);
   }
   return info;
@@ -111,10 +126,31 @@ function scriptInfo(scriptId: string): ScriptInfo | undefined {
 export function scriptSource(scriptId: string): string {
   let src = sources.get(scriptId);
   if (src === undefined) {
-    src = post<{ scriptSource: string }>('Debugger.getScriptSource', { scriptId }).scriptSource;
+    src = withDebugger(() => post<{ scriptSource: string }>('Debugger.getScriptSource', { scriptId }).scriptSource);
     sources.set(scriptId, src);
   }
   return src;
+}
+
+/** Fetches the sources of several scripts with one debugger round trip (then served by `scriptSource`). */
+export function prefetchSources(scriptIds: readonly string[]): void {
+  const missing = scriptIds.filter((id) => !sources.has(id));
+  if (!missing.length) return;
+  withDebugger(() => {
+    for (const id of missing) {
+      try {
+        sources.set(id, post<{ scriptSource: string }>('Debugger.getScriptSource', { scriptId: id }).scriptSource);
+      } catch {
+        sources.set(id, '');
+      }
+    }
+  });
+}
+
+/** Replays the loaded scripts (scriptId -> URL) so scripts loaded since the last replay are known. */
+export function refreshScripts(): void {
+  if (!session) connect();
+  else withDebugger(() => undefined);
 }
 
 /** All loaded scripts that are files (`file://` URLs), with whether they are ES modules. */
@@ -205,6 +241,45 @@ export function inspectFunction(fn: Function): FunctionInspection {
   } finally {
     holder.fn = undefined;
     holder.out = undefined;
-    post('Runtime.releaseObjectGroup', { objectGroup: group });
+    release();
+  }
+}
+
+let pendingRelease = 0;
+/** Releases the inspector's handles in batches (one round trip per 32 inspections instead of one each). */
+function release(): void {
+  if (++pendingRelease < 32) return;
+  pendingRelease = 0;
+  post('Runtime.releaseObjectGroup', { objectGroup: group });
+}
+
+const readValues = `function(){ globalThis[Symbol.for('modulepickle.inspector.holder')].out = Array.prototype.slice.call(arguments); }`;
+
+/**
+ * Private members (`#x`) of an object as `[name, value]` pairs, read through the inspector (JS cannot read them
+ * from outside the class).
+ * @throws ERR_MP_INSPECTOR when the inspector is not usable
+ */
+export function readPrivateMembers(obj: object): [string, unknown][] {
+  if (!session) connect();
+  holder.fn = obj;
+  try {
+    const ref = post<{ result: PropertyDescriptor[] }>('Runtime.getProperties', { objectId: holderId, ownProperties: true, objectGroup: group })
+      .result.find((p) => p.name === 'fn')?.value;
+    if (!ref?.objectId) return [];
+    const props = post<{ privateProperties?: (PropertyDescriptor & { get?: RemoteObject; set?: RemoteObject })[] }>('Runtime.getProperties', {
+      objectId: ref.objectId,
+      ownProperties: true,
+      objectGroup: group,
+    });
+    const fields = (props.privateProperties ?? []).filter((p) => p.value !== undefined);
+    if (!fields.length) return [];
+    post('Runtime.callFunctionOn', { objectId: holderId, functionDeclaration: readValues, arguments: fields.map((p) => callArg(p.value)) });
+    const values = holder.out as unknown[];
+    return fields.map((p, i) => [p.name, values[i]]);
+  } finally {
+    holder.fn = undefined;
+    holder.out = undefined;
+    release();
   }
 }

@@ -5,12 +5,13 @@
 import { types } from 'node:util';
 import { DecodeError, EncodeError } from '../errors.ts';
 import type { Registry, Reducer, ReduceContext, Section } from '../codec/registry.ts';
+import { hasPrivateState, privateInstanceReducer } from './instance-private.ts';
 import { intrinsicTable, walkPath } from '../modules/intrinsics.ts';
 import { indexedValues, refreshModuleIndex } from '../modules/module-index.ts';
 import { loadModules, needKey, type ModuleNeed } from '../modules/load.ts';
 import { checkModuleRef, loadedModules, moduleBase, restoreExport, restoreFunction, setFunctionState } from './decode-function.ts';
 import { projectRoot } from '../modules/project-root.ts';
-import { encodeFunction, functionOwnKeys, ModuleValue, wrapModuleValue, takeState, type FunctionArgs, type FunctionState } from './encode-function.ts';
+import { encodeFunction, functionOwnKeys, isMainFile, ModuleValue, wrapModuleValue, takeState, type FunctionArgs, type FunctionState } from './encode-function.ts';
 import { loadedModulesKey, moduleNeedsKey } from './module-records.ts';
 import type { ExportRef } from '../modules/module-ref.ts';
 
@@ -87,8 +88,8 @@ function refreshModuleIdentities(registry: Registry): void {
   if (values.size === st.size) return;
   st.size = values.size;
   const intrinsics = intrinsicTable();
-  for (const [v] of values) {
-    if (typeof v !== 'object' || st.seen.has(v) || intrinsics.has(v)) continue;
+  for (const [v, ref] of values) {
+    if (typeof v !== 'object' || st.seen.has(v) || intrinsics.has(v) || isMainFile(ref)) continue;
     st.seen.add(v);
     registry.registerValue(v, moduleObjectReducer);
   }
@@ -146,6 +147,7 @@ export function installFunctionLayer(registry: Registry): void {
     if (typeof value !== 'function') registry.registerValue(value, intrinsicReducer as never);
   }
   registry.registerMatcher((v) => types.isModuleNamespaceObject(v), namespaceReducer);
+  registry.registerMatcher(hasPrivateState, privateInstanceReducer as never);
   registry.registerSection(modulesSection);
   refreshModuleIdentities(registry);
 }

@@ -3,7 +3,7 @@
  * are handed to the ship layer through `ctx.scratch`.
  */
 import type { ReduceContext } from '../codec/registry.ts';
-import { moduleFile, needKey, type ModuleNeed } from '../modules/load.ts';
+import { moduleFile, needKey, sameBases, type ModuleNeed } from '../modules/load.ts';
 import type { ModuleRef } from '../modules/module-ref.ts';
 import { projectRoot } from '../modules/project-root.ts';
 
@@ -27,6 +27,6 @@ export function recordModule(ctx: ReduceContext, module: ModuleRef, namespace: b
   if (module.kind === 'local') {
     let files = ctx.scratch.get(localModulesKey) as Set<string> | undefined;
     if (!files) ctx.scratch.set(localModulesKey, (files = new Set()));
-    files.add(moduleFile(module, projectRoot(ctx.options)) as string);
+    files.add(moduleFile(module, sameBases(projectRoot(ctx.options))) as string);
   }
 }

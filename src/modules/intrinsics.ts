@@ -22,6 +22,8 @@ const standardGlobals = (
   'Iterator navigator Navigator WebSocket'
 ).split(' ');
 
+const lazyHeavy = new Set(['FormData', 'Headers', 'Request', 'Response', 'WebSocket', 'EventSource', 'navigator', 'Navigator']);
+
 const wellKnownSymbols = new Map<symbol, string>();
 for (const k of Object.getOwnPropertyNames(Symbol)) {
   const v = (Symbol as unknown as Record<string, unknown>)[k];
@@ -44,13 +46,15 @@ function build(): Map<object, readonly string[]> {
     out.set(value, path);
     if (walk) queue.push({ value, path });
   };
-  const g = globalThis as unknown as Record<string, unknown>;
   for (const name of standardGlobals) {
     const d = Object.getOwnPropertyDescriptor(globalThis, name);
     if (!d) continue;
+    // Some lazy globals load a whole module on first read (undici's fetch classes: ~15 ms); leave them alone until
+    // the program has used them (a value never read cannot be in the user's data anyway).
+    if (!('value' in d) && lazyHeavy.has(name)) continue;
     let v: unknown;
     try {
-      v = 'value' in d ? d.value : g[name];
+      v = 'value' in d ? d.value : d.get?.call(globalThis);
     } catch {
       continue;
     }

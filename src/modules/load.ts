@@ -31,8 +31,23 @@ function major(v: string): string {
   return m[1] === '0' ? `0.${m[2]}` : (m[1] as string);
 }
 
+/**
+ * Where references resolve on the receiver: local files against `local` (the project root or a shipped tree),
+ * packages in the `node_modules` folders at or above each of `packages`, in order (the receiver's installation).
+ */
+export interface ModuleBases {
+  readonly local: string;
+  readonly packages: readonly string[];
+}
+
+/** Bases for one folder (same machine, no shipped tree). */
+export function sameBases(root: string): ModuleBases {
+  return { local: root, packages: [root] };
+}
+
 /** Absolute file of a module reference on this machine. @throws ERR_MP_PACKAGE_MISSING, ERR_MP_PACKAGE_VERSION */
-export function moduleFile(ref: ModuleRef, base: string): string | undefined {
+export function moduleFile(ref: ModuleRef, bases: ModuleBases): string | undefined {
+  const base = bases.local;
   switch (ref.kind) {
     case 'builtin':
       return undefined;
@@ -46,9 +61,10 @@ export function moduleFile(ref: ModuleRef, base: string): string | undefined {
     case 'file':
       return ref.path;
     case 'package': {
-      const dir = findPackageDir(ref.name, base);
+      let dir: string | undefined;
+      for (const b of [...bases.packages, base]) if ((dir = findPackageDir(ref.name, b))) break;
       if (!dir) {
-        throw new DecodeError('ERR_MP_PACKAGE_MISSING', `the payload needs package '${ref.name}' (version ${ref.version} on the sender), which is not installed under ${base}; install ${ref.name}@${ref.version}`);
+        throw new DecodeError('ERR_MP_PACKAGE_MISSING', `the payload needs package '${ref.name}' (version ${ref.version} on the sender), which is not installed under ${bases.packages.join(', ') || base}; install ${ref.name}@${ref.version}`);
       }
       let version = '0.0.0';
       try {
@@ -73,7 +89,7 @@ export function moduleFile(ref: ModuleRef, base: string): string | undefined {
  * Loads a module object: synchronously (returned directly) for builtins and CommonJS, as a Promise for ES modules.
  * @throws ERR_MP_MODULE_LOAD
  */
-export function loadModule(ref: ModuleRef, base: string): unknown {
+export function loadModule(ref: ModuleRef, base: ModuleBases): unknown {
   if (ref.kind === 'builtin') {
     const m = process.getBuiltinModule(`node:${ref.name}`);
     if (m === undefined) throw new DecodeError('ERR_MP_MODULE_LOAD', `builtin module node:${ref.name} does not exist in this Node.js ${process.version}`);
@@ -103,7 +119,7 @@ export function needKey(need: ModuleNeed): string {
 }
 
 /** Loads every module of a list; the result maps `needKey` to module object. Sync when no ES module is needed. */
-export function loadModules(needs: readonly ModuleNeed[], base: string): Map<string, unknown> | Promise<Map<string, unknown>> {
+export function loadModules(needs: readonly ModuleNeed[], base: ModuleBases): Map<string, unknown> | Promise<Map<string, unknown>> {
   const out = new Map<string, unknown>();
   const pending: Promise<void>[] = [];
   for (const need of needs) {

@@ -20,7 +20,9 @@ export type ModuleView =
   /** The ES module namespace of a CommonJS module or builtin (`import * as fs from 'node:fs'`). */
   | 'namespace'
   /** esbuild's `__toESM(require(x))` interop object (tsx and esbuild bundles). */
-  | 'interop';
+  | 'interop'
+  /** The CommonJS `module` object of the file (`module` inside the CommonJS wrapper). */
+  | 'module';
 
 /** A value reached from a module: `path` walks from the module object (empty: the module object itself). */
 export interface ExportRef {

@@ -2,7 +2,7 @@
  * The receiver's blob store on disk: `<cache>/blobs/<2 hex>/<64 hex>`, read-only files written through
  * a temp file and a rename, each verified against its sha256 before it is stored.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, chmodSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ShipError } from '../errors.ts';
@@ -15,6 +15,7 @@ const hashRe = /^[0-9a-f]{64}$/;
 export class DiskBlobStore implements BlobStore {
   readonly dir: string;
   readonly #tmp: string;
+  readonly #subdirs = new Set<string>();
 
   constructor(cacheDir: string) {
     this.dir = join(cacheDir, 'blobs');
@@ -69,11 +70,15 @@ export class DiskBlobStore implements BlobStore {
         throw new ShipError('ERR_MP_BLOB_HASH_MISMATCH', `a shipped blob does not match its hash (expected ${hash}, got ${actual}); the payload or blob source is corrupt`, hash);
       }
       if (existsSync(dest)) continue;
-      mkdirSync(join(this.dir, hash.slice(0, 2)), { recursive: true });
+      const sub = hash.slice(0, 2);
+      if (!this.#subdirs.has(sub)) {
+        mkdirSync(join(this.dir, sub), { recursive: true });
+        this.#subdirs.add(sub);
+      }
       const tmp = join(this.#tmp, `blob-${process.pid}-${randomBytes(6).toString('hex')}`);
+      // read-only (the umask can only remove bits): tree files are hardlinks to it
       writeFileSync(tmp, bytes, { mode: 0o444 });
       try {
-        chmodSync(tmp, 0o444);
         renameSync(tmp, dest);
       } catch (err) {
         try {

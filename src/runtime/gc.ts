@@ -3,7 +3,7 @@
  * process leases, then blobs no remaining tree references. Leftovers of killed processes (temp folders,
  * leases of dead pids) are removed too. Deletions are decided again under the cache lock.
  */
-import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultCacheDir } from './cache-dir.ts';
 import { pidAlive, withCacheLock } from './cache-lock.ts';
@@ -108,6 +108,7 @@ export function gcCache(options: GcOptions = {}): GcResult {
   const cacheDir = defaultCacheDir(options.cacheDir);
   const envMax = Number(process.env.MODULEPICKLE_CACHE_MAX_BYTES);
   const maxBytes = options.maxBytes ?? (envMax > 0 ? envMax : defaultCacheMaxBytes);
+  if (!existsSync(cacheDir)) return { bytesBefore: 0, bytesAfter: 0, removedTrees: [], removedBlobs: 0, keptInUse: 0 };
   const trees = readTrees(cacheDir);
   const blobs = readBlobs(cacheDir);
   const refs = new Map<string, number>();

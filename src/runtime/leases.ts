@@ -90,8 +90,13 @@ export interface GcSchedule {
   readonly cacheMaxBytes?: number | false;
 }
 
+/** Automatic GC runs at most this often per process (it scans the whole cache). */
+const autoGcEveryMs = 30_000;
+let lastAutoGc = 0;
+
 function afterCreate(tree: MaterializedTree, options: GcSchedule): MaterializedTree {
-  if (tree.created && options.cacheMaxBytes !== false && process.env.MODULEPICKLE_NO_GC !== '1') {
+  if (tree.created && options.cacheMaxBytes !== false && process.env.MODULEPICKLE_NO_GC !== '1' && Date.now() - lastAutoGc > autoGcEveryMs) {
+    lastAutoGc = Date.now();
     const maxBytes = options.cacheMaxBytes;
     setTimeout(() => {
       try {

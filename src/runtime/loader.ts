@@ -4,7 +4,7 @@
  * old modules, and a dynamic `import()` in old code resolves inside its own tree. A TypeScript loader
  * (tsx) is registered once, only when a `.ts` module is loaded and none is active.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -38,18 +38,28 @@ async function importTsxApi(which: 'esm' | 'cjs', nodeModules: string | undefine
 }
 
 /**
- * Registers tsx's ESM and CommonJS loaders once, unless a TypeScript loader is already active.
+ * Registers tsx's ESM and CommonJS loaders once, unless a TypeScript loader is already active. `tsconfig`
+ * (e.g. the tree's own tsconfig.json) configures them: tsx otherwise reads the cwd's, which on a receiver is not
+ * the project's (decorator settings and path aliases would be lost).
  * @throws ERR_MP_TS_LOADER_MISSING when tsx cannot be found
  */
-export function ensureTypeScriptLoader(options: { nodeModules?: string | false } = {}): Promise<void> {
+export function ensureTypeScriptLoader(options: { nodeModules?: string | false; tsconfig?: string } = {}): Promise<void> {
   if (tsLoader) return tsLoader;
   if (typeScriptLoaderActive()) return (tsLoader = Promise.resolve());
   const nm = resolveNodeModules(options.nodeModules);
   tsLoader = (async () => {
     const esm = await importTsxApi('esm', nm);
     const cjs = await importTsxApi('cjs', nm);
-    esm.register();
-    cjs.register();
+    const tsconfig = options.tsconfig && existsSync(options.tsconfig) ? options.tsconfig : undefined;
+    const saved = process.env.TSX_TSCONFIG_PATH;
+    // tsx's CommonJS loader reads its tsconfig path from the environment when it registers
+    if (tsconfig && saved === undefined) process.env.TSX_TSCONFIG_PATH = tsconfig;
+    try {
+      esm.register(tsconfig ? { tsconfig } : {});
+      cjs.register();
+    } finally {
+      if (saved === undefined) delete process.env.TSX_TSCONFIG_PATH;
+    }
   })();
   tsLoader.catch(() => {
     tsLoader = undefined;
@@ -115,7 +125,7 @@ export function treeModuleUrl(treeDir: string, relPath: string): string {
  */
 export async function importFromTree<T = Record<string, unknown>>(treeDir: string, relPath: string, options: { nodeModules?: string | false } = {}): Promise<T> {
   const url = treeModuleUrl(treeDir, relPath);
-  if (tsRe.test(relPath) || treeInfo(treeDir).hasTypeScript) await ensureTypeScriptLoader(options);
+  if (tsRe.test(relPath) || treeInfo(treeDir).hasTypeScript) await ensureTypeScriptLoader({ ...options, tsconfig: join(treeDir, 'tsconfig.json') });
   try {
     return (await import(url)) as T;
   } catch (err) {

@@ -20,6 +20,9 @@ export interface ReceiveLimits {
 /** Default `maxEntries`. */
 export const defaultMaxEntries = 200_000;
 
+/** An npm package name (scoped or not); no path tricks. */
+const packageNameRe = /^(?:@[a-z0-9][\w.~-]*\/)?[a-z0-9][\w.~-]*$/i;
+
 /** Whether `h` is 64 lowercase hex digits (a loop: faster than a regex over many entries). */
 function isHash(h: unknown): h is string {
   if (typeof h !== 'string' || h.length !== 64) return false;
@@ -115,6 +118,7 @@ export function checkManifest(text: unknown, limits: ReceiveLimits = {}): Checke
   if (!Array.isArray(packages)) throw invalid('packages is not a list');
   for (const p of packages as unknown[]) {
     if (!Array.isArray(p) || typeof p[0] !== 'string' || typeof p[1] !== 'string') throw invalid('bad package entry');
+    if (!packageNameRe.test(p[0]) || p[1].length > 256) throw invalid(`bad package name or version ${JSON.stringify(p[0])}`);
     pkgs[p[0]] = p[1];
   }
   return { id: manifestIdOf(text), text, manifest: { format: 1, entries, packages: pkgs }, totalBytes: total };

@@ -1,7 +1,7 @@
 /** Client side of code shipping: project root, file walk, manifest, stat cache, size limits and blob sources. */
 
 export { localModulesKey, projectRootKey } from './keys.ts';
-export { shipSection, localModulePath } from './section.ts';
+export { shipSection, localModulePath, payloadRoot } from './section.ts';
 export type { ShipOptions } from './section.ts';
 export { findProjectRoot, isLocalPath } from './root.ts';
 export type { ProjectRoot, RootReason } from './root.ts';

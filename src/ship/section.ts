@@ -6,14 +6,15 @@
  * payload, then from `loads` option `blobSource`), lease it, register a TypeScript loader when the tree
  * needs one, and put the tree folder in `ctx.scratch[treeDirKey]`.
  */
-import { dirname, relative, sep } from 'node:path';
+import { dirname, join, relative, sep } from 'node:path';
 import { realpathSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { RawBytes } from '../codec/encode.ts';
 import type { ReduceContext, RestoreContext, Section } from '../codec/registry.ts';
 import { DecodeError, ShipError } from '../errors.ts';
 import { InlineBlobSource, ProjectBlobSource, type BlobSource } from './blob-source.ts';
 import { buildManifest, type ShipBuild } from './build.ts';
-import { blobHashes, hasTypeScript } from './manifest.ts';
+import { blobHashes, hasTypeScript, manifestIdOf } from './manifest.ts';
 import { findProjectRoot, isLocalPath } from './root.ts';
 import { localLoadedModules } from './loaded-modules.ts';
 import { treeDirKey, treeKey } from '../runtime/keys.ts';
@@ -44,7 +45,17 @@ export interface ShipOptions {
 interface ShipData {
   readonly manifest: string;
   readonly blobs?: readonly (readonly [string, Uint8Array])[];
+  /** Random token of the process that made the payload (never a path). */
+  readonly origin?: string;
 }
+
+/**
+ * This process's origin token, and the roots of the versions it shipped. A payload decoded by the very process
+ * that made it resolves local modules to the original files: the modules it references are the ones this
+ * process has loaded, so identity is kept (as cloudpickle's by-reference pickles do), and nothing is copied.
+ */
+const originToken = randomBytes(16).toString('hex');
+const originRoots = new Map<string, string>();
 
 function shipOptions(ctx: { readonly options: Readonly<Record<string, unknown>> }): ShipOptions {
   const s = ctx.options.ship;
@@ -52,18 +63,29 @@ function shipOptions(ctx: { readonly options: Readonly<Record<string, unknown>> 
 }
 
 /**
- * Records a local module the payload references and returns its POSIX path relative to the project root.
+ * The project root of the payload being encoded, chosen once and kept in `ctx.scratch[projectRootKey]` so
+ * that every layer computes local module paths against the same folder: option `root`, else detected from
+ * `hint` (a file of the code), else from the cwd. Call it before computing a `{ kind: 'local', path }`.
+ * @throws ERR_MP_NO_ROOT
+ */
+export function payloadRoot(ctx: { readonly scratch: Map<unknown, unknown>; readonly options: Readonly<Record<string, unknown>> }, hint?: string): string {
+  let root = ctx.scratch.get(projectRootKey) as string | undefined;
+  if (root === undefined) {
+    const option = ctx.options.root;
+    root = findProjectRoot(hint ?? process.cwd(), typeof option === 'string' ? option : undefined).dir;
+    ctx.scratch.set(projectRootKey, root);
+  }
+  return root;
+}
+
+/**
+ * Records a local module the payload references and returns its POSIX path relative to the payload root.
  * The function/modules layer calls this from `reduce`; the ship section then ships the tree.
  * @throws ERR_MP_NO_ROOT, ERR_MP_OUTSIDE_ROOT when the file is not local code under the root
  */
 export function localModulePath(ctx: ReduceContext, file: string): string {
   const real = realpathSync(file);
-  let root = ctx.scratch.get(projectRootKey) as string | undefined;
-  if (root === undefined) {
-    const option = ctx.options.root;
-    root = findProjectRoot(dirname(real), typeof option === 'string' ? option : undefined).dir;
-    ctx.scratch.set(projectRootKey, root);
-  }
+  const root = payloadRoot(ctx, dirname(real));
   if (!isLocalPath(root, real) || real === root) {
     throw new ShipError('ERR_MP_OUTSIDE_ROOT', `module '${real}' is outside the project root '${root}' (or inside node_modules), so it cannot ship; set { root } to a folder that contains it`, real);
   }
@@ -78,23 +100,31 @@ function encodeShip(ctx: ReduceContext): ShipData | undefined {
   const referenced = ctx.scratch.get(localModulesKey) as Set<string> | undefined;
   if (!referenced || referenced.size === 0) return undefined;
   const opts = shipOptions(ctx);
-  const option = ctx.options.root;
-  const root = (ctx.scratch.get(projectRootKey) as string | undefined) ?? findProjectRoot([...referenced][0]!, typeof option === 'string' ? option : undefined).dir;
-  const extra = [...referenced, ...(opts.extraFiles ?? []), ...(opts.loadedModules === false ? [] : localLoadedModules(root))];
+  const root = payloadRoot(ctx, [...referenced][0]!);
+  const refs = [...referenced].map((f) => {
+    const real = realpathSync(f);
+    if (!isLocalPath(root, real) || real === root) {
+      throw new ShipError('ERR_MP_OUTSIDE_ROOT', `module '${real}' is outside the project root '${root}' (or inside node_modules), so it cannot ship; set { root } to a folder that contains it`, real);
+    }
+    return real;
+  });
+  const extra = [...refs, ...(opts.extraFiles ?? []), ...(opts.loadedModules === false ? [] : localLoadedModules(root))];
   const cacheDir = opts.cacheDir ?? (typeof ctx.options.cacheDir === 'string' ? ctx.options.cacheDir : undefined);
   const build = buildManifest({ ...opts, root, extraFiles: extra, cacheDir });
   const shipped = new Set(build.manifest.entries.map((e) => e.path));
-  for (const file of referenced) {
+  for (const file of refs) {
     const rel = relative(build.root, file).split(sep).join('/');
     if (!shipped.has(rel)) throw new ShipError('ERR_MP_SHIP_MISSING_MODULE', `referenced module '${rel}' is not in the shipped tree; remove it from ship.exclude`, rel);
   }
   opts.onBuild?.(build);
-  if (opts.blobs === 'none') return { manifest: build.text };
+  if (originRoots.size >= 1000) originRoots.clear();
+  originRoots.set(build.id, build.root);
+  if (opts.blobs === 'none') return { manifest: build.text, origin: originToken };
   const blobs = new ProjectBlobSource(build).getSync(blobHashes(build.manifest));
-  return { manifest: build.text, blobs: [...blobs].map(([h, b]) => [h, new RawBytes(b) as unknown as Uint8Array] as const) };
+  return { manifest: build.text, origin: originToken, blobs: [...blobs].map(([h, b]) => [h, new RawBytes(b) as unknown as Uint8Array] as const) };
 }
 
-function parseData(data: unknown): { manifest: string; inline: Map<string, Uint8Array> } {
+function parseData(data: unknown): { manifest: string; inline: Map<string, Uint8Array>; origin: unknown } {
   const d = data as ShipData;
   if (!d || typeof d !== 'object' || typeof d.manifest !== 'string') throw new DecodeError('ERR_MP_BAD_VALUE', "the 'ship' section is malformed (no manifest)");
   const inline = new Map<string, Uint8Array>();
@@ -105,7 +135,7 @@ function parseData(data: unknown): { manifest: string; inline: Map<string, Uint8
       inline.set(b[0], b[1]);
     }
   }
-  return { manifest: d.manifest, inline };
+  return { manifest: d.manifest, inline, origin: d.origin };
 }
 
 /** Inline blobs first, then the caller's blob source. */
@@ -139,12 +169,19 @@ function receiveOptions(ctx: RestoreContext): Omit<MaterializeOptions, 'blobSour
 function finish(tree: TreeHandle, ctx: RestoreContext, nodeModules: string | false | undefined): void | Promise<void> {
   ctx.scratch.set(treeDirKey, tree.dir);
   ctx.scratch.set(treeKey, tree);
-  if (hasTypeScript(tree.manifest) && !typeScriptLoaderActive()) return ensureTypeScriptLoader({ nodeModules });
+  if (hasTypeScript(tree.manifest) && !typeScriptLoaderActive()) return ensureTypeScriptLoader({ nodeModules, tsconfig: join(tree.dir, 'tsconfig.json') });
   return undefined;
 }
 
 function decodeShip(data: unknown, ctx: RestoreContext): void | Promise<void> {
-  const { manifest, inline } = parseData(data);
+  const { manifest, inline, origin } = parseData(data);
+  if (origin === originToken && ctx.options.materialize !== 'always') {
+    const root = originRoots.get(manifestIdOf(manifest));
+    if (root !== undefined) {
+      ctx.scratch.set(treeDirKey, root);
+      return undefined;
+    }
+  }
   const opts = receiveOptions(ctx);
   const source = ctx.options.blobSource as BlobSource | undefined;
   if (!source) return finish(openTreeSync(manifest, inline, opts), ctx, opts.nodeModules);

@@ -1,0 +1,119 @@
+/**
+ * Module-related decisions of the sender: module objects standing in captures become references, exported functions
+ * of ES modules are found through their defining module's scope, `require` functions are recognized, and the entry
+ * script is never referenced.
+ */
+import { readFileSync } from 'node:fs';
+import { Module as CjsModule } from 'node:module';
+import { EncodeError } from '../errors.ts';
+import type { ReduceContext } from '../codec/registry.ts';
+import { findModuleValue, isModuleNamespace, mainModuleFile, matchNamespace, esmModuleRef } from '../modules/module-index.ts';
+import { esmExports } from '../modules/esm-exports.ts';
+import { locateModule, urlToPath } from '../modules/locate.ts';
+import type { ExportRef, ModuleRef } from '../modules/module-ref.ts';
+import type { FunctionInfo } from './function-info.ts';
+import { loadedScripts, prefetchSources, refreshScripts, scriptSource, type FunctionLocation, type ScopeSnapshot } from './inspector.ts';
+import { recordModule } from './module-records.ts';
+
+/** A module object or exported value standing in a capture: travels as a reference. */
+export class ModuleValue {
+  constructor(readonly ref: ExportRef) {}
+}
+
+/** Replaces module objects (namespaces, `module.exports`, interop objects, package exports) with references. */
+export function wrapModuleValue(v: unknown, ctx: ReduceContext, root: string): unknown {
+  if (typeof v !== 'object' || v === null) return v;
+  if (v instanceof CjsModule && typeof (v as { filename?: unknown }).filename === 'string') {
+    // The CommonJS wrapper's `module`: the receiver's own module object of that file.
+    const ref: ExportRef = { module: locateModule((v as { filename: string }).filename, false, root), view: 'module', path: [] };
+    // The entry script is never loaded on the receiver (it would run the program again): a stand-in instead.
+    if (isMainFile(ref)) return { id: '.', filename: (v as { filename: string }).filename, exports: (v as { exports: unknown }).exports };
+    recordModule(ctx, ref.module, false);
+    return new ModuleValue(ref);
+  }
+  let ref = findModuleValue(v, root);
+  if (ref && isMainFile(ref)) return v;
+  if (!ref && isModuleNamespace(v)) {
+    const candidates: { url: string; source: () => string }[] = [];
+    const ids: string[] = [];
+    refreshScripts();
+    for (const [id, s] of loadedScripts()) {
+      if (!s.isModule || !s.url.startsWith('file:')) continue;
+      ids.push(id);
+      candidates.push({ url: s.url, source: () => scriptSource(id) });
+    }
+    prefetchSources(ids);
+    const mod = matchNamespace(v, candidates, root);
+    if (!mod) {
+      throw new EncodeError('ERR_MP_UNKNOWN_MODULE', 'an ES module namespace was captured but its module could not be identified; import the names you need instead of `* as ns`', ctx.path() as never);
+    }
+    ref = { module: mod, view: 'exports', path: [] };
+  }
+  if (!ref) return v;
+  recordModule(ctx, ref.module, ref.view === 'namespace');
+  return new ModuleValue(ref);
+}
+
+/** Whether a reference points into the program's entry script (never loaded on a receiver). */
+export function isMainFile(ref: ExportRef): boolean {
+  if (ref.module.kind !== 'local' && ref.module.kind !== 'file') return false;
+  const main = mainModuleFile();
+  return main !== undefined && (ref.module.kind === 'file' ? ref.module.path === main : main.endsWith(ref.module.path));
+}
+
+const exportsByScript = new Map<string, ReturnType<typeof esmExports>>();
+
+/**
+ * Export names of an ES module: parsed from the file on disk when that parses (plain JS), else from the source V8
+ * runs (TypeScript through a loader), which needs a debugger round trip.
+ */
+function moduleExports(loc: FunctionLocation): ReturnType<typeof esmExports> {
+  if (exportsByScript.has(loc.scriptId)) return exportsByScript.get(loc.scriptId);
+  let exp: ReturnType<typeof esmExports>;
+  const file = urlToPath(loc.url);
+  if (file && /\.(m?js)$/.test(file)) {
+    try {
+      exp = esmExports(readFileSync(file, 'utf8'));
+    } catch {
+      exp = undefined;
+    }
+  }
+  exp ??= esmExports(scriptSource(loc.scriptId));
+  exportsByScript.set(loc.scriptId, exp);
+  return exp;
+}
+
+/** An exported function or class of an ES module (held by an exported binding of its defining module). */
+export function esmExportRef(fn: Function, info: FunctionInfo, allScopes: readonly ScopeSnapshot[], root: string): ExportRef | undefined {
+  const loc = info.location;
+  // A class has its own block scope binding its name; it says nothing about where the class lives.
+  const scopes = allScopes.filter((s) => !(s.type === 'block' && Object.keys(s.vars).every((k) => s.vars[k] === fn)));
+  // The defining module's scope is the outermost one; the function may be nested (e.g. made by a constructor
+  // and exported as `export const pack = packr.pack`): what counts is that an exported binding holds it.
+  const top = scopes[scopes.length - 1];
+  if (!loc?.isModule || !loc.url.startsWith('file:') || top?.type !== 'module') return undefined;
+  const vars = top.vars;
+  const exp = moduleExports(loc);
+  if (!exp) return undefined;
+  let name: string | undefined;
+  for (const [local, names] of exp.locals) {
+    if (vars[local] === fn && names[0] !== undefined) {
+      name = names[0];
+      break;
+    }
+  }
+  if (name === undefined) return undefined;
+  const mod = esmModuleRef(loc.url, root);
+  return mod ? { module: mod, view: 'exports', path: [name] } : undefined;
+}
+
+/** A `require` function made by Node.js for a module (it closes over that module's `Module` object). */
+export function requireFunctionRef(fn: Function, info: FunctionInfo, scopes: readonly ScopeSnapshot[], root: string): ModuleRef | undefined {
+  if (!info.location?.url.startsWith('node:internal/modules/') || fn.name !== 'require') return undefined;
+  for (const s of scopes) {
+    const mod = s.vars['mod'] as { filename?: unknown } | undefined;
+    if (mod && typeof mod.filename === 'string') return locateModule(mod.filename, false, root);
+  }
+  return undefined;
+}
+
