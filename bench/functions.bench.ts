@@ -103,6 +103,7 @@ async function main(): Promise<void> {
   await dumps(pure);
   rows.push(['dumps: warm capture-free function (cache)', await time(n, () => dumps(pure)), await time(30, () => pulumi.runtime.serializeFunction(pure))]);
 
+  const coverage = await featureCoverage(pulumi);
   const sizes = `payload sizes: small closure ${smallBytes.length} B (Pulumi text ${puSmallText.text.length} B), 200-function module closure ${bigBytes.length} B`;
   console.log('| case | modulepickle (ms) | Pulumi serializeFunction (ms) | Pulumi / modulepickle |');
   console.log('|---|---:|---:|---:|');
@@ -110,6 +111,58 @@ async function main(): Promise<void> {
     console.log(`| ${name} | ${mp.toFixed(3)} | ${pu === undefined ? 'n/a' : pu.toFixed(3)} | ${pu === undefined ? 'n/a' : `${(pu / mp).toFixed(1)}x`} |`);
   }
   console.log(`\n${sizes}`);
+  console.log('\n| feature (in process, behaviour compared with home) | modulepickle | Pulumi serializeFunction |');
+  console.log('|---|---|---|');
+  for (const [name, mp, pu] of coverage) console.log(`| ${name} | ${mp} | ${pu} |`);
+}
+
+/** Which features survive a round trip: each case's check result after loading must equal the result at home. */
+async function featureCoverage(pulumi: Pulumi): Promise<[string, string, string][]> {
+  class Account {
+    owner = 'ann';
+    #balance = 10;
+    deposit(n: number): number {
+      return (this.#balance += n);
+    }
+  }
+  const prices = new Map([['tea', 3]]);
+  const since = new Date(0);
+  let shared = 0;
+  const log: number[] = [];
+  const inc = () => {
+    log.push(1);
+    return ++shared;
+  };
+  const read = () => shared;
+  const cases: [string, () => unknown][] = [
+    ['class field', () => new Account().owner],
+    ['#private field', () => new Account().deposit(5)],
+    ['captured Map', () => prices.get('tea')],
+    ['captured Date', () => since.getTime()],
+    ['shared let between two functions', () => [inc(), inc(), read()]],
+    ['async function', async () => (await Promise.resolve(2)) * 3],
+  ];
+  const out: [string, string, string][] = [];
+  for (const [name, f] of cases) {
+    // Both serialize before the home run, so all three start from the same state.
+    const bytes = await dumps(f).catch(() => undefined);
+    const text = await pulumi.runtime.serializeFunction(f).catch(() => undefined);
+    const want = JSON.stringify(await f());
+    let mp = 'fails';
+    try {
+      if (bytes) mp = JSON.stringify(await ((await loads(bytes)) as () => unknown)()) === want ? 'works' : 'wrong result';
+    } catch {
+      mp = 'fails';
+    }
+    let pu = 'fails';
+    try {
+      if (text) pu = JSON.stringify(await (pulumiLoad(text.text, text.exportName) as () => unknown)()) === want ? 'works' : 'wrong result';
+    } catch {
+      pu = 'fails';
+    }
+    out.push([name, mp, pu]);
+  }
+  return out;
 }
 
 await main();

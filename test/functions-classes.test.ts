@@ -103,6 +103,18 @@ class WithComputed {
     return typeof x === 'object' && x !== null && 'duck' in x;
   }
 }
+class Button {
+  label = 'ok';
+  clicks = 0;
+  onClick = (): string => {
+    this.clicks++;
+    return this.label;
+  };
+}
+class IconButton extends Button {
+  icon = 'star';
+  render = (): string => `${this.icon}:${this.onClick()}`;
+}
 class Counter {
   #n = 0;
   #log: string[] = [];
@@ -138,6 +150,8 @@ const cases: FunctionCase[] = [
   { name: 'instance keeps prototype, own fields and instanceof', make: () => new Square(1, 5), check: (s) => [s.area(), s.side, s.label, s.constructor.name, Object.getPrototypeOf(Object.getPrototypeOf(s)).constructor.name] },
   { name: 'instance keeps its #private fields', make: () => new Square(9, 2), check: (s) => [s.describe(), s.reveal(), s.id] },
   { name: 'instance with #private fields changed after construction', make: () => { const c = new Counter(); c.tick(); c.tick(); return c; }, check: (c) => [c.tick(), c.value] },
+  { name: 'instance with arrow-function fields bound to it', make: () => { const b = new Button(); b.label = 'changed'; b.onClick(); return b; }, check: (b) => [b.onClick(), b.clicks, b.label] },
+  { name: 'subclass instance with arrow fields at two levels', make: () => { const b = new IconButton(); b.icon = 'heart'; return b; }, check: (b) => [b.render(), b.clicks, b instanceof Button] },
   { name: 'instances of one class share the class after load', make: () => [new Square(1, 2), new Square(2, 3)], check: ([a, b]) => [a.constructor === b.constructor, a.area() + b.area()] },
   { name: 'instance of a class extending Error', make: () => new AppError('bad', 500), check: (e) => [e instanceof Error, e.message, e.status] },
   { name: 'instance of a Map subclass', make: () => new Registry([['x', 5]]), check: (r) => [r.total(), r.get('x')] },

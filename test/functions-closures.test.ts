@@ -68,6 +68,12 @@ const cases: FunctionCase[] = [
   { name: 'captured getter object keeps accessors', make: () => { const cfg = { get url() { return 'http://x'; } }; return () => cfg.url; }, check: (f) => f() },
   { name: 'closure capturing an array of closures', make: () => { const ops = [(x: number) => x + 1, (x: number) => x * 10]; return (x: number) => ops.reduce((a, op) => op(a), x); }, check: (f) => f(4) },
   { name: 'closure using globals (console, Math) resolves them on the receiver', make: () => (x: number) => Math.round(x) + (typeof console.log === 'function' ? 1 : 0), check: (f) => f(2.6) },
+  { name: 'capture an Error and an ArrayBuffer', make: () => { const err = new TypeError('bad input'); const buf = new Uint8Array([1, 2, 3]).buffer; return () => [err instanceof TypeError, err.message, new Uint8Array(buf)[2]]; }, check: (f) => f() },
+  { name: 'capture nested data with shared references', make: () => { const leaf = { v: 1 }; const tree = { a: leaf, b: [leaf, { leaf }] }; return () => tree.a === tree.b[0] && tree.a === (tree.b[1] as { leaf: unknown }).leaf; }, check: (f) => f() },
+  { name: 'capture a bound function and a generator object factory', make: () => { const mul = ((a: number, b: number) => a * b).bind(null, 3); function* count() { yield 1; yield 2; } return () => [mul(4), [...count()]]; }, check: (f) => f() },
+  { name: 'closure captured inside a Map value', make: () => { const k = 10; return new Map([['fn', (x: number) => x + k]]); }, check: (m) => m.get('fn')(5) },
+  { name: 'default parameter referencing a captured variable', make: () => { const fallback = 'dflt'; return (s: string = fallback) => s.toUpperCase(); }, check: (f) => [f(), f('x')] },
+  { name: 'async closure awaiting a captured promise-returning function', make: () => { const delay = (ms: number) => new Promise((r) => setTimeout(r, ms)); let n = 0; return async () => { await delay(1); return ++n; }; }, check: async (f) => [await f(), await f()] },
   { name: 'only used variables are captured', make: () => { const big = new Array(10000).fill('x'); const small = 3; const f = () => small; void big; return f; }, check: (f) => f() },
 ];
 

@@ -63,6 +63,24 @@ describe('dumps-time errors', () => {
     assert.match(e.message, /const self = this/);
   });
 
+  it("a class field arrow using the instance's this, detached from its instance", async () => {
+    class Button {
+      label = 'ok';
+      onClick = () => this.label;
+    }
+    const e = await dumpsError(new Button().onClick);
+    assert.equal(e.code, 'ERR_MP_LEXICAL_THIS');
+  });
+
+  it("an arrow using its creator's arguments", async () => {
+    function outer(..._xs: number[]) {
+      // eslint-disable-next-line prefer-rest-params
+      return () => arguments.length;
+    }
+    const e = await dumpsError(outer(1, 2));
+    assert.equal(e.code, 'ERR_MP_LEXICAL_ARGUMENTS');
+  });
+
   it('a name used only in a computed key while the class is defined', async () => {
     const e = await dumpsError(Keyed);
     assert.equal(e.code, 'ERR_MP_UNCAPTURED_NAME');
@@ -80,11 +98,11 @@ describe('dumps-time errors', () => {
 describe('untrusted input: loads(bytes, { code: false })', () => {
   const refused = (e: unknown): boolean => (e as Coded).code === 'ERR_MP_CODE_REFUSED';
 
-  it('refuses a function, a class instance, a module namespace and a builtin reference', async () => {
+  it('refuses a function, a class instance, a module namespace and built-in references (Math.max, process)', async () => {
     class Thing {
       x = 1;
     }
-    for (const value of [() => 1, new Thing(), { ns: path }, { f: Math.max }, [1, 2, function named() {}]]) {
+    for (const value of [() => 1, new Thing(), { ns: path }, { f: Math.max }, { p: process }, [1, 2, function named() {}]]) {
       const bytes = await dumps(value);
       await assert.rejects(loads(bytes, { code: false }), refused);
       assert.throws(() => loadsSync(bytes, { code: false }), refused);

@@ -14,7 +14,7 @@ import ignore from 'ignore';
 import * as devalue from 'devalue';
 import { dumps, loads } from '../src/index.ts';
 import { functionTable, type FunctionCase } from './harness/function-table.ts';
-import { triple, bump, Temperature, visible } from './fixtures/functions/lib/esm-util.mjs';
+import { triple, bump, Temperature, visible, Vault } from './fixtures/functions/lib/esm-util.mjs';
 import * as esmUtil from './fixtures/functions/lib/esm-util.mjs';
 
 const require = createRequire(import.meta.url);
@@ -45,6 +45,8 @@ const cases: FunctionCase[] = [
   { name: 'local ES module class instance', make: () => new Temperature(100), check: async (t) => [t.f, t instanceof (await import('./fixtures/functions/lib/esm-util.mjs')).Temperature] },
   { name: 'local module state stays in the module (by reference)', make: () => bump, check: async (f) => { f(); f(); return (await import('./fixtures/functions/lib/esm-util.mjs')).bump === f; } },
   { name: 'closure capturing a 200-function local module', make: () => (x: number) => big['f199']!(x) + big['f1']!(x), check: (f) => f(1) },
+  { name: 'byValue option: instance of a local class with #private fields', make: () => new Vault(7), options: { byValue: true }, check: (v) => [v.open(), v.constructor.name] },
+  { name: 'byValue option keeps builtins and packages by reference', make: () => (x: unknown) => unpack(pack(x)), options: { byValue: true }, check: (f) => f([1]) },
   { name: 'byValue option pickles local functions by value', make: () => util.add, options: { byValue: true }, check: (f) => [f(4, 5), f.name] },
 ];
 
@@ -63,6 +65,14 @@ describe('module reference payloads', () => {
     const esmBytes = dumpsSync((x: number) => esmUtil.triple(x));
     assert.throws(() => loadsSync(esmBytes), (e: Error & { code?: string }) => e.code === 'ERR_MP_ASYNC_REQUIRED');
     assert.equal(((await loads(esmBytes)) as (x: number) => number)(2), 6);
+  });
+
+  it('an instance with #private fields of a class that travels by reference fails at dumps time', async () => {
+    await assert.rejects(dumps(new Vault(1)), (e: Error & { code?: string }) => {
+      assert.equal(e.code, 'ERR_MP_PRIVATE_STATE');
+      assert.match(e.message, /byValue/);
+      return true;
+    });
   });
 
   it('only the variables a function uses are captured', async () => {
@@ -143,5 +153,27 @@ describe('module reference payloads', () => {
     await dumps((x: number) => util.add(x, triple(x)), { registry: reg });
     assert.ok(seen.some((f) => f.endsWith(join('lib', 'util.cjs'))), seen.join(', '));
     assert.ok(seen.some((f) => f.endsWith(join('lib', 'esm-util.mjs'))), seen.join(', '));
+  });
+});
+
+describe('worker threads', () => {
+  it('dumps and loads work inside a worker thread (its own inspector session)', async () => {
+    const { Worker } = await import('node:worker_threads');
+    const dist = new URL('../dist/index.js', import.meta.url).href;
+    const code = `
+      const { dumps, loads } = await import(${JSON.stringify(dist)});
+      const { parentPort } = await import('node:worker_threads');
+      let n = 5; const f = (x) => x + n;
+      const g = await loads(await dumps(f));
+      parentPort.postMessage(g(1));`;
+    const result = await new Promise((resolveResult, reject) => {
+      const w = new Worker(code, { eval: true, type: 'module' } as never);
+      w.once('message', (m) => {
+        resolveResult(m);
+        void w.terminate();
+      });
+      w.once('error', reject);
+    });
+    assert.equal(result, 6);
   });
 });

@@ -4,7 +4,8 @@
  * are kept by the codec's generic property list (`ownProps`).
  */
 import { Buffer } from 'node:buffer';
-import { RawBytes } from './encode.ts';
+import { types } from 'node:util';
+import { DenseList, RawBytes } from './encode.ts';
 import { Registry, type Reducer } from './registry.ts';
 
 type Ctor<T> = abstract new (...args: never[]) => T;
@@ -17,6 +18,25 @@ function add<T extends object, A, S>(ctor: Ctor<T>, reducer: Reducer<T, A, S>): 
 function bytesOf(u: unknown): Uint8Array {
   if (!(u instanceof Uint8Array)) throw new TypeError('expected raw bytes');
   return u;
+}
+
+// Restore arguments come from untrusted bytes. Check their types before handing them to a constructor:
+// `new Float64Array(sparseArrayOfLength2e8)` or `String(sparseArray)` would otherwise allocate or loop
+// per (absent) element, so a 16-byte payload could hang the decoder or crash it out of memory.
+function expect<T>(ok: boolean, what: string, v: unknown): T {
+  if (!ok) throw new TypeError(`expected ${what}`);
+  return v as T;
+}
+const isIndex = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+
+/** A state array the codec wrote dense (T_ARRAY_DENSE): a hole means a crafted payload. */
+function denseArray(v: unknown, what: string): unknown[] {
+  if (!Array.isArray(v)) throw new TypeError(`${what} state must be an array`);
+  return v;
+}
+function item(list: unknown[], i: number, what: string): unknown {
+  if (!(i in list)) throw new TypeError(`${what} state has a hole at ${i}`);
+  return list[i];
 }
 
 add(Map, {
@@ -32,11 +52,12 @@ add(Map, {
       flat[i++] = k;
       flat[i++] = v;
     }
-    return flat;
+    return new DenseList(flat);
   },
-  setState(m, flat) {
-    if (!Array.isArray(flat) || flat.length % 2) throw new TypeError('Map state must be a flat array of pairs');
-    for (let i = 0; i < flat.length; i += 2) m.set(flat[i], flat[i + 1]);
+  setState(m, state) {
+    const flat = denseArray(state, 'Map');
+    if (flat.length % 2) throw new TypeError('Map state must be a flat array of pairs');
+    for (let i = 0; i < flat.length; i += 2) m.set(item(flat, i, 'Map'), item(flat, i + 1, 'Map'));
   },
 });
 
@@ -46,10 +67,10 @@ add(Set, {
   ownProps: true,
   reduce: () => null,
   restore: () => new Set(),
-  getState: (s) => [...s],
-  setState(s, items) {
-    if (!Array.isArray(items)) throw new TypeError('Set state must be an array');
-    for (const v of items) s.add(v);
+  getState: (s) => new DenseList([...s]),
+  setState(s, state) {
+    const items = denseArray(state, 'Set');
+    for (let i = 0; i < items.length; i++) s.add(item(items, i, 'Set'));
   },
 });
 
@@ -58,7 +79,7 @@ add(Date, {
   subclassable: true,
   ownProps: true,
   reduce: (d) => d.getTime(),
-  restore: (t) => new Date(t as number),
+  restore: (t) => new Date(expect<number>(typeof t === 'number', 'a time value', t)),
 });
 
 add(RegExp, {
@@ -67,7 +88,7 @@ add(RegExp, {
   ownProps: true,
   reduce: (r) => [r.source, r.flags],
   restore: (a) => {
-    const [source, flags] = a as [string, string];
+    const [source, flags] = expect<[string, string]>(Array.isArray(a) && typeof a[0] === 'string' && typeof a[1] === 'string', 'source and flags strings', a);
     return new RegExp(source, flags);
   },
 });
@@ -96,6 +117,7 @@ const boxed: [Ctor<object>, string][] = [
   [Symbol as unknown as Ctor<object>, 'Symbol'],
 ];
 for (const [C, name] of boxed) {
+  const type = name.toLowerCase();
   add(C, {
     name: `Boxed${name}`,
     subclassable: true,
@@ -107,7 +129,7 @@ for (const [C, name] of boxed) {
           }
         : true,
     reduce: (v) => (v as { valueOf(): unknown }).valueOf(),
-    restore: (p) => Object(p) as object,
+    restore: (p) => Object(expect(typeof p === type, `a ${type}`, p)) as object,
   });
 }
 
@@ -115,7 +137,7 @@ add(ArrayBuffer, {
   name: 'ArrayBuffer',
   reduce: (ab) => [new RawBytes(new Uint8Array(ab)), ab.resizable ? ab.maxByteLength : undefined],
   restore(a) {
-    const [raw, max] = a as [unknown, number | undefined];
+    const [raw, max] = expect<[unknown, number | undefined]>(Array.isArray(a) && (a[1] === undefined || isIndex(a[1])), 'bytes and a max length', a);
     const bytes = bytesOf(raw);
     if (max === undefined) return bytes.buffer.byteLength === bytes.byteLength ? bytes.buffer as ArrayBuffer : bytes.slice().buffer;
     const ab = new ArrayBuffer(bytes.byteLength, { maxByteLength: max });
@@ -146,6 +168,11 @@ add(Buffer, {
   },
 });
 
+function viewArgs(a: unknown): [ArrayBuffer, number, number] {
+  const ok = Array.isArray(a) && types.isAnyArrayBuffer(a[0]) && isIndex(a[1]) && isIndex(a[2]);
+  return expect<[ArrayBuffer, number, number]>(ok, 'a buffer, an offset and a length', a);
+}
+
 const typedArrays = [
   Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array,
   Float32Array, Float64Array, BigInt64Array, BigUint64Array,
@@ -158,7 +185,7 @@ for (const TA of typedArrays) {
     // The buffer is pickled as a value, so views sharing one buffer still share it after loading.
     reduce: (v) => [v.buffer, v.byteOffset, (v as Uint8Array).length],
     restore(a) {
-      const [buf, off, len] = a as [ArrayBuffer, number, number];
+      const [buf, off, len] = viewArgs(a);
       return new (TA as unknown as new (b: ArrayBuffer, o: number, l: number) => ArrayBufferView)(buf, off, len);
     },
   });
@@ -169,7 +196,7 @@ add(DataView as Ctor<DataView>, {
   ownProps: true,
   reduce: (v) => [v.buffer, v.byteOffset, v.byteLength],
   restore(a) {
-    const [buf, off, len] = a as [ArrayBuffer, number, number];
+    const [buf, off, len] = viewArgs(a);
     return new DataView(buf, off, len);
   },
 });
@@ -178,14 +205,14 @@ add(URL, {
   name: 'URL',
   ownProps: true,
   reduce: (u) => u.href,
-  restore: (href) => new URL(href as string),
+  restore: (href) => new URL(expect<string>(typeof href === 'string', 'a URL string', href)),
 });
 
 add(URLSearchParams, {
   name: 'URLSearchParams',
   ownProps: true,
   reduce: (u) => u.toString(),
-  restore: (s) => new URLSearchParams(s as string),
+  restore: (s) => new URLSearchParams(expect<string>(typeof s === 'string', 'a query string', s)),
 });
 
 /** The registry holding the built-in types; `defaultRegistry` inherits from it. */

@@ -22,11 +22,30 @@ export class RawBytes {
   constructor(readonly bytes: Uint8Array) {}
 }
 
+/**
+ * A list a built-in reducer builds itself (Map and Set state): plain and dense by construction, so it is
+ * written as a dense array without the per-element attribute checks a user's array needs. Loads as an array.
+ */
+export class DenseList {
+  constructor(readonly items: unknown[]) {}
+}
+
 type AnyReducer = Reducer<object, unknown, unknown>;
 const ObjectProto = Object.prototype;
 const ArrayProto = Array.prototype;
 const { getOwnPropertyDescriptor, getPrototypeOf, isExtensible } = Object;
-const ownKeys = Reflect.ownKeys;
+const { getOwnPropertyNames, getOwnPropertySymbols } = Object;
+/**
+ * Same keys in the same order as `Reflect.ownKeys` (strings, then symbols), about 3x faster on plain
+ * objects in V8 (Node 20): `Reflect.ownKeys` skips the enum cache that `getOwnPropertyNames` uses.
+ */
+function ownKeys(v: object): (string | symbol)[] {
+  const names: (string | symbol)[] = getOwnPropertyNames(v);
+  const symbols = getOwnPropertySymbols(v);
+  if (symbols.length === 0) return names;
+  for (const s of symbols) names.push(s);
+  return names;
+}
 export const DEFAULT_MAX_DEPTH = 1000;
 
 export class Encoder implements ReduceContext {
@@ -79,6 +98,8 @@ export class Encoder implements ReduceContext {
 
   /** Encodes `v` as the child at `seg`; the path stack locates any error thrown below. */
   child(seg: PathSegment, v: unknown): void {
+    // Primitives cannot fail and call no user code: no path entry needed.
+    if ((typeof v !== 'object' && typeof v !== 'function') || v === null) return this.value(v);
     this.#path.push(seg);
     this.value(v);
     this.#path.pop();
@@ -174,6 +195,14 @@ export class Encoder implements ReduceContext {
     } else if (proto === ArrayProto && Array.isArray(v)) {
       return this.#array(v as unknown[], null);
     }
+    if (v instanceof DenseList) {
+      this.#nextId++; // the loader memoizes every array; the wrapper itself is never reached twice
+      const items = v.items;
+      this.w.u8(T.T_ARRAY_DENSE);
+      this.w.varint(items.length);
+      for (let i = 0; i < items.length; i++) this.child(i, items[i]);
+      return;
+    }
     if (v instanceof RawBytes) {
       this.w.u8(T.T_BYTES);
       this.w.varint(v.bytes.byteLength);
@@ -192,10 +221,12 @@ export class Encoder implements ReduceContext {
     if (proto === null && !types.isModuleNamespaceObject(v)) return this.#plainObject(v, null);
     const exact = proto === null ? undefined : this.registry.byPrototype(proto);
     if (exact) return this.#reduceWith(v, exact, null);
-    const matched = this.registry.byMatcher(v);
-    if (matched) return this.#reduceWith(v, matched, null);
+    // Refusals come before matchers: a broad matcher (the class layer's "any instance") must not
+    // pickle a socket or a WeakMap field by field. register() and reducerOverride still take precedence.
     const refused = refusal(v);
     if (refused) throw new EncodeError(refused.code, refused.message);
+    const matched = this.registry.byMatcher(v);
+    if (matched) return this.#reduceWith(v, matched, null);
     // Instances of subclasses: the nearest registered ancestor (or Object/Array) plus the real prototype.
     for (let p = proto; p !== null; p = getPrototypeOf(p)) {
       if (p === ObjectProto) return this.#plainObject(v, proto);
@@ -297,10 +328,23 @@ export class Encoder implements ReduceContext {
     const w = this.w;
     const lengthDesc = getOwnPropertyDescriptor(v, 'length')!;
     if (proto === null && keys.length === len + 1 && lengthDesc.writable && isExtensible(v)) {
-      w.u8(T.T_ARRAY_DENSE);
-      w.varint(len);
-      for (let i = 0; i < len; i++) this.child(i, v[i]);
-      return;
+      // Dense form only when every element is a plain data property: reading v[i] would run a getter
+      // and drop attributes (an extensible array may still have a non-enumerable or accessor element).
+      let values: unknown[] | undefined = new Array(len);
+      for (let i = 0; i < len; i++) {
+        const d = getOwnPropertyDescriptor(v, i)!;
+        if (!(d.writable && d.enumerable && d.configurable)) {
+          values = undefined;
+          break;
+        }
+        values[i] = d.value;
+      }
+      if (values !== undefined) {
+        w.u8(T.T_ARRAY_DENSE);
+        w.varint(len);
+        for (let i = 0; i < len; i++) this.child(i, values[i]);
+        return;
+      }
     }
     // General form: the present indices, then the other own properties.
     const lengthAt = keys.indexOf('length');

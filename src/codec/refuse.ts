@@ -1,9 +1,14 @@
 /** Values that must not be pickled: their state is not data (weak collections, promises, live handles). */
 import { ChildProcess } from 'node:child_process';
+import { Socket as DgramSocket } from 'node:dgram';
+import { EventEmitter } from 'node:events';
+import { Dir } from 'node:fs';
+import { Session } from 'node:inspector';
 import { Server, Socket } from 'node:net';
+import { Interface } from 'node:readline';
 import { Stream } from 'node:stream';
 import { types } from 'node:util';
-import { MessagePort, Worker } from 'node:worker_threads';
+import { BroadcastChannel, MessagePort, Worker } from 'node:worker_threads';
 
 interface Refusal {
   readonly code: string;
@@ -25,11 +30,37 @@ const liveHandles: [object, string][] = [
   [ChildProcess.prototype, 'child process'],
   [Worker.prototype, 'worker thread'],
   [MessagePort.prototype, 'message port'],
+  [BroadcastChannel.prototype, 'broadcast channel'],
+  [DgramSocket.prototype, 'UDP socket'],
+  [Dir.prototype, 'directory handle'],
+  [Interface.prototype, 'readline interface'],
+  [Session.prototype, 'inspector session'],
+  [ReadableStream.prototype, 'web stream'],
+  [WritableStream.prototype, 'web stream'],
+  [TransformStream.prototype, 'web stream'],
   [Object.getPrototypeOf(timeout) as object, 'timer'],
   [Object.getPrototypeOf(immediate) as object, 'immediate'],
   [generatorProto, 'generator object'],
   [asyncGeneratorProto, 'async generator object'],
 ];
+
+/** Node-internal handle classes that are not exported: recognized by constructor name on an event emitter. */
+const internalHandles = new Map([
+  ['FileHandle', 'file handle'],
+  ['FSWatcher', 'file watcher'],
+  ['StatWatcher', 'file watcher'],
+]);
+
+function internalHandle(v: object): string | undefined {
+  const proto = Object.getPrototypeOf(v) as object | null;
+  // Descriptors, not property reads: no user getter runs while deciding.
+  const ctor: unknown = proto === null ? undefined : Object.getOwnPropertyDescriptor(proto, 'constructor')?.value;
+  const name: unknown = typeof ctor === 'function' ? Object.getOwnPropertyDescriptor(ctor, 'name')?.value : undefined;
+  const what = typeof name === 'string' ? internalHandles.get(name) : undefined;
+  // FileHandle mixes EventEmitter methods in rather than inheriting them.
+  if (what === undefined || !(inherits(v, EventEmitter.prototype) || 'on' in v)) return undefined;
+  return what;
+}
 
 function inherits(v: object, proto: object): boolean {
   return Object.prototype.isPrototypeOf.call(proto, v);
@@ -37,7 +68,7 @@ function inherits(v: object, proto: object): boolean {
 
 const live = (what: string): Refusal => ({
   code: 'ERR_MP_LIVE_HANDLE',
-  message: `a ${what} is a live handle bound to this process and cannot be pickled; pass what is needed to recreate it (a path, an address, options) and open it on the receiver`,
+  message: `${/^[aeiou]/i.test(what) ? 'an' : 'a'} ${what} is a live handle bound to this process and cannot be pickled; pass what is needed to recreate it (a path, an address, options) and open it on the receiver`,
 });
 const unsupported = (what: string, advice: string): Refusal => ({
   code: 'ERR_MP_UNSUPPORTED_TYPE',
@@ -53,6 +84,10 @@ export function refusal(v: object): Refusal | undefined {
   if (types.isPromise(v)) return unsupported('Promise', 'await it and pickle the result');
   if (types.isGeneratorObject(v)) return unsupported('generator object', 'its suspended state cannot be read; pickle the generator function and its arguments');
   if (types.isExternal(v)) return unsupported('native external value', 'it wraps a C++ pointer');
+  if (v === process) return live('process object');
+  if (v === globalThis) return unsupported('global object', 'pickle the values you need from it');
+  const handle = internalHandle(v);
+  if (handle !== undefined) return live(handle);
   for (const [proto, what] of liveHandles) {
     if (inherits(v, proto)) {
       return what.includes('generator') ? unsupported(what, 'its suspended state cannot be read') : live(what);

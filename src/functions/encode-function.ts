@@ -14,6 +14,7 @@ import { currentInspection, functionInfo, liveScopes } from './function-info.ts'
 import type { FunctionLocation, ScopeSnapshot } from './inspector.ts';
 import { esmExportRef, isMainFile, ModuleValue, requireFunctionRef, wrapModuleValue } from './module-values.ts';
 import { functionOwnKeys as classOwnKeys, protoExtras } from './class-parts.ts';
+import { arrowAtModuleLevel } from './this-context.ts';
 
 export { ModuleValue, wrapModuleValue, isMainFile };
 import { recordModule } from './module-records.ts';
@@ -107,6 +108,23 @@ function scopeChain(scopes: readonly ScopeSnapshot[], loc: FunctionLocation | un
   return parent;
 }
 
+/** Whether a found reference may be used: never into the entry script; local ones not with `byValue: true`. */
+function allowReference(ref: ExportRef, ctx: ReduceContext): boolean {
+  if (isMainFile(ref)) return false;
+  return !(ctx.options['byValue'] === true && (ref.module.kind === 'local' || ref.module.kind === 'file'));
+}
+
+/** Whether a function or class will travel by reference (the receiver uses its own copy). */
+export function travelsByReference(fn: Function, ctx: ReduceContext): boolean {
+  if (intrinsicPath(fn)) return true;
+  const root = projectRoot(ctx.options);
+  const ref = findModuleValue(fn, root);
+  if (ref && allowReference(ref, ctx)) return true;
+  const info = functionInfo(fn);
+  const esmRef = esmExportRef(fn, info, liveScopes(info.firstInspection), root);
+  return esmRef !== undefined && allowReference(esmRef, ctx);
+}
+
 function encodeRef(ref: ExportRef, ctx: ReduceContext): FunctionArgs {
   recordModule(ctx, ref.module, ref.view === 'namespace');
   return { t: 'ref', ref };
@@ -145,8 +163,8 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
   const ipath = intrinsicPath(fn);
   if (ipath) return { t: 'intrinsic', path: ipath };
   const root = projectRoot(ctx.options);
-  const byRef = ctx.options['byValue'] === true ? undefined : findModuleValue(fn, root);
-  if (byRef && !isMainFile(byRef)) return encodeRef(byRef, ctx);
+  const byRef = findModuleValue(fn, root);
+  if (byRef && allowReference(byRef, ctx)) return encodeRef(byRef, ctx);
   const info = functionInfo(fn);
   const insp = currentInspection(fn, info);
   if (insp.bound) return { t: 'bound', target: insp.bound.target, thisArg: insp.bound.thisArg, args: insp.bound.args };
@@ -154,10 +172,8 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
   const required = requireFunctionRef(fn, info, scopes, root);
   // Only the file's place matters (createRequire on the receiver), the module itself is not loaded.
   if (required) return { t: 'require', module: required };
-  if (ctx.options['byValue'] !== true) {
-    const esmRef = esmExportRef(fn, info, scopes, root);
-    if (esmRef && !isMainFile(esmRef)) return encodeRef(esmRef, ctx);
-  }
+  const esmRef = esmExportRef(fn, info, scopes, root);
+  if (esmRef && allowReference(esmRef, ctx)) return encodeRef(esmRef, ctx);
   if (info.native) {
     throw new EncodeError('ERR_MP_NATIVE_FUNCTION', `native function '${fnName(fn)}' is neither a built-in nor an export of a loaded module, so it cannot travel; call it inside a function you pickle, or pickle the module that exports it`, ctx.path() as never);
   }
@@ -174,6 +190,9 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
   // Null-prototype records keyed by variable name, so an error path reads `...captures.db.socket`.
   const eager: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   const captures: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  if (source.kind === 'arrow' && source.free.includes('arguments')) {
+    throw new EncodeError('ERR_MP_LEXICAL_ARGUMENTS', `arrow function '${fnName(fn)}' uses the 'arguments' of the function that created it; copy them into a variable (const args = [...arguments]) or use rest parameters`, ctx.path() as never);
+  }
   // A direct eval may read any variable in reach: then every variable of every scope is captured.
   const names = source.free.includes('eval') ? [...new Set([...source.free, ...scopes.flatMap((sc) => Object.keys(sc.vars).filter((n) => n !== 'arguments'))])] : source.free;
   for (const name of names) {
@@ -194,7 +213,8 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
   if (source.lexicalThis) {
     // Judge on the full chain: a scope holding only `this` looks empty but still means "not module level".
     const all = insp.scopes;
-    const top = all.every((s, i) => isTopScope(s, i, all.length, loc));
+    // Scopes holding only `this` are invisible (class field arrows look module-level): ask the parser too.
+    const top = all.every((s, i) => isTopScope(s, i, all.length, loc)) && (!loc || arrowAtModuleLevel(loc) !== false);
     if (!top) {
       throw new EncodeError('ERR_MP_LEXICAL_THIS', `arrow function '${fnName(fn)}' uses the 'this' of the function that created it, which V8 does not expose; use a regular function or copy 'this' into a variable ('const self = this') that the arrow captures`, ctx.path() as never);
     }
@@ -233,8 +253,10 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
     if (ps.ctorBodyStart !== undefined) {
       edits.push({ start: ps.ctorBodyStart, end: ps.ctorBodyStart, text: `if (arguments[0] === ${token}) { ${ps.derived ? 'super(arguments[0]); ' : ''}return; } ` });
     }
-    const cases = ps.fields.map((f) => `case ${JSON.stringify(f)}: o.${f} = v; return;`).join(' ');
-    edits.push({ start: ps.bodyEnd, end: ps.bodyEnd, text: ` static [Symbol.for('modulepickle.setPrivate')](o, n, v) { switch (n) { ${cases} } }` });
+    if (ps.fields.length) {
+      const cases = ps.fields.map((f) => `case ${JSON.stringify(f)}: o.${f} = v; return;`).join(' ');
+      edits.push({ start: ps.bodyEnd, end: ps.bodyEnd, text: ` static [Symbol.for('modulepickle.setPrivate')](o, n, v) { switch (n) { ${cases} } }` });
+    }
   }
   let expression = expr;
   for (const e of edits.sort((a, b) => b.start - a.start)) expression = expression.slice(0, e.start) + e.text + expression.slice(e.end);

@@ -40,6 +40,8 @@ export const moduleValueReducer: Reducer<ModuleValue, ExportRef> = {
 /** Reducer for built-in objects (`Math`, `JSON`, `console`, `process`, prototypes) by property path. */
 export const intrinsicReducer: Reducer<object, readonly string[]> = {
   name: 'mp.intrinsic',
+  // Not data: an untrusted payload must not hand the application `process` or `globalThis` in place of data.
+  code: true,
   reduce: (value) => intrinsicTable().get(value) ?? [],
   restore: (path) => {
     if (!Array.isArray(path) || !path.every((p) => typeof p === 'string')) throw new DecodeError('ERR_MP_BAD_INTRINSIC', 'malformed built-in reference in payload');

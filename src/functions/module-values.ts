@@ -3,7 +3,7 @@
  * of ES modules are found through their defining module's scope, `require` functions are recognized, and the entry
  * script is never referenced.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { Module as CjsModule } from 'node:module';
 import { EncodeError } from '../errors.ts';
 import type { ReduceContext } from '../codec/registry.ts';
@@ -92,6 +92,9 @@ export function esmExportRef(fn: Function, info: FunctionInfo, allScopes: readon
   // and exported as `export const pack = packr.pack`): what counts is that an exported binding holds it.
   const top = scopes[scopes.length - 1];
   if (!loc?.isModule || !loc.url.startsWith('file:') || top?.type !== 'module') return undefined;
+  // Code that is no file (`node -e`, `--input-type`) exports nothing anyone could import.
+  const file = urlToPath(loc.url);
+  if (!file || !existsSync(file)) return undefined;
   const vars = top.vars;
   const exp = moduleExports(loc);
   if (!exp) return undefined;

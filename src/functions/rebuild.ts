@@ -142,8 +142,11 @@ export function assignCaptures(record: ScopeRecord | null, captures: Readonly<Re
 }
 
 function codeFor(spec: BuildSpec): string {
-  const pad = Math.max(0, spec.column - spec.offset);
-  const lines = Math.max(0, Math.min(spec.line, 1_000_000));
+  // Padding puts the code at its original line and column, so stack traces match the file. Minified bundles
+  // (huge columns) and huge files are not padded: the cost would be paid for every rebuilt function.
+  const col = spec.column - spec.offset;
+  const pad = col > 0 && col <= 2_000 ? col : 0;
+  const lines = spec.line > 0 && spec.line <= 50_000 ? spec.line : 0;
   const url = spec.url.replace(/[\s]/g, encodeURIComponent);
   return `${spec.strict ? '"use strict";' : ''}${'\n'.repeat(lines)}${' '.repeat(pad)}${spec.expression}${url ? `\n//# sourceURL=${url}` : ''}`;
 }
@@ -205,14 +208,33 @@ function linkSuper(holder: object, method: () => Function): void {
   Object.setPrototypeOf(holder, forward);
 }
 
-const trackerKey = Symbol.for('modulepickle.classTracker');
-/** Process-wide class tracker: a class pickled twice into one process loads as one class (cloudpickle's tracker). */
-export function classTracker(): Map<string, Function> {
-  const g = globalThis as unknown as Record<symbol, Map<string, Function> | undefined>;
-  let m = g[trackerKey];
-  if (!m) {
-    m = new Map();
-    Object.defineProperty(globalThis, trackerKey, { value: m, enumerable: false });
+const trackerKey = Symbol.for('modulepickle.classTracker.v1');
+
+interface ClassTracker {
+  get(id: string): Function | undefined;
+  set(id: string, cls: Function): void;
+}
+
+/**
+ * Process-wide class tracker: a class pickled twice into one process loads as one class (cloudpickle's
+ * `_DYNAMIC_CLASS_TRACKER`). Entries are weak, so classes nobody uses any more can be collected.
+ */
+export function classTracker(): ClassTracker {
+  const g = globalThis as unknown as Record<symbol, ClassTracker | undefined>;
+  let t = g[trackerKey];
+  if (!t) {
+    const refs = new Map<string, WeakRef<Function>>();
+    const gone = new FinalizationRegistry<string>((id) => {
+      if (!refs.get(id)?.deref()) refs.delete(id);
+    });
+    t = {
+      get: (id) => refs.get(id)?.deref(),
+      set: (id, cls) => {
+        refs.set(id, new WeakRef(cls));
+        gone.register(cls, id);
+      },
+    };
+    Object.defineProperty(globalThis, trackerKey, { value: t, enumerable: false });
   }
-  return m;
+  return t;
 }
