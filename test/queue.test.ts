@@ -141,6 +141,32 @@ describe(`queue executor with two worker processes (${method})`, { timeout: 100_
     await startWorker();
   });
 
+  test('a task that crashes its process fails that call only; the queue worker keeps going', async () => {
+    const pids = workers.map((w) => w.pid).sort();
+    await assert.rejects(ex.run(() => process.exit(3)), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'ERR_MP_WORKER_EXITED');
+      assert.match(err.message, /exited with code 3/);
+      return true;
+    });
+    assert.equal((await ex.run((x: number) => tasks.work(x), 2)).value, 20);
+    assert.deepEqual(workers.filter((w) => w.child.exitCode === null).map((w) => w.pid).sort(), pids);
+  });
+
+  test('blobs of a job in flight outlive their TTL: the client and the worker refresh it', async () => {
+    const short = createQueueExecutor({ connection: redis.url, queue: QUEUE, key: KEY, dumpsOptions: { root: project }, blobTtlMs: 600 });
+    try {
+      const slowly = (ms: number, m: string): Promise<number> => tasks.slow(ms, m);
+      await short.run(slowly, 1800, join(work, 'ttl'));
+      const fnKeys = [...(await blobKeys())];
+      for (const k of fnKeys) assert.ok((await admin.pttl(k)) > 0, `${k} has a TTL`);
+      const client = await short.client();
+      const encoded = await client.store.missing([sha256Hex(readFileSync(join(project, 'src/math.ts')))]);
+      assert.deepEqual(encoded, [], 'the code blob is still in Redis after 3x its TTL');
+    } finally {
+      await short.close();
+    }
+  });
+
   test('a poison payload fails without retry, with a clear reason', async () => {
     const poisoned = createQueueExecutor({ connection: redis.url, queue: QUEUE, key: KEY, attempts: 3, backoff: 10 });
     try {

@@ -111,7 +111,7 @@ export function createQueueExecutor(options: QueueExecutorOptions): QueueExecuto
   };
 
   /** Uploads what the task needs (code blobs of its builds, the function payload) and submits it. */
-  const submit = async (task: EncodedTask, argBuilds: ShipBuild[], opts: CallOptions): Promise<unknown> => {
+  const submit = async (task: EncodedTask, argBuilds: ShipBuild[], opts: CallOptions, retried = false): Promise<unknown> => {
     const client = await connecting;
     const need = new Map<string, ShipBuild>();
     for (const b of [...(fnBuilds.get(task.fnKey) ?? []), ...argBuilds]) need.set(b.id, b);
@@ -127,10 +127,19 @@ export function createQueueExecutor(options: QueueExecutorOptions): QueueExecuto
       fileHashes.push(...b.files.keys());
     }
     await client.store.ensureBlobs([task.fnKey], () => task.fnBytes);
-    const pending = client.submit({ frame: taskBody(task, false), refs: { manifests: [...need.keys()], blobs: [task.fnKey, ...fileHashes] } });
-    const outcome = await withCallOptions(pending, opts.timeout ?? options.timeout, opts.signal);
-    syncStats(client);
-    return await decodeOutcome(outcome.ok ? ResultStatus.ok : ResultStatus.error, outcome.frame, { loadsOptions: options.loadsOptions, mapStack: shipping.mapStack });
+    try {
+      const pending = client.submit({ frame: taskBody(task, false), refs: { manifests: [...need.keys()], blobs: [task.fnKey, ...fileHashes] } });
+      const outcome = await withCallOptions(pending, opts.timeout ?? options.timeout, opts.signal);
+      syncStats(client);
+      return await decodeOutcome(outcome.ok ? ResultStatus.ok : ResultStatus.error, outcome.frame, { loadsOptions: options.loadsOptions, mapStack: shipping.mapStack });
+    } catch (err) {
+      // A blob we believed present was gone (expired, deleted, Redis replaced): check everything again, once.
+      if (!retried && (err as { code?: unknown }).code === 'ERR_MP_BLOB_MISSING') {
+        client.store.forget();
+        return await submit(task, argBuilds, opts, true);
+      }
+      throw err;
+    }
   };
 
   const syncStats = (client: QueueClient): void => {
