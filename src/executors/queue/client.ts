@@ -8,7 +8,7 @@ import type { ConnectionOptions, JobsOptions, Queue, QueueEvents } from 'bullmq'
 import type { Redis } from 'ioredis';
 import { WorkerError, type ModulePickleError } from '../../errors.ts';
 import { RedisBlobStore, type BlobLoader, type UploadStats } from './blob-store.ts';
-import { ConnectionWatch, connectRedis, describeConnection, redisOptions, type QueueConnection } from './connection.ts';
+import { ConnectionWatch, closeBullmq, connectRedis, describeConnection, redisOptions, unreachable, withTimeout, type QueueConnection } from './connection.ts';
 import { failureError, frameOf, openEnvelope, parseFailure, sealFrame, type Envelope, type FrameRefs } from './envelope.ts';
 import { loadBullmq } from './peers.ts';
 import { resolveKey, type SigningKey } from './sign.ts';
@@ -362,37 +362,6 @@ export class QueueClient {
       else setTimeout(check, 10);
     };
     check();
-  }
-}
-
-/**
- * Closes a BullMQ object without hanging. BullMQ's close waits for ioredis' 'end' event, which never comes for a
- * client disconnected while it waits to reconnect (e.g. right after Redis restarted), so the wait is bounded.
- */
-export async function closeBullmq(obj: { close(): Promise<void> }, close = (): Promise<void> => obj.close(), boundMs = 3000): Promise<void> {
-  // Give a reconnecting client the chance to come back first: then close is clean and quick.
-  const conn = (obj as { backend?: { connection?: { client?: Promise<Redis> } } }).backend?.connection?.client;
-  const client = conn ? await conn.catch(() => undefined) : undefined;
-  for (let i = 0; client && client.status !== 'ready' && client.status !== 'end' && i < 50; i++) await new Promise((r) => setTimeout(r, 20));
-  let timer: NodeJS.Timeout | undefined;
-  const bounded = new Promise<void>((resolve) => (timer = setTimeout(resolve, boundMs).unref()));
-  try {
-    await Promise.race([close().catch(() => {}), bounded]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function unreachable(where: string, timeoutMs: number): WorkerError {
-  return new WorkerError('ERR_MP_REDIS_UNREACHABLE', `could not reach Redis at ${where} within ${timeoutMs} ms; start Redis or fix the connection option`);
-}
-
-async function withTimeout<T>(p: Promise<T>, ms: number, err: () => Error): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(err()), ms)))]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 

@@ -122,3 +122,36 @@ export class ConnectionWatch {
     return this.#lastError;
   }
 }
+
+/**
+ * Closes a BullMQ object without hanging. BullMQ's close waits for ioredis' 'end' event, which never comes for a
+ * client disconnected while it waits to reconnect (e.g. right after Redis restarted), so the wait is bounded.
+ */
+export async function closeBullmq(obj: { close(): Promise<void> }, close = (): Promise<void> => obj.close(), boundMs = 3000): Promise<void> {
+  // Give a reconnecting client the chance to come back first: then close is clean and quick.
+  const conn = (obj as { backend?: { connection?: { client?: Promise<Redis> } } }).backend?.connection?.client;
+  const client = conn ? await conn.catch(() => undefined) : undefined;
+  for (let i = 0; client && client.status !== 'ready' && client.status !== 'end' && i < 50; i++) await new Promise((r) => setTimeout(r, 20));
+  let timer: NodeJS.Timeout | undefined;
+  const bounded = new Promise<void>((resolve) => (timer = setTimeout(resolve, boundMs).unref()));
+  try {
+    await Promise.race([close().catch(() => {}), bounded]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The error for a Redis that did not answer in time. */
+export function unreachable(where: string, timeoutMs: number): WorkerError {
+  return new WorkerError('ERR_MP_REDIS_UNREACHABLE', `could not reach Redis at ${where} within ${timeoutMs} ms; start Redis or fix the connection option`);
+}
+
+/** Races a promise against a timer. */
+export async function withTimeout<T>(p: Promise<T>, ms: number, err: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(err()), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
