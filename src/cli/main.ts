@@ -16,6 +16,8 @@ const MAIN_HELP = `Usage: modulepickle <command> [options]
 
 Commands:
   worker --stdio       Serve modulepickle tasks over stdin/stdout (for createStdioExecutor).
+  worker --redis URL --queue NAME
+                       Take jobs from a BullMQ queue (for createQueueExecutor); see 'worker --redis --help'.
   inspect <file|->     Show what a payload holds: sections, functions, modules, shipped files.
 
 Options:
@@ -65,7 +67,11 @@ export async function main(argv: readonly string[]): Promise<number> {
       console.log(version());
       return ExitCode.ok;
     }
-    if (command === 'worker') return await worker(rest);
+    if (command === 'worker') {
+      // The queue worker lives in its own module: `modulepickle worker --redis URL --queue NAME`.
+      if (rest.some((a) => a === '--redis' || a.startsWith('--redis='))) return await (await import('./worker-redis.ts')).redisWorker(rest);
+      return await worker(rest);
+    }
     if (command === 'inspect') return await inspect(rest);
     throw new UsageError(`unknown command '${command}'`);
   } catch (err) {

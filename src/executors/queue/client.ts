@@ -1,0 +1,372 @@
+/**
+ * The client half of the queue transport: frames in, frames out. It signs and adds jobs with explicit ids, waits for
+ * their results through ONE `QueueEvents` listener (never `waitUntilFinished` per job), keeps the blobs of in-flight
+ * jobs alive, and turns lost connections and vanished jobs into typed errors instead of silent hangs.
+ */
+import { randomBytes } from 'node:crypto';
+import type { ConnectionOptions, JobsOptions, Queue, QueueEvents } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { WorkerError, type ModulePickleError } from '../../errors.ts';
+import { RedisBlobStore, type BlobLoader, type UploadStats } from './blob-store.ts';
+import { ConnectionWatch, closeBullmq, connectRedis, describeConnection, redisOptions, unreachable, withTimeout, type QueueConnection } from './connection.ts';
+import { failureError, frameOf, openEnvelope, parseFailure, sealFrame, type Envelope, type FrameRefs } from './envelope.ts';
+import { loadBullmq } from './peers.ts';
+import { resolveKey, type SigningKey } from './sign.ts';
+
+/** Options of the queue transport (and of `createQueueExecutor`). */
+export interface QueueClientOptions {
+  /** Redis URL or ioredis options. */
+  readonly connection: QueueConnection;
+  /** BullMQ queue name; workers started with the same `--queue` run the jobs. */
+  readonly queue: string;
+  /** Shared HMAC key (default: `MODULEPICKLE_KEY`). Required unless `insecure`. */
+  readonly key?: string | Uint8Array;
+  /** Allow running without a key (jobs and results unsigned). Only for trusted, private Redis. */
+  readonly insecure?: boolean;
+  /** BullMQ attempts per job (default 1: no retry). A worker that dies mid-job is covered by stalled-job recovery. */
+  readonly attempts?: number;
+  /** BullMQ backoff between attempts. */
+  readonly backoff?: JobsOptions['backoff'];
+  /** Other BullMQ job options (priority, removeOnComplete, ...). */
+  readonly jobOptions?: JobsOptions;
+  /** Key prefix of blobs in Redis (default `mp`). */
+  readonly blobPrefix?: string;
+  /** TTL of blobs in Redis in ms (default 24 h); refreshed while jobs that use them are in flight. */
+  readonly blobTtlMs?: number;
+  /** Frames larger than this travel as blobs instead of inline (default 16 KiB). */
+  readonly inlineLimit?: number;
+  /** How long to wait for Redis at start (default 10 s). */
+  readonly connectTimeoutMs?: number;
+  /** How long Redis may be unreachable mid-run before in-flight calls fail (default 30 s). */
+  readonly reconnectTimeoutMs?: number;
+  /** How often pending jobs are checked directly in Redis, in case an event was lost (default 5 s). */
+  readonly sweepIntervalMs?: number;
+}
+
+/** A call's outcome as frames: a result frame, or an error frame (a pickled remote exception). */
+export type FrameOutcome = { ok: true; frame: Uint8Array } | { ok: false; frame: Uint8Array; unrecoverable?: string };
+
+/** A manifest and its blobs, uploaded (only what is missing) before the jobs that need it. */
+export interface ShipUpload {
+  readonly manifestId: string;
+  readonly manifestBytes: Uint8Array;
+  readonly blobIds: readonly string[];
+  readonly load: BlobLoader;
+}
+
+/** One frame to run. */
+export interface Submission {
+  readonly frame: Uint8Array;
+  readonly refs?: FrameRefs;
+}
+
+interface Pending {
+  readonly jobId: string;
+  readonly refs: FrameRefs | undefined;
+  resolve(outcome: FrameOutcome): void;
+  reject(err: Error): void;
+  added: boolean;
+  missingSweeps: number;
+}
+
+const JOB_NAME = 'mp';
+
+/** The client half of the queue transport. */
+export class QueueClient {
+  readonly queueName: string;
+  readonly store: RedisBlobStore;
+  readonly #key: SigningKey;
+  readonly #queue: Queue;
+  readonly #events: QueueEvents;
+  readonly #redis: Redis;
+  readonly #watch: ConnectionWatch;
+  readonly #pending = new Map<string, Pending>();
+  readonly #jobOptions: JobsOptions;
+  readonly #inlineLimit: number | undefined;
+  readonly #reconnectTimeoutMs: number;
+  readonly #where: string;
+  readonly #idPrefix = randomBytes(6).toString('hex');
+  readonly #uploads = new Map<string, Promise<UploadStats>>();
+  readonly #timers: NodeJS.Timeout[] = [];
+  readonly #adding = new Set<Promise<unknown>>();
+  #seq = 0;
+  #closed = false;
+  #sweeping = false;
+  /** Totals since creation, for tests and benchmarks. */
+  readonly stats = { jobs: 0 };
+
+  private constructor(o: QueueClientOptions, key: SigningKey, redis: Redis, queue: Queue, events: QueueEvents, where: string) {
+    this.queueName = o.queue;
+    this.#key = key;
+    this.#redis = redis;
+    this.#queue = queue;
+    this.#events = events;
+    this.#where = where;
+    this.#inlineLimit = o.inlineLimit;
+    this.#reconnectTimeoutMs = o.reconnectTimeoutMs ?? 30_000;
+    this.store = new RedisBlobStore(redis, { prefix: o.blobPrefix, ttlMs: o.blobTtlMs });
+    this.#jobOptions = {
+      attempts: o.attempts ?? 1,
+      ...(o.backoff !== undefined ? { backoff: o.backoff } : {}),
+      // Keep finished jobs a little while, so a result whose event was missed can still be read from the job.
+      removeOnComplete: { age: 3600, count: 10_000 },
+      removeOnFail: { age: 24 * 3600, count: 10_000 },
+      ...o.jobOptions,
+    };
+    this.#watch = new ConnectionWatch(redis);
+    events.on('completed', ({ jobId, returnvalue }) => void this.#onCompleted(jobId, returnvalue));
+    events.on('failed', ({ jobId, failedReason }) => void this.#onFailed(jobId, failedReason));
+    events.on('error', () => {
+      // Connection errors are tracked by the watch on the shared client; QueueEvents reconnects by itself.
+    });
+    queue.on('error', () => {});
+    const sweepMs = o.sweepIntervalMs ?? 5000;
+    this.#timers.push(setInterval(() => void this.#sweep(), sweepMs).unref());
+    const ttl = this.store.ttlMs;
+    this.#timers.push(setInterval(() => void this.#touch(), Math.max(100, Math.min(ttl / 3, 60_000))).unref());
+  }
+
+  /**
+   * Connects to Redis and starts listening for results.
+   * @throws ERR_MP_NO_KEY without key and without `insecure`; ERR_MP_REDIS_UNREACHABLE when Redis does not answer
+   */
+  static async connect(o: QueueClientOptions): Promise<QueueClient> {
+    const key = resolveKey(o.key);
+    if (!key && !o.insecure) {
+      throw new WorkerError(
+        'ERR_MP_NO_KEY',
+        `no signing key for queue '${o.queue}': pass \`key\` or set MODULEPICKLE_KEY (the same on workers), or pass \`insecure: true\` on a private Redis`,
+      );
+    }
+    const { Queue, QueueEvents } = await loadBullmq();
+    const options = redisOptions(o.connection);
+    const timeout = o.connectTimeoutMs ?? 10_000;
+    const redis = await connectRedis(options, timeout, `modulepickle-client:${o.queue}`);
+    const queue = new Queue(o.queue, { connection: redis });
+    const events = new QueueEvents(o.queue, { connection: { ...options } as ConnectionOptions, autorun: true });
+    events.on('error', () => {});
+    try {
+      await withTimeout(events.waitUntilReady(), timeout, () => unreachable(describeConnection(options), timeout));
+    } catch (err) {
+      await Promise.allSettled([events.close(), queue.close()]);
+      redis.disconnect();
+      throw err;
+    }
+    return new QueueClient(o, key, redis, queue, events, describeConnection(options));
+  }
+
+  /** Number of calls waiting for a result. */
+  get pendingCount(): number {
+    return this.#pending.size;
+  }
+
+  /** Uploads a manifest and its missing blobs once, even when many calls ask at the same time. */
+  async upload(ship: ShipUpload): Promise<UploadStats> {
+    let p = this.#uploads.get(ship.manifestId);
+    if (!p) {
+      p = this.store.ensureManifest(ship.manifestId, ship.manifestBytes, ship.blobIds, ship.load);
+      this.#uploads.set(ship.manifestId, p);
+      void p.finally(() => this.#uploads.delete(ship.manifestId)).catch(() => {});
+    }
+    return await p;
+  }
+
+  /** Runs one frame on some worker. */
+  async submit(s: Submission): Promise<FrameOutcome> {
+    const [p] = await this.submitMany([s]);
+    return await p!;
+  }
+
+  /**
+   * Adds many jobs in one round trip (`addBulk`). Resolves once they are added, to one promise per job.
+   * @throws ERR_MP_CLOSED after close(); ERR_MP_REDIS_UNREACHABLE when Redis is down for too long
+   */
+  async submitMany(subs: readonly Submission[]): Promise<Promise<FrameOutcome>[]> {
+    const adding = this.#submitMany(subs);
+    this.#adding.add(adding);
+    try {
+      return await adding;
+    } finally {
+      this.#adding.delete(adding);
+    }
+  }
+
+  async #submitMany(subs: readonly Submission[]): Promise<Promise<FrameOutcome>[]> {
+    if (this.#closed) throw new WorkerError('ERR_MP_CLOSED', `the queue executor for '${this.queueName}' is closed`);
+    this.#checkConnection();
+    const jobs: { name: string; data: Envelope; opts: JobsOptions }[] = [];
+    const entries: Pending[] = [];
+    const promises: Promise<FrameOutcome>[] = [];
+    for (const s of subs) {
+      const jobId = `${this.#idPrefix}-${++this.#seq}`;
+      const data = await sealFrame('job', s.frame, {
+        key: this.#key,
+        queue: this.queueName,
+        jobId,
+        store: this.store,
+        inlineLimit: this.#inlineLimit,
+        refs: s.refs,
+      });
+      let entry!: Pending;
+      promises.push(
+        new Promise<FrameOutcome>((resolve, reject) => {
+          entry = { jobId, refs: s.refs, resolve, reject, added: false, missingSweeps: 0 };
+        }),
+      );
+      entries.push(entry);
+      this.#pending.set(jobId, entry);
+      jobs.push({ name: JOB_NAME, data, opts: { ...this.#jobOptions, jobId } });
+    }
+    try {
+      if (jobs.length === 1) await this.#queue.add(jobs[0]!.name, jobs[0]!.data, jobs[0]!.opts);
+      else await this.#queue.addBulk(jobs);
+    } catch (err) {
+      const e = new WorkerError('ERR_MP_REDIS', `could not add jobs to queue '${this.queueName}': ${(err as Error).message}`, undefined, { cause: err });
+      for (const entry of entries) this.#settle(entry.jobId, (p) => p.reject(e));
+      promises.forEach((p) => p.catch(() => {}));
+      throw e;
+    }
+    this.stats.jobs += jobs.length;
+    for (const entry of entries) entry.added = true;
+    return promises;
+  }
+
+  #settle(jobId: string, f: (p: Pending) => void): void {
+    const p = this.#pending.get(jobId);
+    if (!p) return;
+    this.#pending.delete(jobId);
+    f(p);
+  }
+
+  async #onCompleted(jobId: string, returnvalue: unknown): Promise<void> {
+    const p = this.#pending.get(jobId);
+    if (!p) return;
+    try {
+      const value = typeof returnvalue === 'string' ? (JSON.parse(returnvalue) as unknown) : returnvalue;
+      const body = openEnvelope('result', value, { key: this.#key, queue: this.queueName, jobId });
+      const frame = await frameOf(body, this.store);
+      this.#settle(jobId, (q) => q.resolve({ ok: true, frame }));
+    } catch (err) {
+      this.#settle(jobId, (q) => q.reject(asResultError(err, jobId, this.queueName)));
+    }
+  }
+
+  async #onFailed(jobId: string, failedReason: string): Promise<void> {
+    const p = this.#pending.get(jobId);
+    if (!p) return;
+    try {
+      const parsed = parseFailure(failedReason ?? '');
+      if ('code' in parsed) throw failureError(parsed.code, parsed.message, jobId, this.queueName);
+      const body = openEnvelope('error', parsed.envelope, { key: this.#key, queue: this.queueName, jobId });
+      const frame = await frameOf(body, this.store);
+      this.#settle(jobId, (q) => q.resolve({ ok: false, frame }));
+    } catch (err) {
+      this.#settle(jobId, (q) => q.reject(asResultError(err, jobId, this.queueName)));
+    }
+  }
+
+  #checkConnection(): void {
+    const down = this.#watch.downFor();
+    if (down > this.#reconnectTimeoutMs) {
+      const last = this.#watch.lastError;
+      throw new WorkerError(
+        'ERR_MP_REDIS_UNREACHABLE',
+        `Redis at ${this.#where} has been unreachable for ${down < 10_000 ? `${down} ms` : `${Math.round(down / 1000)} s`}${last ? ` (${last.message})` : ''}; ` +
+          `calls on queue '${this.queueName}' fail until it is back`,
+      );
+    }
+  }
+
+  /** Fails in-flight calls when Redis is gone too long; finds results whose events were missed and jobs that vanished. */
+  async #sweep(): Promise<void> {
+    if (this.#pending.size === 0) return;
+    try {
+      this.#checkConnection();
+    } catch (err) {
+      for (const id of [...this.#pending.keys()]) this.#settle(id, (p) => p.reject(err as Error));
+      return;
+    }
+    if (this.#sweeping || this.#watch.downFor() > 0) return;
+    this.#sweeping = true;
+    try {
+      const ids = [...this.#pending.values()].filter((p) => p.added).map((p) => p.jobId).slice(0, 2000);
+      const pipe = this.#redis.pipeline();
+      const prefix = this.#queue.qualifiedName ?? `bull:${this.queueName}`;
+      for (const id of ids) pipe.hmget(`${prefix}:${id}`, 'finishedOn', 'returnvalue', 'failedReason', 'timestamp');
+      const res = (await pipe.exec()) ?? [];
+      res.forEach(([err, row], i) => {
+        const id = ids[i]!;
+        const p = this.#pending.get(id);
+        if (err || !p) return;
+        const [finishedOn, returnvalue, failedReason, timestamp] = row as (string | null)[];
+        if (timestamp === null) {
+          // Twice absent: the job is gone (Redis restarted without persistence, or it was removed by someone).
+          if (++p.missingSweeps >= 2) {
+            this.#settle(id, (q) =>
+              q.reject(
+                new WorkerError(
+                  'ERR_MP_JOB_LOST',
+                  `job ${id} vanished from queue '${this.queueName}' before it finished (Redis restarted without persistence, or the job was removed); call again`,
+                ),
+              ),
+            );
+          }
+          return;
+        }
+        p.missingSweeps = 0;
+        if (!finishedOn) return;
+        if (returnvalue !== null && (failedReason === null || failedReason === '')) void this.#onCompleted(id, returnvalue);
+        else if (failedReason) void this.#onFailed(id, failedReason);
+      });
+    } catch {
+      // A failed sweep is retried at the next tick; connection trouble is handled by the watch.
+    } finally {
+      this.#sweeping = false;
+    }
+  }
+
+  /** Refreshes the TTL of blobs that in-flight jobs reference. */
+  async #touch(): Promise<void> {
+    if (this.#pending.size === 0 || this.#watch.downFor() > 0) return;
+    const manifests = new Set<string>();
+    const blobs = new Set<string>();
+    for (const p of this.#pending.values()) {
+      p.refs?.manifests?.forEach((m) => manifests.add(m));
+      p.refs?.blobs?.forEach((b) => blobs.add(b));
+    }
+    await this.store.touch([...blobs], [...manifests]).catch(() => {});
+  }
+
+  /**
+   * Waits for in-flight calls (all of them, unless `force`, which rejects them), then closes the connections.
+   */
+  async close(options: { force?: boolean } = {}): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (options.force) {
+      const err = new WorkerError('ERR_MP_CLOSED', `the queue executor for '${this.queueName}' was closed with force; the job may still run on a worker`);
+      for (const id of [...this.#pending.keys()]) this.#settle(id, (p) => p.reject(err));
+    }
+    await Promise.allSettled([...this.#adding]);
+    while (this.#pending.size > 0) {
+      await Promise.allSettled([...this.#pending.values()].map((p) => new Promise<void>((r) => this.#onSettled(p.jobId, r))));
+    }
+    for (const t of this.#timers) clearInterval(t);
+    await Promise.allSettled([closeBullmq(this.#events), this.#queue.close()]);
+    this.#redis.disconnect();
+  }
+
+  #onSettled(jobId: string, done: () => void): void {
+    const check = (): void => {
+      if (!this.#pending.has(jobId)) done();
+      else setTimeout(check, 10);
+    };
+    check();
+  }
+}
+
+function asResultError(err: unknown, jobId: string, queue: string): Error {
+  if (err instanceof WorkerError) return err;
+  const e = err as ModulePickleError;
+  return new WorkerError(e.code ?? 'ERR_MP_BAD_RESULT', `result of job ${jobId} on queue '${queue}' could not be read: ${e.message}`, undefined, { cause: err });
+}
