@@ -65,8 +65,8 @@ export interface ExecutorStats {
   bytesReceived: number;
 }
 
-/** The surface every executor shares. */
-export interface Executor {
+/** The surface every executor shares (pool, stdio, queue); `S` is its stats record. */
+export interface ExecutorSurface<S> {
   /** Runs `fn(...args)` on a worker; resolves with its (unpickled) return value. @throws RemoteError, WorkerError */
   run<A extends unknown[], R>(fn: (...args: A) => R, ...args: A): Promise<Awaited<R>>;
   /** `run` with per-call options. */
@@ -83,9 +83,13 @@ export interface Executor {
   ready(): Promise<void>;
   /** Graceful by default: waits for submitted calls, then stops the workers. `force` rejects pending calls and kills. */
   close(options?: { force?: boolean }): Promise<void>;
-  readonly stats: Readonly<ExecutorStats>;
+  readonly stats: Readonly<S>;
   /** The code version (ship build) the last pickled function carried: id, files, sizes. */
   readonly lastBuild: ShipBuild | undefined;
+}
+
+/** A pool or stdio executor. */
+export interface Executor extends ExecutorSurface<ExecutorStats> {
   /** Live worker ids and pids. */
   workers(): { id: string; pid: number | undefined }[];
 }

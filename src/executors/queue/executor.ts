@@ -6,8 +6,8 @@
  */
 import { setMaxListeners } from 'node:events';
 import { WorkerError } from '../../errors.ts';
-import type { CallOptions } from '../executor.ts';
-import { mapStream, type MapOptions, type MapResult } from '../map.ts';
+import type { CallOptions, ExecutorSurface } from '../executor.ts';
+import { mapStream, type MapOptions } from '../map.ts';
 import { ProjectBlobSource, type PickleOptions, type ShipBuild } from '../pickler.ts';
 import { ResultStatus } from '../protocol.ts';
 import { createShipping } from '../shipping.ts';
@@ -36,22 +36,7 @@ export interface QueueExecutorStats {
 }
 
 /** The queue executor: the executors' surface over BullMQ. */
-export interface QueueExecutor {
-  /** Runs `fn(...args)` on some queue worker. @throws RemoteError, WorkerError */
-  run<A extends unknown[], R>(fn: (...args: A) => R, ...args: A): Promise<Awaited<R>>;
-  /** `run` with per-call options. */
-  call<A extends unknown[], R>(fn: (...args: A) => R, args: A, options?: CallOptions): Promise<Awaited<R>>;
-  /** Applies `fn` to every item (chunks of items per job), in order, streaming, bounded memory. */
-  map<T, R>(fn: (item: T) => R, items: Iterable<T> | AsyncIterable<T>, options?: MapOptions): MapResult<Awaited<R>>;
-  /** An async function that runs `fn` remotely; `fn` is pickled once, now. */
-  wrap<A extends unknown[], R>(fn: (...args: A) => R, options?: CallOptions): (...args: A) => Promise<Awaited<R>>;
-  /** Resolves once connected to Redis. @throws ERR_MP_REDIS_UNREACHABLE, ERR_MP_NO_KEY */
-  ready(): Promise<void>;
-  /** Waits for in-flight calls (unless `force`), then disconnects. Workers keep running. */
-  close(options?: { force?: boolean }): Promise<void>;
-  readonly stats: Readonly<QueueExecutorStats>;
-  /** The code version the last pickled function carried. */
-  readonly lastBuild: ShipBuild | undefined;
+export interface QueueExecutor extends ExecutorSurface<QueueExecutorStats> {
   /** The transport (blob store, pending count), for tests and tools. */
   client(): Promise<QueueClient>;
 }
