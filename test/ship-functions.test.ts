@@ -10,21 +10,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { dumps, dumpsSync } from '../src/index.ts';
+import { dumps } from '../src/index.ts';
 import { makeProject, sharedNodeModules } from './fixtures/ship/make-project.ts';
 
 const receiver = fileURLToPath(new URL('./fixtures/ship/fn-receiver.mjs', import.meta.url));
-function functionLayer(): boolean {
-  try {
-    dumpsSync((x: number) => x + 1);
-    return true;
-  } catch (err) {
-    return (err as { code?: string }).code !== 'ERR_MP_NO_FUNCTION_LAYER';
-  }
-}
 const canUnshare = spawnSync('unshare', ['-m', 'true']).status === 0;
 
-test('a pickled function runs in a process that cannot read the project; after an edit the new payload runs new code and the old one old code', { skip: functionLayer() ? false : 'the function layer is not registered in this build' }, async () => {
+test('a pickled function runs in a process that cannot read the project; after an edit the new payload runs new code and the old one old code', async () => {
   const project = makeProject();
   const work = mkdtempSync(join(tmpdir(), 'mp-fn-'));
   try {
