@@ -41,6 +41,12 @@ const unsupported: Row[] = [
   { name: 'WeakSet', make: plain(new WeakSet()), code: 'ERR_MP_UNSUPPORTED_TYPE' },
   { name: 'WeakRef', make: plain(new WeakRef({})), code: 'ERR_MP_UNSUPPORTED_TYPE' },
   { name: 'FinalizationRegistry', make: plain(new FinalizationRegistry(() => {})), code: 'ERR_MP_UNSUPPORTED_TYPE' },
+  // Built-in classes whose state lives in internal slots: never an empty shell.
+  { name: 'Intl.NumberFormat', make: plain(new Intl.NumberFormat('en')), code: 'ERR_MP_UNSUPPORTED_TYPE' },
+  { name: 'TextEncoder', make: plain(new TextEncoder()), code: 'ERR_MP_UNSUPPORTED_TYPE' },
+  { name: 'TextDecoder', make: plain(new TextDecoder()), code: 'ERR_MP_UNSUPPORTED_TYPE' },
+  { name: 'Blob', make: plain(new Blob(['x'])), code: 'ERR_MP_UNSUPPORTED_TYPE' },
+  { name: 'AbortSignal', make: plain(new AbortController().signal), code: 'ERR_MP_UNSUPPORTED_TYPE' },
   { name: 'Promise', make: plain(Promise.resolve(1)), code: 'ERR_MP_UNSUPPORTED_TYPE' },
   { name: 'generator object', make: plain((function* gen() { yield 1; })()), code: 'ERR_MP_UNSUPPORTED_TYPE' },
   { name: 'async generator object', make: plain((async function* agen() { yield 1; })()), code: 'ERR_MP_UNSUPPORTED_TYPE' },

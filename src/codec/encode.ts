@@ -2,7 +2,7 @@
 import { types } from 'node:util';
 import { EncodeError, ModulePickleError, type PathSegment } from '../errors.ts';
 import { reduceSymbol, type Reducer, type ReduceContext, type ReducerOverride, type Reduction, type Registry } from './registry.ts';
-import { refusal } from './refuse.ts';
+import { hiddenStateClass, refusal } from './refuse.ts';
 import { wellKnownSymbolNames } from './symbols.ts';
 import * as T from './tags.ts';
 import { ByteWriter } from './writer.ts';
@@ -234,6 +234,10 @@ export class Encoder implements ReduceContext {
       const r = this.registry.byPrototype(p);
       if (r?.subclassable) return this.#reduceWith(v, r, proto);
       if (r) break;
+      const hidden = hiddenStateClass(p);
+      if (hidden) {
+        throw new EncodeError('ERR_MP_UNSUPPORTED_TYPE', `a ${hidden} keeps its state in internal slots that cannot be read, so it would load as an empty shell; create it on the receiver, or register a reducer for ${hidden}`);
+      }
     }
     if (types.isModuleNamespaceObject(v)) {
       throw new EncodeError('ERR_MP_NO_FUNCTION_LAYER', 'a module namespace is pickled by reference by the function layer, which is not registered');

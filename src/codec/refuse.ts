@@ -95,3 +95,31 @@ export function refusal(v: object): Refusal | undefined {
   }
   return undefined;
 }
+
+let builtinClasses: Map<object, string> | undefined;
+
+/**
+ * The name of the built-in class (a global such as `TextEncoder`, `Intl.NumberFormat`, `Blob`, `EventTarget`)
+ * whose prototype `proto` is, or `undefined`. Instances of built-in classes keep their state in internal slots or
+ * private fields that reflection cannot read; the registry decides which ones can travel (Map, Date, URL, ...).
+ */
+export function hiddenStateClass(proto: object): string | undefined {
+  if (!builtinClasses) {
+    const found = new Map<object, string>();
+    const scan = (holder: object, prefix: string): void => {
+      for (const name of Object.getOwnPropertyNames(holder)) {
+        const d = Object.getOwnPropertyDescriptor(holder, name);
+        const ctor = d && 'value' in d ? (d.value as unknown) : undefined;
+        if (typeof ctor !== 'function' || !/^[A-Z]/.test(name)) continue;
+        const p = (ctor as { prototype?: unknown }).prototype;
+        if (typeof p === 'object' && p !== null && p !== Object.prototype && p !== Function.prototype && p !== Array.prototype) {
+          if (!found.has(p)) found.set(p, prefix + name);
+        }
+      }
+    };
+    scan(globalThis, '');
+    scan(Intl, 'Intl.');
+    builtinClasses = found;
+  }
+  return builtinClasses.get(proto);
+}
