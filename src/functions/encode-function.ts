@@ -18,7 +18,7 @@ import { arrowAtModuleLevel } from './this-context.ts';
 
 export { ModuleValue, wrapModuleValue, isMainFile };
 import { recordModule } from './module-records.ts';
-import type { BuildKind, ScopeRecord } from './rebuild.ts';
+import type { BuildSpec, ScopeRecord } from './rebuild.ts';
 
 export type FunctionArgs =
   | { readonly t: 'ref'; readonly ref: ExportRef }
@@ -26,15 +26,8 @@ export type FunctionArgs =
   /** A module's `require` function (CommonJS wrapper or `createRequire`): rebuilt with `createRequire`. */
   | { readonly t: 'require'; readonly module: ModuleRef }
   | { readonly t: 'bound'; readonly target: Function; readonly thisArg: unknown; readonly args: readonly unknown[] }
-  | {
+  | (Omit<BuildSpec, 'home' | 'superClass' | 'thisArg'> & {
       readonly t: 'value';
-      readonly kind: BuildKind;
-      readonly expression: string;
-      readonly strict: boolean;
-      readonly url: string;
-      readonly line: number;
-      readonly column: number;
-      readonly offset: number;
       readonly home: boolean;
       readonly scope: ScopeRecord | null;
       /** Captures needed while the value is defined (class heritage, computed keys, static members). */
@@ -45,7 +38,7 @@ export type FunctionArgs =
       readonly tracker?: string;
       /** The actual parent class (the heritage expression was replaced by `arguments[1]`). */
       readonly superClass?: unknown;
-    };
+    });
 
 /** State of a by-value function: captures set after it exists (so they may point back at it). */
 export interface FunctionState {
