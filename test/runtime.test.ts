@@ -3,9 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -13,19 +12,11 @@ import {
   materializeTree, openTree, releaseTree,
 } from '../src/index.ts';
 import { withCacheLock } from '../src/runtime/cache-lock.ts';
-import { makeProject, sharedNodeModules } from './fixtures/ship/make-project.ts';
+import { makeProject, sharedNodeModules, tempFolders } from './fixtures/ship/make-project.ts';
 import { writePayloadFile } from './fixtures/ship/payload-file.ts';
 
 const fixtures = fileURLToPath(new URL('./fixtures/ship/', import.meta.url));
-const temps: string[] = [];
-function tmp(prefix: string): string {
-  const d = mkdtempSync(join(tmpdir(), prefix));
-  temps.push(d);
-  return d;
-}
-test.after(() => {
-  for (const d of temps) rmSync(d, { recursive: true, force: true });
-});
+const { temps, tmp } = tempFolders();
 const sha = (b: string | Uint8Array) => createHash('sha256').update(b).digest('hex');
 const manifestText = (files: unknown[][], packages: unknown[] = []) => JSON.stringify({ format: 1, files, packages });
 const treesIn = (cache: string) => (existsSync(join(cache, 'ns')) ? readdirSync(join(cache, 'ns')) : []).flatMap((ns) => (existsSync(join(cache, 'ns', ns, 'trees')) ? readdirSync(join(cache, 'ns', ns, 'trees')) : []));

@@ -2,32 +2,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import {
   CountingBlobSource, ProjectBlobSource, ShipError, dumps, dumpsSync, loads, loadsSync, localModuleUrl, localModulesKey, projectRootKey,
   treeDirKey, type ShipBuild,
 } from '../src/index.ts';
-import { makeProject, sharedNodeModules } from './fixtures/ship/make-project.ts';
+import { sharedNodeModules, tempFolders } from './fixtures/ship/make-project.ts';
 import { LocalRef, testRegistry, type RestoredRef } from './fixtures/ship/local-ref.ts';
 
 const receiver = fileURLToPath(new URL('./fixtures/ship/loads-receiver.mjs', import.meta.url));
-const temps: string[] = [];
-function tmp(prefix: string): string {
-  const d = mkdtempSync(join(tmpdir(), prefix));
-  temps.push(d);
-  return d;
-}
-function project(): string {
-  const d = makeProject();
-  temps.push(d);
-  return d;
-}
-test.after(() => {
-  for (const d of temps) rmSync(d, { recursive: true, force: true });
-});
+const { tmp, project } = tempFolders();
 type Main = { run(x: number): { sum: number }; lazy(): Promise<string>; version: string };
 
 test('dumps ships the tree of a referenced local module; loads materializes it and the reference resolves there', async () => {

@@ -2,28 +2,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, type Stats } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, type Stats } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   ProjectBlobSource, ShipError, StatCache, blobHashes, buildManifest, diffManifests, findProjectRoot, walkProject,
 } from '../src/index.ts';
-import { files, makeProject } from './fixtures/ship/make-project.ts';
+import { files, tempFolders } from './fixtures/ship/make-project.ts';
 
-const temps: string[] = [];
-function tmp(prefix: string): string {
-  const d = mkdtempSync(join(tmpdir(), prefix));
-  temps.push(d);
-  return d;
-}
-function project(): string {
-  const d = makeProject();
-  temps.push(d);
-  return d;
-}
-test.after(() => {
-  for (const d of temps) rmSync(d, { recursive: true, force: true });
-});
+const { tmp, project } = tempFolders();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const paths = (dir: string, opts: Parameters<typeof walkProject>[1] = {}) => walkProject(dir, opts).entries.map((e) => e.rel);
 
