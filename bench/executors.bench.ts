@@ -2,8 +2,9 @@
 // child_process.fork IPC (the floor), workerpool's process pool and piscina (worker threads), in one run; then
 // the first call after a one-file edit in a 2,000-file project.
 // Run: npm run build && node --import tsx bench/executors.bench.ts   (or: npm run bench -- executors)
+import { makeEditProject } from './project.ts';
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import workerpool from 'workerpool';
@@ -131,13 +132,7 @@ async function main(): Promise<void> {
 
 // First call after a one-file edit in a project of 2,000 files: ship rebuild (stat cache), one blob, new tree.
 async function editLatency(): Promise<void> {
-  const files = Number(process.env['BENCH_PROJECT_FILES'] ?? 2000);
-  const project = join(work, 'project');
-  mkdirSync(join(project, 'src', 'gen'), { recursive: true });
-  writeFileSync(join(project, 'package.json'), '{ "name": "bench-project", "type": "module", "private": true }\n');
-  for (let i = 0; i < files - 2; i++) writeFileSync(join(project, 'src', 'gen', `m${i}.js`), `export const v${i} = ${i};\n// ${'x'.repeat(200)}\n`);
-  const target = join(project, 'src', 'entry.js');
-  writeFileSync(target, 'export const bump = 0;\nexport function f(x) { return x + bump; }\n');
+  const { project, target, files } = makeEditProject(work);
   const mod = (await import(target)) as { f: (x: number) => number };
   const pool = createPool({ workers: 1, cacheDir: join(work, 'cache'), dumpsOptions: { root: project }, onLog: () => {} });
   const call = (x: number) => pool.run((y: number) => mod.f(y), x);

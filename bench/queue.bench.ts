@@ -2,7 +2,8 @@
 // through createQueueExecutor, against raw BullMQ (JSON payload, hard-coded processor) on the same private Redis,
 // in one run; then the first call after a one-file edit in a 2,000-file project with two queue workers.
 // Run: npm run build && node --import tsx bench/queue.bench.ts   (or: npm run bench -- queue). Needs redis-server.
-import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { makeEditProject } from './project.ts';
+import { mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -120,13 +121,7 @@ async function main(): Promise<void> {
 
 // First call after a one-file edit in a 2,000-file project, two queue workers (each with its own cache).
 async function editLatency(redis: TestRedis): Promise<void> {
-  const files = Number(process.env['BENCH_PROJECT_FILES'] ?? 2000);
-  const project = join(work, 'project');
-  mkdirSync(join(project, 'src', 'gen'), { recursive: true });
-  writeFileSync(join(project, 'package.json'), '{ "name": "bench-project", "type": "module", "private": true }\n');
-  for (let i = 0; i < files - 2; i++) writeFileSync(join(project, 'src', 'gen', `m${i}.js`), `export const v${i} = ${i};\n// ${'x'.repeat(200)}\n`);
-  const target = join(project, 'src', 'entry.js');
-  writeFileSync(target, 'export const bump = 0;\nexport function f(x) { return x + bump; }\n');
+  const { project, target, files } = makeEditProject(work);
   const mod = (await import(target)) as { f: (x: number) => number };
   for (let i = 0; i < 2; i++) {
     const cwd = mkdtempSync(join(work, 'edit-'));

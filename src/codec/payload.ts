@@ -8,7 +8,7 @@ import { defaultRegistry } from './builtins.ts';
 import { Decoder, type LoadOptions } from './decode.ts';
 import { Encoder, type DumpOptions } from './encode.ts';
 import { ByteReader } from './reader.ts';
-import type { Section } from './registry.ts';
+import type { Registry, Section } from './registry.ts';
 import * as T from './tags.ts';
 import { ByteWriter } from './writer.ts';
 
@@ -129,8 +129,29 @@ function toBytes(bytes: Uint8Array | ArrayBuffer): Uint8Array {
   throw new DecodeError('ERR_MP_BAD_MAGIC', 'loads expects a Uint8Array, Buffer or ArrayBuffer');
 }
 
-/** Reads the header and the sections' data; runs nothing. */
-function parse(input: Uint8Array | ArrayBuffer, options: LoadOptions): Parsed {
+/** A section as framed in a payload: its name, code flag and the bytes of its data value. */
+export interface FramedSection {
+  readonly name: string;
+  readonly code: boolean;
+  /** Byte offset of the section's header (for errors). */
+  readonly at: number;
+  readonly span: Uint8Array;
+}
+
+/** A payload's frame: the checked header, the sections (not decoded), and a decoder positioned at the body. */
+export interface Frame {
+  readonly reader: ByteReader;
+  readonly decoder: Decoder;
+  readonly hasCode: boolean;
+  readonly sections: FramedSection[];
+}
+
+/**
+ * Checks the header and splits off the sections; decodes nothing else and runs nothing. Shared by `loads` and by
+ * tools that read payloads without running them (`modulepickle inspect`).
+ * @throws DecodeError ERR_MP_TRUNCATED, ERR_MP_BAD_MAGIC, ERR_MP_BAD_VERSION, ERR_MP_CODE_REFUSED, ERR_MP_BAD_LENGTH, ERR_MP_BAD_VALUE
+ */
+export function readFrame(input: Uint8Array | ArrayBuffer, registry: Registry, options: LoadOptions): Frame {
   const bytes = toBytes(input);
   const r: ByteReader = new ByteReader(bytes);
   if (bytes.length < T.HEADER_SIZE) r.fail('ERR_MP_TRUNCATED', 'payload is shorter than its header', 0);
@@ -140,32 +161,45 @@ function parse(input: Uint8Array | ArrayBuffer, options: LoadOptions): Parsed {
   if (bytes[3] !== T.FORMAT_VERSION) {
     r.fail('ERR_MP_BAD_VERSION', `payload format version ${bytes[3]} is not supported by this modulepickle (format ${T.FORMAT_VERSION}); use the same modulepickle version on both sides`, 3);
   }
-  const flags = bytes[4]!;
-  if (options.code === false && flags & T.HEADER_HAS_CODE) {
+  const hasCode = (bytes[4]! & T.HEADER_HAS_CODE) !== 0;
+  if (options.code === false && hasCode) {
     r.fail('ERR_MP_CODE_REFUSED', 'payload carries code (functions, classes, modules or files) and loads was called with { code: false }', 4);
   }
   r.pos = T.HEADER_SIZE;
-  const registry = options.registry ?? defaultRegistry;
   const decoder = new Decoder(r, registry, options);
   const n = r.count(3);
-  const sections: { section: Section; data: unknown }[] = [];
+  const sections: FramedSection[] = [];
   for (let i = 0; i < n; i++) {
     const at = r.pos;
-    const sflags = r.u8();
-    const key = decoder.value();
-    const len = r.varint();
-    const span = r.span(len);
-    if (typeof key !== 'string') r.fail('ERR_MP_BAD_VALUE', 'section name must be a string', at);
-    const name: string = key;
-    if (sflags & SECTION_CODE && options.code === false) r.fail('ERR_MP_CODE_REFUSED', `payload carries code (section '${name}') and loads was called with { code: false }`, at);
-    const found = registry.sections().find((s) => s.name === name);
-    if (!found) r.fail('ERR_MP_UNKNOWN_SECTION', `payload has a '${name}' section that this modulepickle cannot read; use the same modulepickle version on both sides`, at);
-    const sub = new Decoder(new ByteReader(span), registry, { ...options, code: false });
-    const data = sub.value();
-    if (sub.r.pos !== sub.r.end) r.fail('ERR_MP_TRAILING_BYTES', `section '${name}' has bytes after its value`, at);
-    sections.push({ section: found, data });
+    const code = (r.u8() & SECTION_CODE) !== 0;
+    const name = decoder.value();
+    const span = r.span(r.varint());
+    if (typeof name !== 'string') r.fail('ERR_MP_BAD_VALUE', 'section name must be a string', at);
+    if (code && options.code === false) r.fail('ERR_MP_CODE_REFUSED', `payload carries code (section '${name}') and loads was called with { code: false }`, at);
+    sections.push({ name: name as string, code, at, span });
   }
-  return { reader: r, decoder, sections };
+  return { reader: r, decoder, hasCode, sections };
+}
+
+/** Decodes one section's data value (always data only). */
+export function decodeSectionData(s: FramedSection, registry: Registry, options: LoadOptions): unknown {
+  const sub = new Decoder(new ByteReader(s.span), registry, { ...options, code: false });
+  const data = sub.value();
+  if (sub.r.pos !== sub.r.end) sub.r.fail('ERR_MP_TRAILING_BYTES', `section '${s.name}' has bytes after its value`, s.at);
+  return data;
+}
+
+/** Reads the header and the sections' data; runs nothing. */
+function parse(input: Uint8Array | ArrayBuffer, options: LoadOptions): Parsed {
+  const registry = options.registry ?? defaultRegistry;
+  const frame: Frame = readFrame(input, registry, options);
+  const known = registry.sections();
+  const sections = frame.sections.map((s) => {
+    const found = known.find((k) => k.name === s.name);
+    if (!found) frame.reader.fail('ERR_MP_UNKNOWN_SECTION', `payload has a '${s.name}' section that this modulepickle cannot read; use the same modulepickle version on both sides`, s.at);
+    return { section: found, data: decodeSectionData(s, registry, options) };
+  });
+  return { reader: frame.reader, decoder: frame.decoder, sections };
 }
 
 function finish(p: Parsed): unknown {

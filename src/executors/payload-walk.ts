@@ -3,10 +3,8 @@
  * reducer records its name and arguments instead of restoring (so no function is rebuilt, no module imported, no
  * tree materialized). Section data is plain data and is decoded as such.
  */
-import { ByteReader } from '../codec/reader.ts';
-import { Decoder } from '../codec/decode.ts';
+import { decodeSectionData, readFrame } from '../codec/payload.ts';
 import { Registry, type Reducer } from '../codec/registry.ts';
-import * as T from '../codec/tags.ts';
 import { DecodeError } from '../errors.ts';
 
 /** One reduced value met in the body: the reducer's wire name, its arguments and state (as decoded data). */
@@ -72,31 +70,10 @@ class RecordingRegistry extends Registry {
 
 /** Walks a payload. @throws DecodeError for malformed input (same checks as `loads`) */
 export function walkPayload(bytes: Uint8Array): Walked {
-  const r = new ByteReader(bytes);
-  if (bytes.length < T.HEADER_SIZE) r.fail('ERR_MP_TRUNCATED', 'payload is shorter than its header', 0);
-  if (bytes[0] !== T.MAGIC[0] || bytes[1] !== T.MAGIC[1] || bytes[2] !== T.MAGIC[2]) {
-    r.fail('ERR_MP_BAD_MAGIC', 'not a modulepickle payload (bad magic bytes)', 0);
-  }
-  const formatVersion = bytes[3]!;
-  if (formatVersion !== T.FORMAT_VERSION) {
-    r.fail('ERR_MP_BAD_VERSION', `payload format version ${formatVersion}; this modulepickle reads format ${T.FORMAT_VERSION}`, 3);
-  }
-  const hasCode = (bytes[4]! & T.HEADER_HAS_CODE) !== 0;
-  r.pos = T.HEADER_SIZE;
   const registry = new RecordingRegistry();
-  const decoder = new Decoder(r, registry, {});
-  const sections: Walked['sections'] = [];
-  const n = r.count(3);
-  for (let i = 0; i < n; i++) {
-    const at = r.pos;
-    const flags = r.u8();
-    const name = decoder.value();
-    const len = r.varint();
-    const span = r.span(len);
-    if (typeof name !== 'string') r.fail('ERR_MP_BAD_VALUE', 'section name must be a string', at);
-    const sub = new Decoder(new ByteReader(span), registry, { code: false });
-    sections.push({ name: name as string, code: (flags & 0x01) !== 0, bytes: len, data: sub.value() });
-  }
+  const { reader: r, decoder, hasCode, sections: framed } = readFrame(bytes, registry, {});
+  const formatVersion = bytes[3]!;
+  const sections: Walked['sections'] = framed.map((s) => ({ name: s.name, code: s.code, bytes: s.span.length, data: decodeSectionData(s, registry, {}) }));
   const bodyStart = r.pos;
   const body = decoder.value();
   if (r.pos !== r.end) throw new DecodeError('ERR_MP_TRAILING_BYTES', `${r.end - r.pos} bytes follow the value`, r.pos);
