@@ -2,7 +2,9 @@
  * Default handling of worker output: each line goes to this process's stdout or stderr, prefixed with the worker id.
  * Partial lines are held until their newline (or until 100 ms pass) so that lines of two workers never interleave.
  */
-import type { LogHandler } from './connection.ts';
+
+/** Where a worker's output goes: `stream` 1 is stdout, 2 is stderr. */
+export type LogHandler = (worker: string, stream: 1 | 2, text: string) => void;
 
 /** A log handler that writes `[worker id] line` to `out` (stream 1) and `err` (stream 2). */
 export function prefixLogs(out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): LogHandler {

@@ -1,11 +1,12 @@
 /**
- * Ordered, streaming `map` over any iterable or async iterable: items are grouped into chunks (one task each), at
- * most `concurrency` chunks are in flight, and results come out in input order. Memory stays bounded by the window.
+ * Ordered `map` over any iterable or async iterable: items are grouped into chunks (one task each), at most
+ * `concurrency` chunks are in flight, and results come out in input order. Memory stays bounded by the window when
+ * streamed (`for await`); awaiting the map collects every result into an array.
  */
 import { RemoteError } from '../errors.ts';
 import type { PickleOptions } from './pickler.ts';
 import { TaskKind, encodeTask, type EncodedFunction, type EncodedTask } from './task.ts';
-import type { CallOptions } from './executor.ts';
+import { abandoned, type CallOptions } from './scheduler.ts';
 
 /** Options of `map`. */
 export interface MapOptions extends CallOptions {
@@ -15,13 +16,17 @@ export interface MapOptions extends CallOptions {
   readonly concurrency?: number;
 }
 
-/** What `map` returns: an async iterable of results in input order, or all of them with `toArray()`. */
-export interface MapResult<R> extends AsyncIterable<R> {
+/**
+ * What `map` returns: `await` it for the array of results in input order, or iterate it with `for await` to stream
+ * them. Nothing runs until it is awaited or iterated; each iteration runs the map again, awaiting runs it once.
+ */
+export interface MapResult<R> extends AsyncIterable<R>, PromiseLike<R[]> {
+  /** All results in input order (the same as awaiting the map). */
   toArray(): Promise<R[]>;
+  then<A = R[], B = never>(onFulfilled?: ((value: R[]) => A | PromiseLike<A>) | null, onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null): Promise<A | B>;
+  catch<T = never>(onRejected?: ((reason: unknown) => T | PromiseLike<T>) | null): Promise<R[] | T>;
+  finally(onFinally?: (() => void) | null): Promise<R[]>;
 }
-
-/** Abort reason of a map whose consumer stopped early: its chunks are cancelled without killing workers. */
-export const mapStopped: Error = new Error('map stopped early');
 
 interface MapDeps {
   encodeFunction(): Promise<EncodedFunction>;
@@ -75,18 +80,24 @@ export function mapStream<R>(items: Iterable<unknown> | AsyncIterable<unknown>, 
     } finally {
       outer?.removeEventListener('abort', forward);
       // Chunks still queued are dropped; one already running finishes (its result is discarded).
-      if (window.length > 0) internal.abort(mapStopped);
+      if (window.length > 0) internal.abort(abandoned);
       if (!done) await (source as { return?: () => unknown }).return?.();
     }
   }
 
-  return {
-    [Symbol.asyncIterator]: () => run(),
-    async toArray() {
+  let all: Promise<R[]> | undefined;
+  const toArray = (): Promise<R[]> =>
+    (all ??= (async () => {
       const out: R[] = [];
       for await (const v of run()) out.push(v);
       return out;
-    },
+    })());
+  return {
+    [Symbol.asyncIterator]: () => run(),
+    toArray,
+    then: (onFulfilled, onRejected) => toArray().then(onFulfilled, onRejected),
+    catch: (onRejected) => toArray().catch(onRejected),
+    finally: (onFinally) => toArray().finally(onFinally),
   };
 }
 

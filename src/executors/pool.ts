@@ -1,12 +1,13 @@
 /**
  * `createPool`: local worker processes (the embedded default). `createStdioExecutor`: any command that runs
- * `modulepickle worker --stdio` (docker, ssh, kubectl). One protocol and one scheduler for both.
+ * `modulepickle worker --stdio` (docker, ssh, kubectl). Both are the shared executor over the process transport.
  */
 import { availableParallelism } from 'node:os';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { WorkerError } from '../errors.ts';
-import { createProcessExecutor, type Executor, type ExecutorOptions } from './executor.ts';
+import { createExecutor, type Executor, type ExecutorOptions } from './executor.ts';
+import { processTransport, type SpawnSpec } from './transports/process.ts';
 
 /** Options of {@link createPool}. */
 export interface PoolOptions extends ExecutorOptions {
@@ -51,7 +52,7 @@ export function createPool(options: PoolOptions = {}): Executor {
   const env = { ...(options.env ?? process.env) };
   if (options.cacheDir) env['MODULEPICKLE_CACHE'] = options.cacheDir;
   const command = [process.execPath, ...(options.execArgv ?? []), entry];
-  return createProcessExecutor('p', () => ({ command, cwd: options.cwd, env }), { ...options, workers: options.workers ?? availableParallelism() });
+  return processExecutor('pool', 'p', { command, cwd: options.cwd, env }, options.workers ?? availableParallelism(), options);
 }
 
 /** Workers reached through any command's stdin/stdout. @throws WorkerError ERR_MP_BAD_OPTION */
@@ -60,5 +61,11 @@ export function createStdioExecutor(options: StdioExecutorOptions): Executor {
     throw new WorkerError('ERR_MP_BAD_OPTION', "createStdioExecutor needs { command: [program, ...args] }, e.g. ['docker', 'run', '-i', 'img', 'npx', 'modulepickle', 'worker', '--stdio']");
   }
   const spec = { command: options.command, cwd: options.cwd, env: options.env };
-  return createProcessExecutor('s', () => spec, { ...options, workers: options.workers ?? 1 });
+  return processExecutor('stdio', 's', spec, options.workers ?? 1, options);
+}
+
+function processExecutor(name: string, prefix: string, spec: SpawnSpec, workers: number, options: ExecutorOptions): Executor {
+  const size = Math.max(1, workers);
+  const prefetch = Math.max(1, options.prefetch ?? 4);
+  return createExecutor((deps) => processTransport({ name, prefix, size, prefetch, spawn: () => spec, ...deps }), options);
 }
