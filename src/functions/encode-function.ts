@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { EncodeError } from '../errors.ts';
 import type { ReduceContext } from '../codec/registry.ts';
-import { intrinsicPath } from '../modules/intrinsics.ts';
+import { findIntrinsic, intrinsicPath } from '../modules/intrinsics.ts';
 import { findModuleValue } from '../modules/module-index.ts';
 import { urlToPath } from '../modules/locate.ts';
 import { projectRoot } from '../modules/project-root.ts';
@@ -166,6 +166,8 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
   const esmRef = esmExportRef(fn, info, scopes, root);
   if (esmRef && allowReference(esmRef, ctx)) return encodeRef(esmRef, ctx);
   if (info.native) {
+    const costly = findIntrinsic(fn);
+    if (costly) return { t: 'intrinsic', path: costly };
     throw new EncodeError('ERR_MP_NATIVE_FUNCTION', `native function '${fnName(fn)}' is neither a built-in nor an export of a loaded module, so it cannot travel; call it inside a function you pickle, or pickle the module that exports it`, ctx.path() as never);
   }
   const source = info.source;

@@ -18,6 +18,8 @@ interface IndexState {
   modules: Map<object, ModuleRef>;
   seenFiles: Set<string>;
   seenBuiltins: Set<string>;
+  /** Exports behind getters, by the file of the module that exports them (see `accessorExports`). */
+  accessors: Map<string, AccessorExport[]>;
   loadListLength: number;
   cacheSize: number;
 }
@@ -26,9 +28,31 @@ let state: IndexState | undefined;
 
 // Deprecated or noisy builtins that warn when loaded; never scanned.
 const skipBuiltins = new Set(['sys', 'punycode', 'domain', 'constants', 'module', 'repl', 'test', 'sea', 'sqlite']);
+const builtinSet = new Set(builtinModules);
 
-function indexExports(s: IndexState, exportsObj: unknown, module: ModuleRef, deep: boolean): void {
-  if ((typeof exportsObj !== 'object' && typeof exportsObj !== 'function') || exportsObj === null) return;
+/** A value exported through a getter: recorded, never read (a getter may warn, throw or do work). */
+export interface AccessorExport {
+  readonly holder: object;
+  readonly name: string;
+  readonly get: Function;
+  readonly module: ModuleRef;
+}
+
+function isObjectLike(v: unknown): v is object {
+  return (typeof v === 'object' && v !== null) || typeof v === 'function';
+}
+
+function dataValue(o: object, key: string): unknown {
+  try {
+    const d = Object.getOwnPropertyDescriptor(o, key);
+    return d && 'value' in d ? d.value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function indexExports(s: IndexState, exportsObj: unknown, module: ModuleRef, deep: boolean, file?: string): void {
+  if (!isObjectLike(exportsObj)) return;
   if (!s.modules.has(exportsObj)) s.modules.set(exportsObj, module);
   if (!s.values.has(exportsObj)) s.values.set(exportsObj, { module, view: 'exports', path: [] });
   let keys: (string | symbol)[];
@@ -40,31 +64,44 @@ function indexExports(s: IndexState, exportsObj: unknown, module: ModuleRef, dee
   for (const key of keys) {
     if (typeof key !== 'string') continue;
     const name = key;
-    let v: unknown;
+    let d: PropertyDescriptor | undefined;
     try {
-      const d = Object.getOwnPropertyDescriptor(exportsObj, name);
-      if (!d) continue;
-      v = 'value' in d ? d.value : d.get ? (exportsObj as Record<string, unknown>)[name] : undefined;
+      d = Object.getOwnPropertyDescriptor(exportsObj, name);
     } catch {
       continue;
     }
-    if ((typeof v !== 'function' && (typeof v !== 'object' || v === null)) || s.values.has(v)) continue;
+    if (!d) continue;
+    if (!('value' in d)) {
+      if (typeof d.get !== 'function') continue;
+      // `fs.promises` is the `fs/promises` builtin: index that module instead of reading the getter.
+      if (module.kind === 'builtin') {
+        indexBuiltin(s, `${module.name}/${name}`, false);
+        continue;
+      }
+      if (file !== undefined) addAccessor(s, file, { holder: exportsObj, name, get: d.get, module });
+    }
+    let v: unknown;
+    try {
+      v = 'value' in d ? d.value : (exportsObj as Record<string, unknown>)[name];
+    } catch {
+      continue;
+    }
+    if (!isObjectLike(v) || s.values.has(v)) continue;
     // Objects exported by packages/builtins (fs.promises, path.posix) go by reference; plain data of local
     // modules goes by value, as cloudpickle does for module globals.
     if (typeof v === 'function' || module.kind === 'builtin' || deep) {
       s.values.set(v, { module, view: 'exports', path: [name] });
-      const proto = typeof v === 'function' ? (v as { prototype?: unknown }).prototype : undefined;
-      if (typeof proto === 'object' && proto !== null) {
+      const proto = typeof v === 'function' ? dataValue(v, 'prototype') : undefined;
+      if (isObjectLike(proto)) {
         // Methods of exported classes (EventEmitter.prototype.on), so `emitter.on` travels by reference.
         for (const k2 of Object.getOwnPropertyNames(proto)) {
-          const d2 = Object.getOwnPropertyDescriptor(proto, k2);
-          const m = d2 && 'value' in d2 ? d2.value : undefined;
+          const m = dataValue(proto, k2);
           if (typeof m === 'function' && k2 !== 'constructor' && !s.values.has(m)) s.values.set(m, { module, view: 'exports', path: [name, 'prototype', k2] });
         }
       }
       if (module.kind === 'builtin' && typeof v === 'object') {
         for (const k2 of Object.keys(v)) {
-          const v2 = (v as Record<string, unknown>)[k2];
+          const v2 = dataValue(v, k2);
           if (typeof v2 === 'function' && !s.values.has(v2)) s.values.set(v2, { module, view: 'exports', path: [name, k2] });
         }
       }
@@ -72,22 +109,31 @@ function indexExports(s: IndexState, exportsObj: unknown, module: ModuleRef, dee
   }
 }
 
+function addAccessor(s: IndexState, file: string, a: AccessorExport): void {
+  let list = s.accessors.get(file);
+  if (!list) s.accessors.set(file, (list = []));
+  list.push(a);
+}
+
+function indexBuiltin(s: IndexState, name: string, needLoaded: boolean, loaded?: ReadonlySet<string>): void {
+  if (s.seenBuiltins.has(name) || name.startsWith('_') || skipBuiltins.has(name) || !builtinSet.has(name)) return;
+  if (needLoaded && !loaded?.has(name)) return;
+  s.seenBuiltins.add(name);
+  let exp: unknown;
+  try {
+    exp = process.getBuiltinModule(name);
+  } catch {
+    return;
+  }
+  indexExports(s, exp, { kind: 'builtin', name }, true);
+}
+
 function refresh(s: IndexState): void {
   const loadList = (process as unknown as { moduleLoadList: string[] }).moduleLoadList;
   if (loadList.length !== s.loadListLength) {
     s.loadListLength = loadList.length;
     const loaded = new Set(loadList.filter((x) => x.startsWith('NativeModule ')).map((x) => x.slice(13)));
-    for (const name of builtinModules) {
-      if (s.seenBuiltins.has(name) || name.startsWith('_') || skipBuiltins.has(name) || !loaded.has(name)) continue;
-      s.seenBuiltins.add(name);
-      let exp: unknown;
-      try {
-        exp = process.getBuiltinModule(name);
-      } catch {
-        continue;
-      }
-      indexExports(s, exp, { kind: 'builtin', name }, true);
-    }
+    for (const name of builtinModules) indexBuiltin(s, name, true, loaded);
   }
   const cache = require.cache;
   const files = Object.keys(cache);
@@ -99,14 +145,14 @@ function refresh(s: IndexState): void {
       if (!m || !m.loaded) continue;
       s.seenFiles.add(file);
       const ref = locateModule(file, false, s.root);
-      indexExports(s, m.exports, ref, ref.kind === 'package');
+      indexExports(s, m.exports, ref, ref.kind === 'package', file);
     }
   }
 }
 
 function current(root: string): IndexState {
   if (!state || state.root !== root) {
-    state = { root, values: new Map(), modules: new Map(), seenFiles: new Set(), seenBuiltins: new Set(), loadListLength: -1, cacheSize: -1 };
+    state = { root, values: new Map(), modules: new Map(), seenFiles: new Set(), seenBuiltins: new Set(), accessors: new Map(), loadListLength: -1, cacheSize: -1 };
     refresh(state);
   }
   return state;
