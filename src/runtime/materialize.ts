@@ -18,7 +18,7 @@ import { ShipError } from '../errors.ts';
 import type { FileEntry, Manifest } from '../ship/manifest.ts';
 import type { BlobSource } from '../ship/blob-source.ts';
 import { DiskBlobStore } from './blob-store.ts';
-import { defaultCacheDir } from './cache-dir.ts';
+import { defaultCacheDir, ensureCacheDir } from './cache-dir.ts';
 import { withCacheLock } from './cache-lock.ts';
 import { checkManifest, type CheckedManifest, type ReceiveLimits } from './manifest-check.ts';
 import { nodeModulesKey, resolveNodeModules } from './node-modules.ts';
@@ -61,7 +61,7 @@ function plan(text: unknown, options: MaterializeOptions): Plan {
   const nodeModules = resolveNodeModules(options.nodeModules);
   const nsDir = join(cacheDir, 'ns', nodeModulesKey(nodeModules));
   try {
-    mkdirSync(join(cacheDir, 'tmp'), { recursive: true });
+    mkdirSync(join(ensureCacheDir(cacheDir), 'tmp'), { recursive: true });
   } catch (err) {
     throw new ShipError('ERR_MP_CACHE_UNWRITABLE', `cannot write the modulepickle cache folder '${cacheDir}' (${(err as NodeJS.ErrnoException).code ?? 'error'}); set MODULEPICKLE_CACHE or the cacheDir option to a writable folder`, cacheDir, { cause: err });
   }
@@ -262,7 +262,7 @@ export function materializeTreeSync(text: unknown, blobs: ReadonlyMap<string, Ui
 /** Renames a folder into the cache's tmp folder (so no half-deleted tree is ever visible); returns the new path. */
 export function moveAside(cacheDir: string, dir: string): string | undefined {
   const aside = join(cacheDir, 'tmp', `trash-${process.pid}-${randomBytes(6).toString('hex')}`);
-  mkdirSync(join(cacheDir, 'tmp'), { recursive: true });
+  mkdirSync(join(ensureCacheDir(cacheDir), 'tmp'), { recursive: true });
   try {
     renameSync(dir, aside);
     return aside;

@@ -132,6 +132,8 @@ export function buildManifest(options: BuildOptions = {}): ShipBuild {
   }
   cache?.save();
   if (!entries.some((e) => e.kind === 'file')) {
+    const self = walked.skipped.find((s) => s.rel === '.');
+    if (self) throw new ShipError('ERR_MP_SHIP_EMPTY', `nothing to ship: the project root '${root}' itself ${self.reason.replace(/^never ships: /, 'is ')}; point the cache (MODULEPICKLE_CACHE, cacheDir) at a folder of its own, or pass another { root }`, '.');
     throw new ShipError(
       'ERR_MP_SHIP_EMPTY',
       `nothing to ship under '${root}' (every file is ignored); check .gitignore/.modulepickleignore or pass { ship: { include } }`,

@@ -129,7 +129,9 @@ function encodeShip(ctx: ReduceContext): ShipData | undefined {
   const shipped = new Set(build.manifest.entries.map((e) => e.path));
   for (const file of refs) {
     const rel = relative(build.root, file).split(sep).join('/');
-    if (!shipped.has(rel)) throw new ShipError('ERR_MP_SHIP_MISSING_MODULE', `referenced module '${rel}' is not in the shipped tree; remove it from ship.exclude`, rel);
+    if (shipped.has(rel)) continue;
+    const why = build.skipped.find((s) => s.rel === rel)?.reason;
+    throw new ShipError('ERR_MP_SHIP_MISSING_MODULE', `referenced module '${rel}' is not in the shipped tree (${why ?? 'excluded by ship.exclude'}); ${why ? 'reference a module outside that folder' : 'remove it from ship.exclude'}`, rel);
   }
   opts.onBuild?.(build);
   if (originRoots.size >= 1000) originRoots.clear();

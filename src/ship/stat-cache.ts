@@ -8,7 +8,7 @@ import { appendFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileS
 import { join } from 'node:path';
 import { sha256Hex } from './manifest.ts';
 import type { FileStat } from './walk.ts';
-import { defaultCacheDir } from '../runtime/cache-dir.ts';
+import { defaultCacheDir, ensureCacheDir } from '../runtime/cache-dir.ts';
 
 /**
  * A file modified less than this long before it was hashed is "racily clean" and rehashed next time.
@@ -79,9 +79,11 @@ export class StatCache {
   readonly #next = new Map<string, Row>();
   readonly #changed = new Map<string, Row>();
   readonly root: string;
+  readonly #cacheDir: string;
 
-  private constructor(root: string, file: string, rows: Map<string, Row>, logLines: number) {
+  private constructor(root: string, cacheDir: string, file: string, rows: Map<string, Row>, logLines: number) {
     this.root = root;
+    this.#cacheDir = cacheDir;
     this.file = file;
     this.#rows = rows;
     this.#logLines = logLines;
@@ -89,9 +91,10 @@ export class StatCache {
 
   /** Opens the cache of `root` (a real path). `cacheDir` defaults to the user cache folder. */
   static open(root: string, cacheDir?: string): StatCache {
-    const file = join(defaultCacheDir(cacheDir), 'statcache', `${sha256Hex(root).slice(0, 32)}.json`);
+    const dir = defaultCacheDir(cacheDir);
+    const file = join(dir, 'statcache', `${sha256Hex(root).slice(0, 32)}.json`);
     const state = memory.get(file) ?? load(file);
-    return new StatCache(root, file, state.rows, state.logLines);
+    return new StatCache(root, dir, file, state.rows, state.logLines);
   }
 
   /** The cached hash of `rel` when its stat is unchanged and it was not racily clean, else undefined. */
@@ -121,7 +124,7 @@ export class StatCache {
       return;
     }
     try {
-      mkdirSync(join(this.file, '..'), { recursive: true });
+      mkdirSync(join(ensureCacheDir(this.#cacheDir), 'statcache'), { recursive: true });
       if (this.#changed.size + removed.length <= maxLogRows && this.#logLines < maxLogLines && this.#rows.size > 0) {
         const line: LogLine = { set: Object.fromEntries(this.#changed), del: removed };
         appendFileSync(`${this.file}.log`, `${JSON.stringify(line)}\n`);

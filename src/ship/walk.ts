@@ -1,14 +1,17 @@
 /**
  * The file walk: which files under the root ship. Files git would not ignore (nested `.gitignore`,
  * `.git/info/exclude`, and `.modulepickleignore`), minus node_modules, .git and common caches,
- * with `include`/`exclude` patterns on top, plus workspace package links and extra (loaded) files.
+ * with `include`/`exclude` patterns on top, plus workspace package links and extra (loaded) files. Folders the
+ * library owns (its cache folders, see owned.ts) never ship, whatever the patterns say.
  */
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, realpathSync, type Stats } from 'node:fs';
-import { dirname, isAbsolute, join, relative, sep } from 'node:path';
+import { dirname, isAbsolute, join, posix, relative, sep } from 'node:path';
 import ignore, { type Ignore } from 'ignore';
 import { isLocalPath } from './root.ts';
 import { checkSymlinkTarget } from './path-rules.ts';
 import { comparePaths } from './manifest.ts';
+import { configuredCaches, ownedWhy, taggedWhy } from './owned.ts';
+import { cacheTagName, hasCacheTag } from '../runtime/cache-dir.ts';
 
 /** Folder and file names that never ship, at any depth. */
 export const alwaysExcluded: ReadonlySet<string> = new Set([
@@ -27,6 +30,8 @@ export interface WalkOptions {
   readonly exclude?: readonly string[];
   /** Absolute paths that ship even when ignored (e.g. every loaded local module), if local to the root. */
   readonly extraFiles?: Iterable<string>;
+  /** The cacheDir option of the call: this folder never ships (nor does the cache the environment selects). */
+  readonly cacheDir?: string;
 }
 
 /** The stat fields the ship layer uses (a full `Stats` is not kept: it costs four Dates per file). */
@@ -150,7 +155,7 @@ function isIgnored(levels: readonly Level[], rel: string, isDir: boolean): boole
 }
 
 /** Workspace packages linked into `<root>/node_modules` whose real folder is local code. */
-function workspaceLinks(root: string, out: WalkEntry[]): void {
+function workspaceLinks(root: string, out: WalkEntry[], isOwned: (real: string) => boolean): void {
   const nm = join(root, 'node_modules');
   const names: string[] = [];
   try {
@@ -173,7 +178,7 @@ function workspaceLinks(root: string, out: WalkEntry[]): void {
     } catch {
       continue;
     }
-    if (!isLocalPath(root, real) || real === root) continue;
+    if (!isLocalPath(root, real) || real === root || isOwned(real)) continue;
     const target = relative(dirname(abs), real).split(sep).join('/');
     out.push({ rel: `node_modules/${name}`, abs, kind: 'symlink', stat: fileStat(st), target });
   }
@@ -189,6 +194,8 @@ interface Listing {
   readonly listedAt: number;
   readonly names: string[];
   readonly dirs: boolean[];
+  /** The folder holds a valid CACHEDIR.TAG. */
+  readonly tagged: boolean;
   key: unknown[];
   decisions: Decision[];
 }
@@ -207,8 +214,19 @@ export function walkProject(root: string, options: WalkOptions = {}): WalkResult
   const forced = options.include?.length ? matcher([options.include.join('\n')]) : undefined;
   const userExclude = options.exclude?.length ? matcher([options.exclude.join('\n')]) : undefined;
   const seen = new Set<string>();
+  const owned = new Map(configuredCaches(options.cacheDir).map((o) => [o.dir, o.why] as const));
+  /** Root-relative paths of owned folders (what a symlink must not point into), with why. */
+  const ownedRels = new Map<string, string>();
+  for (const [dir, why] of owned) if (dir === root || isLocalPath(root, dir)) ownedRels.set(relative(root, dir).split(sep).join('/'), why);
+  const visited = new Set<string>();
+  const skipOwned = (dirRel: string, why: string): void => {
+    skipped.push({ rel: dirRel || '.', reason: `never ships: ${why}` });
+    ownedRels.set(dirRel, why);
+  };
 
   const visit = (dirAbs: string, dirRel: string, levels: Level[], dirIgnored: boolean): void => {
+    const mine = owned.get(dirAbs);
+    if (mine !== undefined) return skipOwned(dirRel, mine);
     let dirStat: Stats;
     try {
       dirStat = lstatSync(dirAbs);
@@ -227,10 +245,13 @@ export function walkProject(root: string, options: WalkOptions = {}): WalkResult
         return;
       }
       const names = dirents.filter((d) => !alwaysExcluded.has(d.name)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-      cached = { mtimeMs: dirStat.mtimeMs, ctimeMs: dirStat.ctimeMs, listedAt, names: names.map((d) => d.name), dirs: names.map((d) => d.isDirectory()), key: [], decisions: [] };
+      const tagged = names.some((d) => d.name === cacheTagName) && hasCacheTag(dirAbs);
+      cached = { mtimeMs: dirStat.mtimeMs, ctimeMs: dirStat.ctimeMs, listedAt, names: names.map((d) => d.name), dirs: names.map((d) => d.isDirectory()), tagged, key: [], decisions: [] };
       if (listings.size >= 200_000) listings.clear();
       listings.set(dirAbs, cached);
     }
+    if (cached.tagged) return skipOwned(dirRel, taggedWhy);
+    visited.add(dirAbs);
     let here = levels;
     const { names, dirs } = cached;
     if (names.includes('.gitignore') || names.includes(ignoreFileName)) {
@@ -303,9 +324,38 @@ export function walkProject(root: string, options: WalkOptions = {}): WalkResult
       continue;
     }
     if (!isLocalPath(root, real) || real === root) continue;
-    add(real, relative(root, real).split(sep).join('/'), true);
+    const rel = relative(root, real).split(sep).join('/');
+    const inOwned = ownedAncestor(dirname(real));
+    if (inOwned) {
+      if (!seen.has(rel)) skipped.push({ rel, reason: `never ships: inside '${inOwned.rel}', ${inOwned.why}` });
+      seen.add(rel);
+      continue;
+    }
+    add(real, rel, true);
   }
-  workspaceLinks(root, entries);
-  entries.sort((a, b) => comparePaths(a.rel, b.rel));
-  return { entries, skipped };
+  workspaceLinks(root, entries, (real) => ownedAncestor(real) !== undefined);
+  const kept = entries.filter((e) => {
+    if (e.kind !== 'symlink' || ownedRels.size === 0) return true;
+    const to = posix.normalize(posix.join(posix.dirname(e.rel), e.target!));
+    for (const [rel, why] of ownedRels) {
+      if (rel === '' || to === rel || to.startsWith(`${rel}/`)) {
+        skipped.push({ rel: e.rel, reason: `never ships: a symlink into '${rel || '.'}', ${why}` });
+        return false;
+      }
+    }
+    return true;
+  });
+  kept.sort((a, b) => comparePaths(a.rel, b.rel));
+  return { entries: kept, skipped };
+
+  /** The owned folder (between `dir` and the root, both included) that holds `dir`, if any. */
+  function ownedAncestor(dir: string): { rel: string; why: string } | undefined {
+    for (let d = dir; d === root || isLocalPath(root, d); d = dirname(d)) {
+      if (visited.has(d)) return undefined;
+      const why = ownedWhy(d, owned);
+      if (why !== undefined) return { rel: relative(root, d).split(sep).join('/') || '.', why };
+      if (d === root) return undefined;
+    }
+    return undefined;
+  }
 }
