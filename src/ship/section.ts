@@ -13,7 +13,8 @@ import { RawBytes } from '../codec/encode.ts';
 import type { ReduceContext, RestoreContext, Section } from '../codec/registry.ts';
 import { DecodeError, ShipError } from '../errors.ts';
 import { InlineBlobSource, ProjectBlobSource, type BlobSource } from './blob-source.ts';
-import { buildManifest, type ShipBuild } from './build.ts';
+import { buildManifest, type BuildOptions, type ShipBuild } from './build.ts';
+import { watchedBuild, type WatchOption } from './tree-watch.ts';
 import { blobHashes, hasTypeScript, manifestIdOf } from './manifest.ts';
 import { findProjectRoot, isLocalPath } from './root.ts';
 import { projectRoot } from '../modules/project-root.ts';
@@ -40,6 +41,11 @@ export interface ShipOptions {
   readonly onBuild?: (build: ShipBuild) => void;
   /** Cache folder of the stat cache (default: the user cache folder). */
   readonly cacheDir?: string;
+  /**
+   * Keep the tree watched between calls of `dumps` (default true): an unchanged call then costs no walk. false: the
+   * full check on every call. `{ maxFolders }` caps the folders watched (more: the full check, with one warning).
+   */
+  readonly watch?: WatchOption;
 }
 
 /** The section's data value. */
@@ -99,7 +105,15 @@ export function localModulePath(ctx: ReduceContext, file: string): string {
   return relative(root, real).split(sep).join('/');
 }
 
-function encodeShip(ctx: ReduceContext): ShipData | undefined {
+interface ShipInputs {
+  readonly opts: ShipOptions;
+  readonly root: string;
+  readonly refs: string[];
+  readonly build: BuildOptions & { readonly root: string; readonly extraFiles: string[]; readonly watch?: WatchOption };
+}
+
+/** What the section ships from, or undefined when the payload references no local module. */
+function shipInputs(ctx: ReduceContext): ShipInputs | undefined {
   if (ctx.options.ship === false) return undefined;
   const referenced = ctx.scratch.get(localModulesKey) as Set<string> | undefined;
   if (!referenced || referenced.size === 0) return undefined;
@@ -114,7 +128,14 @@ function encodeShip(ctx: ReduceContext): ShipData | undefined {
   });
   const extra = [...refs, ...(opts.extraFiles ?? []), ...(opts.loadedModules === false ? [] : localLoadedModules(root))];
   const cacheDir = opts.cacheDir ?? (typeof ctx.options.cacheDir === 'string' ? ctx.options.cacheDir : undefined);
-  let build = buildManifest({ ...opts, root, extraFiles: extra, cacheDir });
+  return { opts, root, refs, build: { ...opts, root, extraFiles: extra, cacheDir } };
+}
+
+/** Paths of each build, computed once per build object (an unchanged tree reuses its build). */
+const shippedPaths = new WeakMap<ShipBuild, Set<string>>();
+
+function finishShip(input: ShipInputs, build: ShipBuild, rebuild: () => ShipBuild): ShipData {
+  const { opts, refs } = input;
   let blobs: Map<string, Uint8Array> | undefined;
   if (opts.blobs !== 'none') {
     try {
@@ -122,11 +143,12 @@ function encodeShip(ctx: ReduceContext): ShipData | undefined {
     } catch (err) {
       // a file was edited between hashing and reading: build once more (a second edit race is reported)
       if (!(err instanceof ShipError && err.code === 'ERR_MP_SHIP_CHANGED')) throw err;
-      build = buildManifest({ ...opts, root, extraFiles: extra, cacheDir });
+      build = rebuild();
       blobs = new ProjectBlobSource(build).getSync(blobHashes(build.manifest));
     }
   }
-  const shipped = new Set(build.manifest.entries.map((e) => e.path));
+  let shipped = shippedPaths.get(build);
+  if (!shipped) shippedPaths.set(build, (shipped = new Set(build.manifest.entries.map((e) => e.path))));
   for (const file of refs) {
     const rel = relative(build.root, file).split(sep).join('/');
     if (shipped.has(rel)) continue;
@@ -138,6 +160,21 @@ function encodeShip(ctx: ReduceContext): ShipData | undefined {
   originRoots.set(build.id, build.root);
   if (!blobs) return { manifest: build.text, origin: originToken };
   return { manifest: build.text, origin: originToken, blobs: [...blobs].map(([h, b]) => [h, new RawBytes(b) as unknown as Uint8Array] as const) };
+}
+
+/** `dumpsSync`: the full check of the tree (a walk and a stat per file; the stat cache spares rehashing). */
+function encodeShip(ctx: ReduceContext): ShipData | undefined {
+  const input = shipInputs(ctx);
+  if (!input) return undefined;
+  return finishShip(input, buildManifest(input.build), () => buildManifest(input.build));
+}
+
+/** `dumps`: the watched tree (waits for pending file events, then costs what changed). */
+async function encodeShipAsync(ctx: ReduceContext): Promise<ShipData | undefined> {
+  const input = shipInputs(ctx);
+  if (!input) return undefined;
+  const build = await watchedBuild(input.build);
+  return finishShip(input, build, () => buildManifest(input.build));
 }
 
 function parseData(data: unknown): { manifest: string; inline: Map<string, Uint8Array>; origin: unknown } {
@@ -206,4 +243,4 @@ function decodeShip(data: unknown, ctx: RestoreContext): void | Promise<void> {
 }
 
 /** The `ship` section: rank 10, carries code. */
-export const shipSection: Section = { name: 'ship', rank: 10, code: true, encode: encodeShip, decode: decodeShip };
+export const shipSection: Section = { name: 'ship', rank: 10, code: true, encode: encodeShip, encodeAsync: encodeShipAsync, decode: decodeShip };

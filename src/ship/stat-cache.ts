@@ -143,6 +143,33 @@ export class StatCache {
     }
   }
 
+  /**
+   * Saves only what this build looked at (a build that re-walked some folders): the rows it recorded, and the paths
+   * it names as removed; every other row stays.
+   */
+  saveChanges(removed: readonly string[]): void {
+    const gone = removed.filter((k) => this.#rows.has(k));
+    if (this.#changed.size === 0 && gone.length === 0) return;
+    for (const [k, v] of this.#changed) this.#rows.set(k, v);
+    for (const k of gone) this.#rows.delete(k);
+    try {
+      mkdirSync(join(ensureCacheDir(this.#cacheDir), 'statcache'), { recursive: true });
+      if (this.#changed.size + gone.length <= maxLogRows && this.#logLines < maxLogLines) {
+        const line: LogLine = { set: Object.fromEntries(this.#changed), del: gone };
+        appendFileSync(`${this.file}.log`, `${JSON.stringify(line)}\n`);
+        memory.set(this.file, { rows: this.#rows, logLines: this.#logLines + 1 });
+        return;
+      }
+      memory.set(this.file, { rows: this.#rows, logLines: 0 });
+      const tmp = `${this.file}.${process.pid}.${Date.now()}.tmp`;
+      writeFileSync(tmp, JSON.stringify({ format: 1, entries: Object.fromEntries(this.#rows) } satisfies CacheFile));
+      renameSync(tmp, this.file);
+      rmSync(`${this.file}.log`, { force: true });
+    } catch {
+      memory.set(this.file, { rows: this.#rows, logLines: maxLogLines });
+    }
+  }
+
   /** Drops every in-memory copy (tests and benchmarks use this to measure a fresh process). */
   static clearMemory(): void {
     memory.clear();
