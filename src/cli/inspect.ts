@@ -31,6 +31,8 @@ export interface InspectReport {
   readonly modules: readonly { ref: string; namespace: boolean }[];
   readonly manifest?: {
     readonly id: string;
+    /** The payload names the version by id only: the receiver uses its copy or fetches the manifest from the sender. */
+    readonly byId?: boolean;
     readonly files: number;
     readonly symlinks: number;
     readonly totalBytes: number;
@@ -137,7 +139,11 @@ function moduleRef(m: unknown): string {
   }
 }
 
-function describeShip(data: { manifest?: unknown; blobs?: unknown }): InspectReport['manifest'] {
+function describeShip(data: { manifest?: unknown; blobs?: unknown; id?: unknown }): InspectReport['manifest'] {
+  if (data.manifest === undefined && typeof data.id === 'string') {
+    // the payload names its version by id: the manifest itself is fetched by the receiver
+    return { id: data.id, byId: true, files: 0, symlinks: 0, totalBytes: 0, largest: [], packages: {}, inlineBlobs: 0, inlineBlobBytes: 0 };
+  }
   const text = typeof data.manifest === 'string' ? data.manifest : '{}';
   let parsed: { files?: unknown[]; packages?: unknown[] } = {};
   try {
@@ -190,7 +196,8 @@ export function formatReport(r: InspectReport, name: string): string {
   }
   if (r.manifest) {
     const m = r.manifest;
-    out.push(`shipped tree: version ${m.id.slice(0, 16)}, ${m.files} files${m.symlinks ? ` + ${m.symlinks} symlinks` : ''}, ${m.totalBytes} bytes`);
+    if (m.byId) out.push(`shipped tree: version ${m.id.slice(0, 16)}, named by id (the receiver uses its copy, or fetches the manifest and the files it lacks from the sender)`);
+    else out.push(`shipped tree: version ${m.id.slice(0, 16)}, ${m.files} files${m.symlinks ? ` + ${m.symlinks} symlinks` : ''}, ${m.totalBytes} bytes`);
     for (const f of m.largest) out.push(`  ${String(f.size).padStart(10)}  ${f.path}`);
     const pk = Object.entries(m.packages);
     if (pk.length) out.push(`  packages the code imports: ${pk.map(([n, v]) => `${n}@${v}`).join(', ')}`);
