@@ -12,7 +12,7 @@ import { projectRoot } from '../modules/project-root.ts';
 import type { ExportRef, ModuleRef } from '../modules/module-ref.ts';
 import { currentInspection, functionInfo, liveScopes } from './function-info.ts';
 import type { FunctionLocation, ScopeSnapshot } from './inspector.ts';
-import { esmExportRef, isMainFile, ModuleValue, requireFunctionRef, wrapModuleValue } from './module-values.ts';
+import { esmExportRef, getterExportRef, isMainFile, ModuleValue, requireFunctionRef, wrapModuleValue } from './module-values.ts';
 import { ownKeysToKeep, shapeState, type ShapeState } from './class-parts.ts';
 import { arrowAtModuleLevel } from './this-context.ts';
 
@@ -112,7 +112,7 @@ export function travelsByReference(fn: Function, ctx: ReduceContext): boolean {
   const ref = findModuleValue(fn, root);
   if (ref && allowReference(ref, ctx)) return true;
   const info = functionInfo(fn);
-  const esmRef = esmExportRef(fn, info, liveScopes(info.firstInspection), root);
+  const esmRef = esmExportRef(fn, info, liveScopes(info.firstInspection), root) ?? getterExportRef(fn, info, root);
   return esmRef !== undefined && allowReference(esmRef, ctx);
 }
 
@@ -163,7 +163,7 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
   const required = requireFunctionRef(fn, info, scopes, root);
   // Only the file's place matters (createRequire on the receiver), the module itself is not loaded.
   if (required) return { t: 'require', module: required };
-  const esmRef = esmExportRef(fn, info, scopes, root);
+  const esmRef = esmExportRef(fn, info, scopes, root) ?? getterExportRef(fn, info, root);
   if (esmRef && allowReference(esmRef, ctx)) return encodeRef(esmRef, ctx);
   if (info.native) {
     const costly = findIntrinsic(fn);

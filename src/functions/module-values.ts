@@ -7,7 +7,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { Module as CjsModule } from 'node:module';
 import { EncodeError } from '../errors.ts';
 import type { ReduceContext } from '../codec/registry.ts';
-import { findModuleValue, isModuleNamespace, mainModuleFile, matchNamespace, esmModuleRef } from '../modules/module-index.ts';
+import { findModuleValue, isModuleNamespace, mainModuleFile, matchNamespace, esmModuleRef, resolveAccessorExports } from '../modules/module-index.ts';
+import { readGetterValue } from './getter-value.ts';
 import { esmExports } from '../modules/esm-exports.ts';
 import { locateModule, urlToPath } from '../modules/locate.ts';
 import type { ExportRef, ModuleRef } from '../modules/module-ref.ts';
@@ -120,3 +121,22 @@ export function requireFunctionRef(fn: Function, info: FunctionInfo, scopes: rea
   return undefined;
 }
 
+
+/**
+ * An export of a CommonJS module behind a getter (esbuild, tsc and Babel output) that holds this function: the
+ * getters of the function's own file are read without calling them (see `getter-value.ts`), once per file.
+ */
+export function getterExportRef(fn: Function, info: FunctionInfo, root: string): ExportRef | undefined {
+  const loc = info.location;
+  if (!loc || loc.isModule || !loc.url.startsWith('file:')) return undefined;
+  const file = urlToPath(loc.url);
+  if (!file) return undefined;
+  let name = '';
+  try {
+    name = typeof fn.name === 'string' ? fn.name : '';
+  } catch {
+    // a throwing `name` getter: no preferred export
+  }
+  resolveAccessorExports(file, root, (get) => readGetterValue(get), fn, name);
+  return findModuleValue(fn, root);
+}

@@ -31,8 +31,7 @@ const skipBuiltins = new Set(['sys', 'punycode', 'domain', 'constants', 'module'
 const builtinSet = new Set(builtinModules);
 
 /** A value exported through a getter: recorded, never read (a getter may warn, throw or do work). */
-export interface AccessorExport {
-  readonly holder: object;
+interface AccessorExport {
   readonly name: string;
   readonly get: Function;
   readonly module: ModuleRef;
@@ -74,37 +73,33 @@ function indexExports(s: IndexState, exportsObj: unknown, module: ModuleRef, dee
     if (!('value' in d)) {
       if (typeof d.get !== 'function') continue;
       // `fs.promises` is the `fs/promises` builtin: index that module instead of reading the getter.
-      if (module.kind === 'builtin') {
-        indexBuiltin(s, `${module.name}/${name}`, false);
-        continue;
-      }
-      if (file !== undefined) addAccessor(s, file, { holder: exportsObj, name, get: d.get, module });
-    }
-    let v: unknown;
-    try {
-      v = 'value' in d ? d.value : (exportsObj as Record<string, unknown>)[name];
-    } catch {
+      if (module.kind === 'builtin') indexBuiltin(s, `${module.name}/${name}`, false);
+      else if (file !== undefined) addAccessor(s, file, { name, get: d.get, module });
       continue;
     }
-    if (!isObjectLike(v) || s.values.has(v)) continue;
-    // Objects exported by packages/builtins (fs.promises, path.posix) go by reference; plain data of local
-    // modules goes by value, as cloudpickle does for module globals.
-    if (typeof v === 'function' || module.kind === 'builtin' || deep) {
-      s.values.set(v, { module, view: 'exports', path: [name] });
-      const proto = typeof v === 'function' ? dataValue(v, 'prototype') : undefined;
-      if (isObjectLike(proto)) {
-        // Methods of exported classes (EventEmitter.prototype.on), so `emitter.on` travels by reference.
-        for (const k2 of Object.getOwnPropertyNames(proto)) {
-          const m = dataValue(proto, k2);
-          if (typeof m === 'function' && k2 !== 'constructor' && !s.values.has(m)) s.values.set(m, { module, view: 'exports', path: [name, 'prototype', k2] });
-        }
-      }
-      if (module.kind === 'builtin' && typeof v === 'object') {
-        for (const k2 of Object.keys(v)) {
-          const v2 = dataValue(v, k2);
-          if (typeof v2 === 'function' && !s.values.has(v2)) s.values.set(v2, { module, view: 'exports', path: [name, k2] });
-        }
-      }
+    indexValue(s, d.value, module, name, deep);
+  }
+}
+
+/** Indexes one exported value (and the methods of an exported class). */
+function indexValue(s: IndexState, v: unknown, module: ModuleRef, name: string, deep: boolean): void {
+  if (!isObjectLike(v) || s.values.has(v)) return;
+  // Objects exported by packages/builtins (fs.promises, path.posix) go by reference; plain data of local
+  // modules goes by value, as cloudpickle does for module globals.
+  if (typeof v !== 'function' && module.kind !== 'builtin' && !deep) return;
+  s.values.set(v, { module, view: 'exports', path: [name] });
+  const proto = typeof v === 'function' ? dataValue(v, 'prototype') : undefined;
+  if (isObjectLike(proto)) {
+    // Methods of exported classes (EventEmitter.prototype.on), so `emitter.on` travels by reference.
+    for (const k2 of Object.getOwnPropertyNames(proto)) {
+      const m = dataValue(proto, k2);
+      if (typeof m === 'function' && k2 !== 'constructor' && !s.values.has(m)) s.values.set(m, { module, view: 'exports', path: [name, 'prototype', k2] });
+    }
+  }
+  if (module.kind === 'builtin' && typeof v === 'object') {
+    for (const k2 of Object.keys(v)) {
+      const v2 = dataValue(v, k2);
+      if (typeof v2 === 'function' && !s.values.has(v2)) s.values.set(v2, { module, view: 'exports', path: [name, k2] });
     }
   }
 }
@@ -156,6 +151,25 @@ function current(root: string): IndexState {
     refresh(state);
   }
   return state;
+}
+
+/**
+ * Indexes the getter exports of the module loaded from `file` whose value `read` can tell without calling the
+ * getter (see `getter-value.ts`), until `target` is indexed: the export named like it first (reading a getter
+ * costs an inspector round trip per scope), then the others. Each export is read once.
+ */
+export function resolveAccessorExports(file: string, root: string, read: (get: Function) => { value: unknown } | undefined, target: object, name: string): void {
+  const s = current(root);
+  const list = s.accessors.get(file);
+  if (!list || s.values.has(target)) return;
+  const named = list.findIndex((a) => a.name === name);
+  if (named > 0) list.unshift(...list.splice(named, 1));
+  while (list.length && !s.values.has(target)) {
+    const a = list.shift() as AccessorExport;
+    const got = read(a.get);
+    if (got) indexValue(s, got.value, a.module, a.name, a.module.kind === 'package');
+  }
+  if (!list.length) s.accessors.delete(file);
 }
 
 /** Indexes modules loaded since the last refresh (cheap when nothing changed). */
