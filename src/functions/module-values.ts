@@ -21,6 +21,9 @@ export class ModuleValue {
   constructor(readonly ref: ExportRef) {}
 }
 
+/** ES module namespaces identified from the loaded scripts (a module's namespace never changes its module). */
+const namespaceRefs = new WeakMap<object, ExportRef>();
+
 /** Replaces module objects (namespaces, `module.exports`, interop objects, package exports) with references. */
 export function wrapModuleValue(v: unknown, ctx: ReduceContext, root: string): unknown {
   if (typeof v !== 'object' || v === null) return v;
@@ -34,6 +37,7 @@ export function wrapModuleValue(v: unknown, ctx: ReduceContext, root: string): u
   }
   let ref = findModuleValue(v, root);
   if (ref && isMainFile(ref)) return v;
+  if (!ref && isModuleNamespace(v)) ref = namespaceRefs.get(v);
   if (!ref && isModuleNamespace(v)) {
     const candidates: { url: string; source: () => string }[] = [];
     const ids: string[] = [];
@@ -49,6 +53,7 @@ export function wrapModuleValue(v: unknown, ctx: ReduceContext, root: string): u
       throw new EncodeError('ERR_MP_UNKNOWN_MODULE', 'an ES module namespace was captured but its module could not be identified; import the names you need instead of `* as ns`', ctx.path() as never);
     }
     ref = { module: mod, view: 'exports', path: [] };
+    namespaceRefs.set(v, ref);
   }
   if (!ref) return v;
   recordModule(ctx, ref.module, ref.view === 'namespace');

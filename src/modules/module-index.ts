@@ -7,7 +7,9 @@ import { builtinModules, createRequire } from 'node:module';
 import { realpathSync } from 'node:fs';
 import { locateModule, urlToPath } from './locate.ts';
 import type { ExportRef, ModuleRef } from './module-ref.ts';
-import { esmExports } from './esm-exports.ts';
+import { esmExports, type EsmExports } from './esm-exports.ts';
+import { namespaceBindings, type ModuleGraph } from './esm-namespace.ts';
+import { pathToFileURL } from 'node:url';
 
 const require = createRequire(import.meta.url);
 
@@ -219,25 +221,95 @@ export function esmModuleRef(url: string, root: string): ModuleRef | undefined {
   return file ? locateModule(file, true, root) : undefined;
 }
 
+const extensions = ['.ts', '.mts', '.tsx', '.js', '.mjs', '.cts', '.cjs', '.jsx', '.json', '/index.ts', '/index.mts', '/index.tsx', '/index.js', '/index.mjs'];
+
+/** The loaded module graph: ES modules from their sources, CommonJS modules from the require cache. */
+function loadedGraph(candidates: Iterable<{ url: string; source: () => string }>): ModuleGraph & { urls: string[] } {
+  const sources = new Map<string, () => string>();
+  for (const c of candidates) sources.set(c.url, c.source);
+  const parsed = new Map<string, EsmExports | undefined>();
+  const cjsFile = (url: string): string | undefined => {
+    const file = url.startsWith('file:') ? urlToPath(url) : undefined;
+    return file !== undefined && require.cache[file] ? file : undefined;
+  };
+  const known = (url: string): boolean => sources.has(url) || cjsFile(url) !== undefined;
+  return {
+    urls: [...sources.keys()],
+    esm(url) {
+      if (!parsed.has(url)) parsed.set(url, sources.has(url) ? esmExports((sources.get(url) as () => string)()) : undefined);
+      return parsed.get(url);
+    },
+    cjs(url) {
+      const file = cjsFile(url);
+      const exp = file === undefined ? undefined : (require.cache[file]?.exports as unknown);
+      return isObjectLike(exp) ? Object.keys(exp) : undefined;
+    },
+    resolve(spec, from) {
+      let base: string | undefined;
+      if (spec.startsWith('./') || spec.startsWith('../') || spec.startsWith('/') || spec.startsWith('file:')) {
+        try {
+          base = new URL(spec, from).href;
+        } catch {
+          return undefined;
+        }
+      } else {
+        // A package or a subpath import: CommonJS resolution finds the file (ESM-only exports maps are not tried).
+        try {
+          const fromFile = urlToPath(from);
+          base = fromFile ? pathToFileURL(createRequire(fromFile).resolve(spec)).href : undefined;
+        } catch {
+          return undefined;
+        }
+      }
+      if (base === undefined) return undefined;
+      if (known(base)) return base;
+      // Loaders resolve what plain Node does not: no extension, a folder's index, `.js` naming a `.ts` file.
+      for (const ext of extensions) if (known(base + ext)) return base + ext;
+      const swapped = base.replace(/\.(m|c)?jsx?$/, (m) => m.replace('js', 'ts'));
+      return swapped !== base && known(swapped) ? swapped : undefined;
+    },
+  };
+}
+
+function sameBindings(a: ReadonlyMap<string, string>, b: ReadonlyMap<string, string>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, v] of a) if (b.get(k) !== v) return false;
+  return true;
+}
+
 /**
- * Matches an ES module namespace against loaded ES module scripts by export names.
- * `scripts` are candidates (url + source getter), tried in order; a unique match wins.
+ * Matches an ES module namespace against loaded ES module scripts: the module whose namespace, built from source
+ * as the spec does (re-exports and `export *` chains included), has exactly the namespace's export names. Modules
+ * whose namespaces are the same bindings under the same names are interchangeable (one of them wins); other ties
+ * are no match.
  */
 export function matchNamespace(ns: object, candidates: Iterable<{ url: string; source: () => string }>, root: string): ModuleRef | undefined {
   const keys = new Set(Object.keys(ns));
-  let found: ModuleRef | undefined;
-  for (const c of candidates) {
-    const exp = esmExports(c.source());
-    if (!exp || exp.names.has('*') || exp.names.size !== keys.size) continue;
+  const graph = loadedGraph(candidates);
+  let found: { ref: ModuleRef; bindings: ReadonlyMap<string, string> } | undefined;
+  for (const url of graph.urls) {
+    const exp = graph.esm(url);
+    if (!exp) continue;
+    // Cheap rejections first: a module's own export names are all in its namespace.
+    let own = 0;
+    let fits = true;
+    for (const n of exp.names) {
+      if (n === '*') continue;
+      own++;
+      if (!keys.has(n)) fits = false;
+    }
+    if (!fits || (exp.stars.length === 0 && own !== keys.size)) continue;
+    const bindings = namespaceBindings(graph, url);
+    if (!bindings || bindings.size !== keys.size) continue;
     let same = true;
-    for (const n of exp.names) if (!keys.has(n)) same = false;
+    for (const k of bindings.keys()) if (!keys.has(k)) same = false;
     if (!same) continue;
-    const ref = esmModuleRef(c.url, root);
+    const ref = esmModuleRef(url, root);
     if (!ref) continue;
-    if (found) return undefined;
-    found = ref;
+    if (!found) found = { ref, bindings };
+    else if (!sameBindings(found.bindings, bindings)) return undefined;
   }
-  return found;
+  return found?.ref;
 }
 
 let mainFile: string | null | undefined;
