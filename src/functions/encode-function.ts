@@ -250,6 +250,10 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
       const cases = ps.fields.map((f) => `case ${JSON.stringify(f)}: o.${f} = v; return;`).join(' ');
       edits.push({ start: ps.bodyEnd, end: ps.bodyEnd, text: ` static [Symbol.for('modulepickle.setPrivate')](o, n, v) { switch (n) { ${cases} } }` });
     }
+    if (ps.staticFields.length) {
+      const cases = ps.staticFields.map((f) => `case ${JSON.stringify(f)}: this.${f} = v; return;`).join(' ');
+      edits.push({ start: ps.bodyEnd, end: ps.bodyEnd, text: ` static [Symbol.for('modulepickle.setStaticPrivate')](n, v) { switch (n) { ${cases} } }` });
+    }
   }
   let expression = expr;
   for (const e of edits.sort((a, b) => b.start - a.start)) expression = expression.slice(0, e.start) + e.text + expression.slice(e.end);
