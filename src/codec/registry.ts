@@ -78,6 +78,9 @@ export interface Section {
 
 type AnyReducer = Reducer<object, unknown, unknown>;
 
+/** Bumped by every `registerSection` of any registry, so cached section lists (which include a parent's) go stale. */
+let sectionEpoch = 0;
+
 /** A set of reducers looked up by prototype, by predicate, and by object identity. */
 export class Registry {
   readonly #byProto = new Map<object, AnyReducer>();
@@ -86,6 +89,8 @@ export class Registry {
   readonly #byIdentity = new Map<object, AnyReducer>();
   readonly #sections = new Map<string, Section>();
   readonly #parent: Registry | undefined;
+  #sortedSections: readonly Section[] = [];
+  #sortedEpoch = -1;
 
   constructor(parent?: Registry) {
     this.#parent = parent;
@@ -120,14 +125,19 @@ export class Registry {
       throw new ModulePickleError('ERR_MP_REDUCER_EXISTS', `a section named '${section.name}' is already registered`);
     }
     this.#sections.set(section.name, section);
+    sectionEpoch++;
     return this;
   }
 
-  /** All sections (own and inherited), in ascending rank. */
+  /** All sections (own and inherited), in ascending rank (a fresh array; the sorted list is cached). */
   sections(): Section[] {
-    const all = new Map(this.#parent ? this.#parent.sections().map((s) => [s.name, s] as const) : []);
-    for (const [name, s] of this.#sections) all.set(name, s);
-    return [...all.values()].sort((a, b) => a.rank - b.rank);
+    if (this.#sortedEpoch !== sectionEpoch) {
+      const all = new Map(this.#parent ? this.#parent.sections().map((s) => [s.name, s] as const) : []);
+      for (const [name, s] of this.#sections) all.set(name, s);
+      this.#sortedSections = [...all.values()].sort((a, b) => a.rank - b.rank);
+      this.#sortedEpoch = sectionEpoch;
+    }
+    return this.#sortedSections.slice();
   }
 
   /** Reducer registered for this exact prototype, if any. */

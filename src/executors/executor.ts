@@ -27,6 +27,8 @@ export interface ExecutorOptions {
   readonly maxCodeVersions?: number;
   /** Recycle a worker once its resident memory exceeds this many MiB (default: no bound). */
   readonly maxMemoryMiB?: number;
+  /** Workers that fail their start this many times in a row break the executor (default 3). */
+  readonly maxStartFailures?: number;
   /** Where worker output goes (default: this process's stdout/stderr, each line prefixed with `[worker id]`). */
   readonly onLog?: LogHandler;
   /** Options for `dumps` of functions and arguments (e.g. `root`, `ship`). */
