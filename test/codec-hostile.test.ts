@@ -139,6 +139,13 @@ describe('nesting depth', () => {
     assert.doesNotThrow(() => loadsSync(bytes, { maxDepth: 1000 }));
     expectDecodeError(bytes, ['ERR_MP_TOO_DEEP'], { maxDepth: 100 });
   });
+  test('the decoder does not use the JS stack: 400,000 levels load at the default limit, also from a deep caller', () => {
+    const bytes = new Uint8Array([...H, ...nest(400_000)]);
+    const deepCaller = (n: number): unknown => (n === 0 ? loadsSync(bytes) : deepCaller(n - 1));
+    let v = deepCaller(5_000);
+    for (let i = 0; i < 400_000; i++) v = (v as unknown[])[0];
+    assert.equal(v, null);
+  });
 });
 
 // Crafted payloads, written tag by tag (src/codec/tags.ts). H is a data-only header with no sections.
@@ -215,8 +222,14 @@ const crafted: Crafted[] = [
   { name: 'URL that does not parse', body: reduce('URL', 0, ...str('not a url')), code: 'ERR_MP_BAD_VALUE' },
   { name: 'boxed String from an object', body: reduce('BoxedString', 0, T.T_OBJECT_SIMPLE, 0), code: 'ERR_MP_BAD_VALUE' },
   { name: 'Buffer from data that is not bytes', body: reduce('Buffer', 0, ...sparse(2 ** 28)), code: 'ERR_MP_BAD_VALUE' },
-  { name: 'nesting 100,000 deep (default maxDepth)', body: nest(100_000), code: 'ERR_MP_TOO_DEEP' },
-  { name: 'nesting 200,000 deep with maxDepth 10^9 (no stack overflow crash)', body: nest(200_000), code: 'ERR_MP_TOO_DEEP', options: { maxDepth: 1e9 } },
+  { name: 'nesting one level deeper than the default maxDepth (500,000)', body: nest(500_001), code: 'ERR_MP_TOO_DEEP' },
+  { name: 'nesting 100,001 deep with maxDepth 100,000', body: nest(100_001), code: 'ERR_MP_TOO_DEEP', options: { maxDepth: 100_000 } },
+  {
+    name: 'reducer arguments nested past maxDepth (Map state)',
+    body: reduce('Map', T.R_STATE, T.T_NULL, ...nest(2_000)),
+    code: 'ERR_MP_TOO_DEEP',
+    options: { maxDepth: 1_000 },
+  },
 ];
 
 describe('crafted payloads', () => {

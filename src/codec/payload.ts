@@ -71,13 +71,16 @@ function encodeBody(value: unknown, options: DumpOptions): Encoder {
   try {
     enc.value(value);
   } catch (e) {
-    // The stack ran out before maxDepth did (a deep caller or a large maxDepth): unwound, report it typed.
+    // The stack ran out (a reducer that recurses on its own): unwound, report it typed.
     if (e instanceof RangeError && e.message.includes('call stack')) {
       throw new EncodeError('ERR_MP_TOO_DEEP', 'value nests too deeply for the call stack; flatten it or lower maxDepth', enc.path(), { cause: e });
     }
     // The path stack was not unwound by the throw, so it still names where the error happened.
     if (e instanceof EncodeError) {
-      e.path.unshift(...enc.path());
+      // No spread: a path can be a million steps long.
+      const tail = e.path.splice(0);
+      for (const seg of enc.path()) e.path.push(seg);
+      for (const seg of tail) e.path.push(seg);
       e.refreshMessage();
     }
     throw e;
