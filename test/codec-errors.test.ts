@@ -143,7 +143,20 @@ const limits: Row[] = [
   {
     name: 'detached ArrayBuffer',
     make: () => { const ab = new ArrayBuffer(8); structuredClone(ab, { transfer: [ab] }); return { value: ab }; },
-    code: 'ERR_MP_REDUCER_FAILED',
+    code: 'ERR_MP_UNSUPPORTED_TYPE',
+  },
+  {
+    name: 'view of a detached ArrayBuffer',
+    make: () => { const ab = new ArrayBuffer(8); const v = new Uint8Array(ab); structuredClone(ab, { transfer: [ab] }); return { value: v }; },
+    code: 'ERR_MP_UNSUPPORTED_TYPE',
+  },
+  {
+    name: 'view that may track the length of a growable SharedArrayBuffer',
+    make: () => {
+      const sab = new (SharedArrayBuffer as unknown as new (n: number, o: object) => SharedArrayBuffer)(8, { maxByteLength: 16 });
+      return { value: new Uint8Array(sab) };
+    },
+    code: 'ERR_MP_UNSUPPORTED_TYPE',
   },
 ];
 

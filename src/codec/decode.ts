@@ -3,6 +3,7 @@
  * The walk is iterative (an explicit stack of frames), so a deep payload meets `maxDepth`, never the JS stack.
  */
 import { DecodeError, ModulePickleError } from '../errors.ts';
+import { readTable, type LoadedTable } from './buffers.ts';
 import { DEFAULT_MAX_DEPTH } from './encode.ts';
 import { ByteReader } from './reader.ts';
 import type { Reducer, Registry, RestoreContext } from './registry.ts';
@@ -82,6 +83,7 @@ export class Decoder implements RestoreContext {
   readonly #strings: string[] = [];
   readonly #frames: Frame[] = [];
   #top = 0;
+  #table: LoadedTable | undefined;
 
   constructor(r: ByteReader, registry: Registry, options: LoadOptions) {
     this.r = r;
@@ -91,8 +93,13 @@ export class Decoder implements RestoreContext {
     this.#maxDepth = options.maxDepth ?? DEFAULT_MAX_DEPTH;
   }
 
-  /** Decodes one complete value. */
+  /** Decodes one complete value (a value stream may start with the buffer table). */
   value(): unknown {
+    const r: ByteReader = this.r;
+    if (this.#top === 0 && this.#table === undefined && r.pos < r.end && r.buf[r.pos] === T.T_TABLE) {
+      r.pos++;
+      this.#table = readTable(r);
+    }
     const base = this.#top;
     const v = this.#read();
     return v === OPEN ? this.#run(base) : v;
@@ -197,6 +204,17 @@ export class Decoder implements RestoreContext {
       }
       case T.T_ARRAY:
         return this.#beginArray(at);
+      case T.T_VIEW:
+      case T.T_BUFFER: {
+        const i = r.varint();
+        const t = this.#table;
+        const count = t === undefined ? 0 : tag === T.T_VIEW ? t.viewCount : t.buffers.length;
+        if (i >= count) r.fail('ERR_MP_BAD_REF', `${tag === T.T_VIEW ? 'view' : 'buffer'} #${i} is not in the payload's buffer table`, at);
+        const v = tag === T.T_VIEW ? this.#restoring(at, 'creating a view', () => t!.view(i)) : t!.buffers[i]!;
+        this.#objs.push(v);
+        this.#push(D_PROPS, v, at);
+        return OPEN;
+      }
       case T.T_REDUCE: {
         const flags = r.u8();
         const f = this.#push(D_REDUCE, Object.prototype, at);

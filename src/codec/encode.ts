@@ -5,6 +5,8 @@
  */
 import { types } from 'node:util';
 import { EncodeError, ModulePickleError, type PathSegment } from '../errors.ts';
+import { BufferTable, viewParts, viewProtos } from './buffers.ts';
+import { namedKeys } from './named-keys.ts';
 import { reduceSymbol, type Reducer, type ReduceContext, type ReducerOverride, type Reduction, type Registry } from './registry.ts';
 import { hiddenStateClass, refusal } from './refuse.ts';
 import { wellKnownSymbolNames } from './symbols.ts';
@@ -95,6 +97,8 @@ export class Encoder implements ReduceContext {
   readonly scratch = new Map<unknown, unknown>();
   readonly options: DumpOptions;
   readonly registry: Registry;
+  /** Every buffer and view the value reaches; written before the value (see buffers.ts). */
+  readonly buffers = new BufferTable();
   hasCode = false;
   readonly #memo = new Map<unknown, number>();
   #nextId = 0;
@@ -123,6 +127,15 @@ export class Encoder implements ReduceContext {
   /** Encodes one complete value. */
   value(v: unknown): void {
     if (this.#child(v, '')) this.#run();
+  }
+
+  /** The value stream of a sub-encoder (section data): the buffer table, if any, then the value. */
+  stream(): Uint8Array {
+    const value = this.w.result();
+    if (this.buffers.empty) return value;
+    const out = Buffer.allocUnsafe(this.buffers.byteSize() + value.length);
+    out.set(value, this.buffers.write(out, 0));
+    return out;
   }
 
   /** Writes a primitive, or begins an object: returns true when a frame was pushed for its children. */
@@ -450,9 +463,13 @@ export class Encoder implements ReduceContext {
       if (r) return this.#reduceWith(v, r, null);
       throw new EncodeError('ERR_MP_NO_FUNCTION_LAYER', `function ${(v as { name?: string }).name || '(anonymous)'} cannot be pickled: no function layer is registered`);
     }
-    if (proto === null && !types.isModuleNamespaceObject(v)) return this.#plainObject(v, null);
+    const view = types.isArrayBufferView(v);
+    const binary = view || types.isAnyArrayBuffer(v);
+    if (proto === null && !binary && !types.isModuleNamespaceObject(v)) return this.#plainObject(v, null);
     const exact = proto === null ? undefined : this.registry.byPrototype(proto);
     if (exact) return this.#reduceWith(v, exact, null);
+    if (view) return this.#view(v as ArrayBufferView, proto);
+    if (binary) return this.#buffer(v as ArrayBufferLike, proto);
     // Refusals come before matchers: a broad matcher (the class layer's "any instance") must not
     // pickle a socket or a WeakMap field by field. register() and reducerOverride still take precedence.
     const refused = refusal(v);
@@ -484,6 +501,38 @@ export class Encoder implements ReduceContext {
       if (e instanceof ModulePickleError) throw e;
       throw new EncodeError('ERR_MP_REDUCER_FAILED', `${what} threw: ${(e as Error)?.message ?? String(e)}`, [], { cause: e });
     }
+  }
+
+  /** A TypedArray, DataView or Buffer: its record in the buffer table, then its own non-index properties. */
+  #view(v: ArrayBufferView, proto: object | null): void {
+    const p = viewParts(v, proto);
+    const index = this.buffers.addView(v, p);
+    this.#memo.set(v, this.#nextId++);
+    this.w.u8(T.T_VIEW);
+    this.w.varint(index);
+    const keys: (string | symbol)[] = p.kind === T.V_DATAVIEW ? getOwnPropertyNames(v) : namedKeys(v, p.length, false);
+    this.#binaryTail(v, proto === viewProtos[p.kind] ? null : proto, keys);
+  }
+
+  /** An ArrayBuffer or SharedArrayBuffer reached directly: it travels whole. */
+  #buffer(v: ArrayBufferLike, proto: object | null): void {
+    const slot = this.buffers.addBuffer(v);
+    this.#memo.set(v, this.#nextId++);
+    this.w.u8(T.T_BUFFER);
+    this.w.varint(slot);
+    const standard = types.isSharedArrayBuffer(v) ? SharedArrayBuffer.prototype : ArrayBuffer.prototype;
+    this.#binaryTail(v, proto === standard ? null : proto, getOwnPropertyNames(v));
+  }
+
+  /** The tail of binary data: two zero bytes in the common case of no own properties. */
+  #binaryTail(v: object, proto: object | null, keys: (string | symbol)[]): void {
+    for (const s of getOwnPropertySymbols(v)) keys.push(s);
+    if (keys.length === 0 && proto === null && isExtensible(v) && getPrototypeOf(v) !== null) {
+      this.w.u8(0);
+      this.w.u8(0);
+      return;
+    }
+    this.#tailFrame(this.#push(F_PROPS, v), v, proto, keys, keys.map((k) => getOwnPropertyDescriptor(v, k)!), 0);
   }
 
   /** A dense array of known-plain values. */
