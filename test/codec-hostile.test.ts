@@ -43,7 +43,7 @@ describe('header', () => {
     { name: 'wrong magic', bytes: concat([0x58], body.subarray(1)), codes: ['ERR_MP_BAD_MAGIC'] },
     { name: 'JSON text', bytes: Buffer.from('{"a":1}'), codes: ['ERR_MP_BAD_MAGIC'] },
     { name: 'v8.serialize output', bytes: Buffer.from([0xff, 0x0f, 0x6f, 0x7b, 0x00]), codes: ['ERR_MP_BAD_MAGIC'] },
-    ...[0, 1, 3, 9, 255].map((v) => ({ name: `format version ${v}`, bytes: concat(body.subarray(0, 3), [v], body.subarray(4)), codes: ['ERR_MP_BAD_VERSION'] })),
+    ...[0, 1, T.FORMAT_VERSION - 1, T.FORMAT_VERSION + 1, 255].map((v) => ({ name: `format version ${v}`, bytes: concat(body.subarray(0, 3), [v], body.subarray(4)), codes: ['ERR_MP_BAD_VERSION'] })),
     { name: 'trailing bytes', bytes: concat(body, [0]), codes: ['ERR_MP_TRAILING_BYTES'] },
     { name: 'a payload twice', bytes: concat(body, body), codes: ['ERR_MP_TRAILING_BYTES'] },
   ];
@@ -219,6 +219,11 @@ const crafted: Crafted[] = [
   { name: 'URL from a sparse array', body: reduce('URL', 0, ...sparse(2 ** 28)), code: 'ERR_MP_BAD_VALUE' },
   { name: 'URL that does not parse', body: reduce('URL', 0, ...str('not a url')), code: 'ERR_MP_BAD_VALUE' },
   { name: 'boxed String from an object', body: reduce('BoxedString', 0, T.T_OBJECT_SIMPLE, 0), code: 'ERR_MP_BAD_VALUE' },
+  { name: 'object of a shape never defined', body: [T.T_SHAPE, 0, T.T_NULL], code: 'ERR_MP_BAD_REF' },
+  { name: 'object of shape #2 when one is defined', body: dense([T.T_SHAPE_DEF, 1, ...str('a'), T.T_NULL], [T.T_SHAPE, 2, T.T_NULL]), code: 'ERR_MP_BAD_REF' },
+  { name: 'shape definition with 2^40 keys', body: [T.T_SHAPE_DEF, ...varint(2 ** 40)], code: 'ERR_MP_BAD_LENGTH' },
+  { name: 'shape definition with a number as a key', body: [T.T_SHAPE_DEF, 1, T.T_FIXINT + 1, T.T_NULL], code: 'ERR_MP_BAD_VALUE' },
+  { name: 'shaped object cut short', body: dense([T.T_SHAPE_DEF, 2, ...str('a'), ...str('b'), T.T_NULL, T.T_NULL], [T.T_SHAPE, 0, T.T_NULL]), code: 'ERR_MP_TRUNCATED' },
   // The buffer table: views and buffers reference it, and every record in it is checked before anything is made.
   { name: 'view with no buffer table', body: [T.T_VIEW, 0, 0, 0], code: 'ERR_MP_BAD_REF' },
   { name: 'buffer with no buffer table', body: [T.T_BUFFER, 0, 0, 0], code: 'ERR_MP_BAD_REF' },
@@ -261,6 +266,7 @@ describe('crafted payloads', () => {
     });
   }
   test('the crafting helpers make valid payloads', () => {
+    assert.deepEqual(loadsSync(new Uint8Array([...H, ...dense([T.T_SHAPE_DEF, 2, ...str('a'), ...str('b'), ...int(1), ...int(2)], [T.T_SHAPE, 0, ...int(3), ...int(4)])])), [{ a: 1, b: 2 }, { a: 3, b: 4 }]);
     const views = loadsSync(new Uint8Array([...H, ...table([buf(16)], [view(1, 0, 0, 4, 2), view(8, 0, 0, 8, 1)]), ...dense([T.T_VIEW, 0, 0, 0], [T.T_VIEW, 1, 0, 0], [T.T_BUFFER, 0, 0, 0])])) as [Uint8Array, Float64Array, ArrayBuffer];
     assert.deepEqual([views[0].byteOffset, views[0].length, views[1].byteOffset], [4, 2, 8]);
     assert.ok(views[0].buffer === views[2] && views[1].buffer === views[2]);

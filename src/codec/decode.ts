@@ -40,6 +40,7 @@ const D_SIMPLE = 1;
 const D_PROPS = 2;
 const D_INDICES = 3;
 const D_REDUCE = 4;
+const D_SHAPE = 5;
 
 // What the value a frame waits for is: D_PROPS / D_INDICES / D_REDUCE.
 const W_PROTO = 1;
@@ -62,6 +63,7 @@ class Frame {
   flags = 0;
   attrs = false;
   key: string | symbol = '';
+  keys: (string | symbol)[] = [];
   attr = 0;
   getter: unknown = undefined;
   last = -1;
@@ -81,6 +83,7 @@ export class Decoder implements RestoreContext {
   readonly #maxDepth: number;
   readonly #objs: unknown[] = [];
   readonly #strings: string[] = [];
+  readonly #shapes: (string | symbol)[][] = [];
   readonly #frames: Frame[] = [];
   #top = 0;
   #table: LoadedTable | undefined;
@@ -188,6 +191,29 @@ export class Decoder implements RestoreContext {
         this.#push(D_SIMPLE, obj, at).n = n;
         return OPEN;
       }
+      case T.T_SHAPE_DEF: {
+        const obj = {};
+        this.#objs.push(obj);
+        const n = r.count(2);
+        const keys: (string | symbol)[] = new Array(n);
+        for (let i = 0; i < n; i++) keys[i] = this.key();
+        this.#shapes.push(keys);
+        const f = this.#push(D_SHAPE, obj, at);
+        f.keys = keys;
+        f.n = n;
+        return OPEN;
+      }
+      case T.T_SHAPE: {
+        const id = r.varint();
+        const keys = this.#shapes[id];
+        if (keys === undefined) r.fail('ERR_MP_BAD_REF', `object of shape #${id}, which is not defined`, at);
+        const obj = {};
+        this.#objs.push(obj);
+        const f = this.#push(D_SHAPE, obj, at);
+        f.keys = keys;
+        f.n = keys.length;
+        return OPEN;
+      }
       case T.T_OBJECT: {
         const obj = {};
         this.#objs.push(obj);
@@ -281,6 +307,19 @@ export class Decoder implements RestoreContext {
             f.key = k;
             return OPEN;
           }
+          assign(obj, k, v);
+        }
+        return obj;
+      }
+      case D_SHAPE: {
+        const obj = f.obj as Record<string | symbol, unknown>;
+        const keys = f.keys;
+        if (incoming !== NONE) assign(obj, keys[f.i - 1]!, incoming);
+        const n = f.n;
+        while (f.i < n) {
+          const k = keys[f.i++]!;
+          const v = this.#read();
+          if (v === OPEN) return OPEN;
           assign(obj, k, v);
         }
         return obj;

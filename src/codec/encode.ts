@@ -6,7 +6,7 @@
 import { types } from 'node:util';
 import { EncodeError, ModulePickleError, type PathSegment } from '../errors.ts';
 import { BufferTable, viewParts, viewProtos } from './buffers.ts';
-import { namedKeys } from './named-keys.ts';
+import { NAMED_KEYS_THRESHOLD, namedKeys } from './named-keys.ts';
 import { reduceSymbol, type Reducer, type ReduceContext, type ReducerOverride, type Reduction, type Registry } from './registry.ts';
 import { hiddenStateClass, refusal } from './refuse.ts';
 import { wellKnownSymbolNames } from './symbols.ts';
@@ -67,6 +67,10 @@ const F_PROPS = 2; // object flags, [prototype], then keys[i] with descriptors v
 const F_INDICES = 3; // a sparse or attributed array's present indices, then its tail
 const F_REDUCE = 4; // a registered reducer's args, state, then (maybe) the tail
 const F_RESTORE = 5; // a restore function, its args, then state
+const F_SHAPE = 6; // vals[i] with path segment keys[i] (an object whose keys its shape gives)
+
+/** Shapes kept per first key: beyond this, objects of new key lists under that first key write their keys inline. */
+const SHAPES_PER_KEY = 8;
 
 const CTOR_SEG: PathSegment = { label: '.constructor' };
 const EMPTY: never[] = [];
@@ -103,6 +107,11 @@ export class Encoder implements ReduceContext {
   readonly #memo = new Map<unknown, number>();
   #nextId = 0;
   readonly #strings = new Map<string, number>();
+  /** Key lists of simple objects seen so far, by first key; a shape's id is its index in definition order. */
+  readonly #shapes = new Map<string | symbol, { keys: (string | symbol)[]; id: number }[]>();
+  #shapeCount = 0;
+  /** Whether something put a `[reduceSymbol]` on Object.prototype (then every plain object must be asked). */
+  readonly #inheritedReduce = typeof (ObjectProto as Record<symbol, unknown>)[reduceSymbol] === 'function';
   readonly #pendingArgs = new Set<object>();
   readonly #override: ReducerOverride | undefined;
   readonly #hasIdentities: boolean;
@@ -222,6 +231,18 @@ export class Encoder implements ReduceContext {
           const v = vals[i];
           f.i = ++i;
           if (this.#child(v, k)) return false;
+        }
+        return true;
+      }
+      case F_SHAPE: {
+        const keys = f.keys;
+        const vals = f.vals;
+        const n = f.n;
+        let i = f.i;
+        while (i < n) {
+          const v = vals[i];
+          f.i = ++i;
+          if (this.#child(v, keys[i - 1]!)) return false;
         }
         return true;
       }
@@ -440,7 +461,7 @@ export class Encoder implements ReduceContext {
     const isFn = typeof v === 'function';
     const proto = isFn ? null : getPrototypeOf(v);
     if (proto === ObjectProto) {
-      if (typeof (v as Record<symbol, unknown>)[reduceSymbol] !== 'function') return this.#plainObject(v, null);
+      if (this.#plain(v)) return;
     } else if (proto === ArrayProto && Array.isArray(v)) {
       return this.#array(v as unknown[], null);
     }
@@ -539,38 +560,119 @@ export class Encoder implements ReduceContext {
   #values(obj: object, items: unknown[]): void {
     this.w.u8(T.T_ARRAY_DENSE);
     this.w.varint(items.length);
-    if (items.length === 0) return;
-    const f = this.#push(F_VALUES, obj);
-    f.vals = items;
-    f.n = items.length;
+    this.#children(F_VALUES, obj, EMPTY, items);
   }
 
-  /** Plain objects, null-prototype objects and instances (proto given). */
-  #plainObject(v: object, proto: object | null): void {
+  /**
+   * Writes `vals` (children of `obj`): the leading primitives at once, and a frame for the rest only when an
+   * object comes (most small objects and arrays are all primitives, so they never need a frame).
+   */
+  #children(kind: number, obj: object, keys: (string | symbol)[], vals: unknown[]): void {
+    const n = vals.length;
+    let i = 0;
+    for (; i < n; i++) {
+      const v = vals[i];
+      if ((typeof v === 'object' && v !== null) || typeof v === 'function') break;
+      this.#child(v, '');
+    }
+    if (i === n) return;
+    const f = this.#push(kind, obj);
+    f.keys = keys;
+    f.vals = vals;
+    f.n = n;
+    f.i = i;
+  }
+
+  /**
+   * An object whose prototype is Object.prototype: proven plain with one descriptor read per property, then
+   * written by shape. Returns false (nothing written) when it has a `[reduceSymbol]` method.
+   */
+  #plain(v: object): boolean {
+    const names = getOwnPropertyNames(v);
+    const symbols = getOwnPropertySymbols(v);
+    if ((symbols.length !== 0 || this.#inheritedReduce) && typeof (v as Record<symbol, unknown>)[reduceSymbol] === 'function') return false;
     this.#memo.set(v, this.#nextId++);
-    const keys = ownKeys(v);
+    const keys: (string | symbol)[] = symbols.length === 0 ? names : [...names, ...symbols];
     const n = keys.length;
-    const descs: PropertyDescriptor[] = new Array(n);
-    let simple = proto === null && getPrototypeOf(v) !== null && isExtensible(v);
+    if (!isExtensible(v)) return this.#general(v, null, keys), true;
+    const vals: unknown[] = new Array(n);
     for (let i = 0; i < n; i++) {
       const d = getOwnPropertyDescriptor(v, keys[i]!)!;
-      descs[i] = d;
-      if (simple && !isDefault(d)) simple = false;
+      if (d.writable !== true || d.enumerable !== true || d.configurable !== true) return this.#general(v, null, keys), true;
+      vals[i] = d.value;
     }
-    if (simple) {
-      this.w.u8(T.T_OBJECT_SIMPLE);
-      this.w.varint(n);
-      if (n === 0) return;
-      const vals: unknown[] = new Array(n);
-      for (let i = 0; i < n; i++) vals[i] = descs[i]!.value;
+    const w = this.w;
+    if (n === 0) {
+      w.u8(T.T_OBJECT_SIMPLE);
+      w.u8(0);
+      return true;
+    }
+    const first = keys[0]!;
+    let list = this.#shapes.get(first);
+    if (list !== undefined) {
+      for (let s = 0; s < list.length; s++) {
+        const shape = list[s]!;
+        const sk = shape.keys;
+        if (sk.length !== n) continue;
+        let i = 1;
+        while (i < n && sk[i] === keys[i]) i++;
+        if (i < n) continue;
+        w.u8(T.T_SHAPE);
+        w.varint(shape.id);
+        this.#children(F_SHAPE, v, sk, vals);
+        return true;
+      }
+    }
+    if (list === undefined) this.#shapes.set(first, (list = []));
+    if (list.length >= SHAPES_PER_KEY) {
+      w.u8(T.T_OBJECT_SIMPLE);
+      w.varint(n);
       const f = this.#push(F_ENTRIES, v);
       f.keys = keys;
       f.vals = vals;
       f.n = n;
-      return;
+      return true;
     }
+    list.push({ keys, id: this.#shapeCount++ });
+    // A shape definition lists its keys first, then its values.
+    w.u8(T.T_SHAPE_DEF);
+    w.varint(n);
+    for (let i = 0; i < n; i++) this.key(keys[i]!);
+    this.#children(F_SHAPE, v, keys, vals);
+    return true;
+  }
+
+  /** Null-prototype objects and instances (proto given): simple when they can be, else the general form. */
+  #plainObject(v: object, proto: object | null): void {
+    this.#memo.set(v, this.#nextId++);
+    const keys = ownKeys(v);
+    const n = keys.length;
+    if (proto === null && getPrototypeOf(v) !== null && isExtensible(v)) {
+      const vals: unknown[] = new Array(n);
+      let i = 0;
+      for (; i < n; i++) {
+        const d = getOwnPropertyDescriptor(v, keys[i]!)!;
+        if (!isDefault(d)) break;
+        vals[i] = d.value;
+      }
+      if (i === n) {
+        this.w.u8(T.T_OBJECT_SIMPLE);
+        this.w.varint(n);
+        if (n === 0) return;
+        const f = this.#push(F_ENTRIES, v);
+        f.keys = keys;
+        f.vals = vals;
+        f.n = n;
+        return;
+      }
+    }
+    this.#general(v, proto, keys);
+  }
+
+  /** T_OBJECT: flags, [prototype], properties with attributes. */
+  #general(v: object, proto: object | null, keys: (string | symbol)[]): void {
     this.w.u8(T.T_OBJECT);
-    this.#tailFrame(this.#push(F_PROPS, v), v, proto, keys, descs, 0);
+    this.#tailFrame(this.#push(F_PROPS, v), v, proto, keys, keys.map((k) => getOwnPropertyDescriptor(v, k)!), 0);
   }
 
   /**
@@ -609,26 +711,32 @@ export class Encoder implements ReduceContext {
   #array(v: unknown[], proto: object | null): void {
     this.#memo.set(v, this.#nextId++);
     const len = v.length;
-    const keys = ownKeys(v);
     const w = this.w;
     const lengthDesc = getOwnPropertyDescriptor(v, 'length')!;
-    if (proto === null && keys.length === len + 1 && lengthDesc.writable && isExtensible(v)) {
-      // Dense form only when every element is a plain data property: reading v[i] would run a getter
-      // and drop attributes (an extensible array may still have a non-enumerable or accessor element).
-      let values: unknown[] | undefined = new Array(len);
-      for (let i = 0; i < len; i++) {
-        const d = getOwnPropertyDescriptor(v, i)!;
-        if (!isDefault(d)) {
-          values = undefined;
-          break;
+    if (proto === null && lengthDesc.writable && isExtensible(v)) {
+      // Dense form only when there is no other own property and every element is a plain data property:
+      // reading v[i] would run a getter and drop attributes (an extensible array may still have a
+      // non-enumerable or accessor element). A hole shows as a missing descriptor.
+      const plainKeys = len <= NAMED_KEYS_THRESHOLD
+        ? Reflect.ownKeys(v).length === len + 1
+        : namedKeys(v, len, true).length === 1 && getOwnPropertySymbols(v).length === 0;
+      if (plainKeys) {
+        let values: unknown[] | undefined = new Array(len);
+        for (let i = 0; i < len; i++) {
+          const d = getOwnPropertyDescriptor(v, i);
+          if (d === undefined || d.writable !== true || d.enumerable !== true || d.configurable !== true) {
+            values = undefined;
+            break;
+          }
+          values[i] = d.value;
         }
-        values[i] = d.value;
-      }
-      if (values !== undefined) {
-        this.#values(v, values);
-        return;
+        if (values !== undefined) {
+          this.#values(v, values);
+          return;
+        }
       }
     }
+    const keys = ownKeys(v);
     // General form: the present indices, then the other own properties.
     const lengthAt = keys.indexOf('length');
     const indexDescs = keys.slice(0, lengthAt).map((k) => getOwnPropertyDescriptor(v, k)!);

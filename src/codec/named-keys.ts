@@ -34,7 +34,7 @@ function connect(): Post | null {
       if (out === undefined) throw new Error('inspector call did not complete synchronously');
       return out;
     };
-    const probe = namedKeysVia(call, holder, Object.assign([1], { x: 1 }));
+    const probe = namedKeysVia(call, holder, Object.assign(new Uint8Array(1), { x: 1 }));
     if (probe.length !== 1 || probe[0] !== 'x') throw new Error('inspector did not list named keys');
     return (method, params) => call(method, params);
   } catch {

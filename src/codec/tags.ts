@@ -2,8 +2,11 @@
 
 /** `MPK` + format version + flags. */
 export const MAGIC = [0x4d, 0x50, 0x4b] as const;
-/** 2: binary data as a buffer table (views keep their buffer, offset and sharing; extra properties on views). */
-export const FORMAT_VERSION = 2;
+/**
+ * 2: binary data as a buffer table (views keep their buffer, offset and sharing; extra properties on views).
+ * 3: shapes (plain objects with a key list seen before name it), and every well-formed string up to 63 UTF-8 bytes is a FIXSTR.
+ */
+export const FORMAT_VERSION = 3;
 export const HEADER_SIZE = 5;
 /** Header flag: the payload carries code (functions, classes, module references or shipped files). */
 export const HEADER_HAS_CODE = 0x01;
@@ -27,6 +30,8 @@ export const T_OBJECT_SIMPLE = 0x10; // plain extensible object, data properties
 export const T_OBJECT = 0x11; // object flags + [proto] + property list
 export const T_ARRAY_DENSE = 0x12; // plain array without holes or extra properties
 export const T_ARRAY = 0x13; // length + object flags + [proto] + (index, value) pairs + property list
+export const T_SHAPE_DEF = 0x14; // simple object that defines shape #k (k = shapes so far): varint n, n keys, n values
+export const T_SHAPE = 0x15; // simple object of shape #k: varint k, then its n values
 export const T_BYTES = 0x16; // raw bytes (not memoized), decoded as an owning Uint8Array
 export const T_REDUCE = 0x17; // reduce flags + reducer name | restore function + args + [proto] + [state] + [props]
 export const T_BUFFER = 0x18; // memoized ArrayBuffer/SharedArrayBuffer: varint slot in the buffer table + object tail
