@@ -76,8 +76,8 @@ class Frame {
 
 export class Decoder implements RestoreContext {
   readonly r: ByteReader;
-  readonly scratch = new Map<unknown, unknown>();
   readonly options: LoadOptions;
+  #scratch: Map<unknown, unknown> | undefined;
   readonly #registry: Registry;
   readonly #allowCode: boolean;
   readonly #maxDepth: number;
@@ -94,6 +94,10 @@ export class Decoder implements RestoreContext {
     this.options = options;
     this.#allowCode = options.code !== false;
     this.#maxDepth = options.maxDepth ?? DEFAULT_MAX_DEPTH;
+  }
+
+  get scratch(): Map<unknown, unknown> {
+    return (this.#scratch ??= new Map());
   }
 
   /** Decodes one complete value (a value stream may start with the buffer table). */

@@ -98,11 +98,10 @@ class Frame {
 
 export class Encoder implements ReduceContext {
   readonly w = new ByteWriter();
-  readonly scratch = new Map<unknown, unknown>();
   readonly options: DumpOptions;
   readonly registry: Registry;
-  /** Every buffer and view the value reaches; written before the value (see buffers.ts). */
-  readonly buffers = new BufferTable();
+  #scratch: Map<unknown, unknown> | undefined;
+  #buffers: BufferTable | undefined;
   hasCode = false;
   readonly #memo = new Map<unknown, number>();
   #nextId = 0;
@@ -133,6 +132,20 @@ export class Encoder implements ReduceContext {
     return this.#path.slice(1);
   }
 
+  get scratch(): Map<unknown, unknown> {
+    return (this.#scratch ??= new Map());
+  }
+
+  /** Every buffer and view the value reaches; written before the value (see buffers.ts). */
+  get buffers(): BufferTable {
+    return (this.#buffers ??= new BufferTable());
+  }
+
+  /** Whether the value reached any binary data (then the stream starts with the buffer table). */
+  get hasBuffers(): boolean {
+    return this.#buffers !== undefined && !this.#buffers.empty;
+  }
+
   /** Encodes one complete value. */
   value(v: unknown): void {
     if (this.#child(v, '')) this.#run();
@@ -141,7 +154,7 @@ export class Encoder implements ReduceContext {
   /** The value stream of a sub-encoder (section data): the buffer table, if any, then the value. */
   stream(): Uint8Array {
     const value = this.w.result();
-    if (this.buffers.empty) return value;
+    if (!this.hasBuffers) return value;
     const out = Buffer.allocUnsafe(this.buffers.byteSize() + value.length);
     out.set(value, this.buffers.write(out, 0));
     return out;

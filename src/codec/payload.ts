@@ -39,7 +39,7 @@ const BODY_START = T.HEADER_SIZE + 1;
 
 function assemble(body: Encoder, sections: EncodedSection[]): Uint8Array {
   const hasCode = body.hasCode || sections.some((s) => s.section.code);
-  const table = body.buffers.empty ? 0 : body.buffers.byteSize();
+  const table = body.hasBuffers ? body.buffers.byteSize() : 0;
   if (sections.length === 0 && table === 0) {
     // Common case: write the header into the reserved bytes; no copy of the body.
     const end = body.w.pos;

@@ -3,12 +3,10 @@ import { Buffer } from 'node:buffer';
 
 export class ByteWriter {
   buf: Buffer;
-  view: DataView;
   pos = 0;
 
   constructor(initial = 256) {
     this.buf = Buffer.allocUnsafe(initial);
-    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
   }
 
   /** Makes room for `n` more bytes. */
@@ -20,7 +18,6 @@ export class ByteWriter {
     const next = Buffer.allocUnsafe(size);
     this.buf.copy(next, 0, 0, this.pos);
     this.buf = next;
-    this.view = new DataView(next.buffer, next.byteOffset, next.byteLength);
   }
 
   u8(b: number): void {
@@ -41,7 +38,7 @@ export class ByteWriter {
 
   f64(x: number): void {
     this.ensure(8);
-    this.view.setFloat64(this.pos, x, true);
+    this.buf.writeDoubleLE(x, this.pos);
     this.pos += 8;
   }
 
