@@ -608,12 +608,6 @@ export class Encoder implements ReduceContext {
     const keys: (string | symbol)[] = symbols.length === 0 ? names : [...names, ...symbols];
     const n = keys.length;
     if (!isExtensible(v)) return this.#general(v, null, keys), true;
-    const vals: unknown[] = new Array(n);
-    for (let i = 0; i < n; i++) {
-      const d = getOwnPropertyDescriptor(v, keys[i]!)!;
-      if (d.writable !== true || d.enumerable !== true || d.configurable !== true) return this.#general(v, null, keys), true;
-      vals[i] = d.value;
-    }
     const w = this.w;
     if (n === 0) {
       w.u8(T.T_OBJECT_SIMPLE);
@@ -629,12 +623,14 @@ export class Encoder implements ReduceContext {
         if (sk.length !== n) continue;
         let i = 1;
         while (i < n && sk[i] === keys[i]) i++;
-        if (i < n) continue;
-        w.u8(T.T_SHAPE);
-        w.varint(shape.id);
-        this.#children(F_SHAPE, v, sk, vals);
-        return true;
+        if (i === n) return this.#shaped(v, sk, shape.id);
       }
+    }
+    const vals: unknown[] = new Array(n);
+    for (let i = 0; i < n; i++) {
+      const d = getOwnPropertyDescriptor(v, keys[i]!)!;
+      if (d.writable !== true || d.enumerable !== true || d.configurable !== true) return this.#general(v, null, keys), true;
+      vals[i] = d.value;
     }
     if (list === undefined) this.#shapes.set(first, (list = []));
     if (list.length >= SHAPES_PER_KEY) {
@@ -652,6 +648,49 @@ export class Encoder implements ReduceContext {
     w.varint(n);
     for (let i = 0; i < n; i++) this.key(keys[i]!);
     this.#children(F_SHAPE, v, keys, vals);
+    return true;
+  }
+
+  /**
+   * An object of a known shape: each property proven a default data property while its value is written
+   * (primitives at once, the rest from the first object on by a frame). A property that is not plain rewinds
+   * the writer and takes the general form.
+   */
+  #shaped(v: object, keys: (string | symbol)[], id: number): true {
+    const w = this.w;
+    const start = w.pos;
+    w.u8(T.T_SHAPE);
+    w.varint(id);
+    const n = keys.length;
+    let vals: unknown[] | undefined;
+    let from = n;
+    for (let i = 0; i < n; i++) {
+      const d = getOwnPropertyDescriptor(v, keys[i]!)!;
+      if (d.writable !== true || d.enumerable !== true || d.configurable !== true) {
+        w.pos = start;
+        this.#general(v, null, keys);
+        return true;
+      }
+      const x = d.value;
+      if (vals === undefined) {
+        // Primitives other than symbols have no side effect on the encoder, so the rewind above stays exact.
+        const t = typeof x;
+        if (x === null || (t !== 'object' && t !== 'function' && t !== 'symbol')) {
+          this.#child(x, '');
+          continue;
+        }
+        vals = new Array(n);
+        from = i;
+      }
+      vals[i] = x;
+    }
+    if (vals !== undefined) {
+      const f = this.#push(F_SHAPE, v);
+      f.keys = keys;
+      f.vals = vals;
+      f.n = n;
+      f.i = from;
+    }
     return true;
   }
 
@@ -734,19 +773,39 @@ export class Encoder implements ReduceContext {
         ? Reflect.ownKeys(v).length === len + 1
         : namedKeys(v, len, true).length === 1 && getOwnPropertySymbols(v).length === 0;
       if (plainKeys) {
-        let values: unknown[] | undefined = new Array(len);
-        for (let i = 0; i < len; i++) {
+        // Written while proven, as for shaped objects: a property that is not plain rewinds the writer.
+        const start = w.pos;
+        w.u8(T.T_ARRAY_DENSE);
+        w.varint(len);
+        let vals: unknown[] | undefined;
+        let from = len;
+        let i = 0;
+        for (; i < len; i++) {
           const d = getOwnPropertyDescriptor(v, i);
-          if (d === undefined || d.writable !== true || d.enumerable !== true || d.configurable !== true) {
-            values = undefined;
-            break;
+          if (d === undefined || d.writable !== true || d.enumerable !== true || d.configurable !== true) break;
+          const x = d.value;
+          if (vals === undefined) {
+            const t = typeof x;
+            if (x === null || (t !== 'object' && t !== 'function' && t !== 'symbol')) {
+              this.#child(x, '');
+              continue;
+            }
+            vals = new Array(len);
+            from = i;
           }
-          values[i] = d.value;
+          vals[i] = x;
         }
-        if (values !== undefined) {
-          this.#values(v, values);
+        if (i === len) {
+          if (vals !== undefined) {
+            const f = this.#push(F_VALUES, v);
+            f.keys = EMPTY;
+            f.vals = vals;
+            f.n = len;
+            f.i = from;
+          }
           return;
         }
+        w.pos = start;
       }
     }
     const keys = ownKeys(v);
