@@ -71,6 +71,7 @@ function encodeBody(value: unknown, options: DumpOptions): Encoder {
   const enc = new Encoder(options.registry ?? defaultRegistry, options);
   enc.w.ensure(BODY_START);
   enc.w.pos = BODY_START;
+  for (const section of enc.registry.sections()) section.begin?.(enc);
   try {
     enc.value(value);
   } catch (e) {

@@ -68,6 +68,8 @@ export interface Section {
   readonly rank: number;
   /** Carries code: refused by `loads(bytes, { code: false })`. */
   readonly code?: boolean;
+  /** Runs before the body is encoded (a layer may index values that appeared since the last payload). */
+  begin?(ctx: ReduceContext): void;
   /** Returns a data value to store, or `undefined` to omit the section. */
   encode(ctx: ReduceContext): unknown;
   /** Asynchronous `encode`, preferred by `dumps` (`dumpsSync` uses `encode`): e.g. to wait for file events first. */
