@@ -14,7 +14,8 @@ import { sealFrame } from '../src/executors/queue/envelope.ts';
 import { checkSignature, resolveKey, sign } from '../src/executors/queue/sign.ts';
 import { createQueueWorker } from '../src/executors/queue/worker.ts';
 import { startRedis, type TestRedis } from './fixtures/queue/redis.ts';
-import { runToExit, startWorkerProc, until, type WorkerProc } from './fixtures/queue/procs.ts';
+import { runToExit, startWorkerProc, type WorkerProc } from './fixtures/queue/procs.ts';
+import { recordEvents, type EventLog } from './fixtures/queue/events.ts';
 
 const KEY = 'test-key-0123456789abcdef';
 const workerScript = fileURLToPath(new URL('./fixtures/queue/data-worker.mjs', import.meta.url));
@@ -25,6 +26,9 @@ let redis: TestRedis;
 let admin: Redis;
 let tmp: string;
 const workers: WorkerProc[] = [];
+
+/** Resolves once some live worker's output matches `re` (an event on its pipe, not a poll). */
+const logged = (re: RegExp): Promise<RegExpMatchArray> => Promise.any(workers.filter((w) => w.child.exitCode === null && w.child.signalCode === null).map((w) => w.waitFor(re)));
 
 async function spawnWorker(queue: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<WorkerProc> {
   const cwd = mkdtempSync(join(tmp, 'w-'));
@@ -121,11 +125,16 @@ describe('blob store', { timeout: 30_000 }, () => {
 describe('transport with two worker processes', { timeout: 90_000 }, () => {
   const queue = 'data';
   let client: QueueClient;
+  let events: EventLog;
   before(async () => {
+    events = await recordEvents(queue, redis.connection);
     await Promise.all([spawnWorker(queue), spawnWorker(queue)]);
     client = await QueueClient.connect({ connection: redis.url, queue, key: KEY, sweepIntervalMs: 500 });
   });
-  after(async () => client.close());
+  after(async () => {
+    await client.close();
+    await events.close();
+  });
 
   test('round trip', async () => {
     const out = await client.submit({ frame: enc({ op: 'echo', value: 'hi' }) });
@@ -177,15 +186,25 @@ describe('transport with two worker processes', { timeout: 90_000 }, () => {
 
   test('a poison payload fails once, without retry, with a clear reason', async () => {
     const c = await QueueClient.connect({ connection: redis.url, queue, key: KEY, attempts: 5 });
+    const q = new Queue(queue, { connection: redis.connection });
     try {
+      let jobId = '';
       await assert.rejects(c.submit({ frame: Buffer.from('\x00not json') }), (err: Error & { code?: string }) => {
         assert.equal(err.code, 'ERR_MP_BAD_PAYLOAD');
         assert.match(err.message, /frame is not JSON/);
+        jobId = /job (\S+) on queue/.exec(err.message)?.[1] ?? '';
         return true;
       });
-      const logs = workers.map((w) => w.stderr()).join('');
-      assert.equal(logs.match(/ERR_MP_BAD_PAYLOAD/g)?.length, 1, 'the poison job ran exactly once');
+      // Failed for good after one attempt (the client heard of it from the final 'failed' event): nothing runs it again.
+      const job = await q.getJob(jobId);
+      assert.equal(await job?.getState(), 'failed');
+      assert.equal(job?.attemptsMade, 1, 'the poison job ran exactly once');
+      // The worker's log line travels on its own pipe, so it may arrive after the event: wait for it, then count.
+      const line = new RegExp(`"code":"ERR_MP_BAD_PAYLOAD","jobId":"${jobId}"`, 'g');
+      await logged(line);
+      assert.equal(workers.map((w) => w.stderr()).join('').match(line)?.length, 1, 'one log line for the one attempt');
     } finally {
+      await q.close();
       await c.close();
     }
   });
@@ -193,8 +212,9 @@ describe('transport with two worker processes', { timeout: 90_000 }, () => {
   const raw = async (jobId: string, data: unknown, q = queue): Promise<string> => {
     const rq = new Queue(q, { connection: redis.connection });
     try {
-      const job = await rq.add('mp', data, { jobId, attempts: 3 });
-      await until(async () => ((await job.isFailed()) || (await job.isCompleted()) ? true : undefined));
+      const finished = Promise.race([events.until(jobId, 'failed'), events.until(jobId, 'completed')]);
+      await rq.add('mp', data, { jobId, attempts: 3 });
+      await finished;
       const again = await rq.getJob(jobId);
       return again?.failedReason ?? 'completed';
     } finally {
@@ -237,7 +257,7 @@ describe('transport with two worker processes', { timeout: 90_000 }, () => {
       const reason = await raw(id, data);
       assert.match(reason, new RegExp(`^${h.code}: `));
       assert.ok(!readdirSync(tmp).some((f) => f.startsWith('started-h')), 'no hostile job ran');
-      assert.match(workers.map((w) => w.stderr()).join(''), new RegExp(`${h.code}.*${id}|${id}.*${h.code}`));
+      await logged(new RegExp(`"code":"${h.code}","jobId":"${id}","message":"refused, nothing was run`));
     });
   }
 
@@ -265,8 +285,7 @@ describe('transport with two worker processes', { timeout: 90_000 }, () => {
 
   test('a worker SIGKILLed mid-job: the other worker finishes the job', async () => {
     const p = client.submit({ frame: enc({ op: 'slow', id: 'kill', ms: 1500 }) });
-    const started = await until(() => readdirSync(tmp).find((f) => f.startsWith('started-kill-')));
-    const victimPid = Number(started.split('-').pop());
+    const victimPid = Number((await logged(/STARTED kill (\d+)/))[1]);
     const victim = workers.find((w) => w.pid === victimPid)!;
     victim.child.kill('SIGKILL');
     assert.equal(await victim.exited(), 'SIGKILL');
@@ -326,10 +345,10 @@ describe('refusing to start', { timeout: 30_000 }, () => {
 
   test('Redis gone mid-run for too long: in-flight calls fail with a clear error', async () => {
     const c = await QueueClient.connect({ connection: redis.url, queue: 'nobody-listens', key: KEY, reconnectTimeoutMs: 300, sweepIntervalMs: 100 });
-    const p = c.submit({ frame: enc({ op: 'echo' }) });
-    await until(() => (c.pendingCount === 1 ? true : undefined));
+    const job = c.enqueue({ frame: enc({ op: 'echo' }) });
+    await job.added;
     await redis.stop();
-    await assert.rejects(p, { code: 'ERR_MP_REDIS_UNREACHABLE' });
+    await assert.rejects(job.outcome, { code: 'ERR_MP_REDIS_UNREACHABLE' });
     await redis.restart();
     await c.close();
   });

@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,7 +16,8 @@ import { sha256Hex } from '../src/executors/queue/blob-store.ts';
 import { sealFrame } from '../src/executors/queue/envelope.ts';
 import { resolveKey } from '../src/executors/queue/sign.ts';
 import { startRedis, type TestRedis } from './fixtures/queue/redis.ts';
-import { runToExit, startWorkerProc, until, type WorkerProc } from './fixtures/queue/procs.ts';
+import { runToExit, startWorkerProc, type WorkerProc } from './fixtures/queue/procs.ts';
+import { recordEvents, type EventLog } from './fixtures/queue/events.ts';
 
 type Tasks = typeof import('./fixtures/queue/project/src/tasks.ts');
 
@@ -33,7 +34,11 @@ let project = '';
 let work = '';
 let tasks: Tasks;
 let ex: QueueExecutor;
+let events: EventLog;
 const workers: WorkerProc[] = [];
+
+/** Resolves once some live worker's output matches `re` (an event on its pipe, not a poll). */
+const logged = (re: RegExp): Promise<RegExpMatchArray> => Promise.any(workers.filter((w) => w.child.exitCode === null && w.child.signalCode === null).map((w) => w.waitFor(re)));
 
 async function startWorker(extra: string[] = [], env: NodeJS.ProcessEnv = { MODULEPICKLE_KEY: KEY }): Promise<WorkerProc> {
   const cwd = realpathSync(mkdtempSync(join(work, 'worker-')));
@@ -58,6 +63,7 @@ before(async () => {
   project = realpathSync(mkdtempSync(join(tmpdir(), 'mp-queue-project-')));
   work = realpathSync(mkdtempSync(join(tmpdir(), 'mp-queue-work-')));
   cpSync(fixture, project, { recursive: true });
+  events = await recordEvents(QUEUE, redis.connection);
   tasks = (await import(join(project, 'src/tasks.ts'))) as Tasks;
   await Promise.all([startWorker(), startWorker()]);
   ex = createQueueExecutor({ connection: redis.url, queue: QUEUE, key: KEY, dumpsOptions: { root: project } });
@@ -67,6 +73,7 @@ before(async () => {
 after(async () => {
   await ex?.close({ force: true });
   await Promise.all(workers.map((w) => w.stop()));
+  await events?.close();
   admin?.disconnect();
   await redis?.stop();
   rmSync(project, { recursive: true, force: true });
@@ -128,8 +135,7 @@ describe(`queue executor with two worker processes (${method})`, { timeout: 100_
   test('a worker SIGKILLed mid-job: the other worker finishes the job', async () => {
     const marker = join(work, 'slow');
     const result = ex.run((ms: number, m: string) => tasks.slow(ms, m), 1500, marker);
-    const file = await until(() => readdirSync(work).find((f) => f.startsWith('slow-')));
-    const victimPid = Number(file.slice('slow-'.length));
+    const victimPid = Number((await logged(/slow started by (\d+)/))[1]);
     const victim = workers.find((w) => w.pid === victimPid);
     assert.ok(victim, `marker names pid ${victimPid}, workers are ${workers.map((w) => w.pid).join(',')}`);
     victim.child.kill('SIGKILL');
@@ -202,8 +208,9 @@ describe(`queue executor with two worker processes (${method})`, { timeout: 100_
     const data = await sealFrame('job', Buffer.from('whatever'), { key: resolveKey('attacker-key-0123456789'), queue: QUEUE, jobId: 'forged-1', store });
     const q = new Queue(QUEUE, { connection: redis.connection });
     try {
-      const job = await q.add('mp', data, { jobId: 'forged-1', attempts: 3 });
-      await until(async () => ((await job.isFailed()) ? true : undefined));
+      const failedForGood = events.until('forged-1', 'failed');
+      await q.add('mp', data, { jobId: 'forged-1', attempts: 3 });
+      await failedForGood;
       const failed = await q.getJob('forged-1');
       assert.match(failed!.failedReason, /^ERR_MP_BAD_SIGNATURE: /);
       assert.equal(failed!.attemptsMade, 1);
@@ -211,7 +218,7 @@ describe(`queue executor with two worker processes (${method})`, { timeout: 100_
       await q.close();
     }
     assert.ok(!existsSync(marker));
-    assert.match(workers.map((w) => w.stderr()).join(''), /ERR_MP_BAD_SIGNATURE job forged-1: refused, nothing was run/);
+    await logged(/ERR_MP_BAD_SIGNATURE job forged-1: refused, nothing was run/);
   });
 
   test('Redis restarted between calls: the next call re-uploads and runs', async () => {

@@ -66,8 +66,11 @@ export interface Lane {
   accepting(): boolean;
   /** Sends a task. The lane decides whether the worker needs the function's bytes or only its hash. */
   send(jobId: number, task: EncodedTask): void;
-  /** The call of a sent task settled without its result: drop it if queued, else stop it as `mode` says. */
-  stop(jobId: number, mode: StopMode): void;
+  /**
+   * The call of a sent task settled without its result: drop it if queued, else stop it as `mode` says. `reason` is
+   * the call's error code (ERR_MP_TIMEOUT, ERR_MP_ABORTED), for the worker's log.
+   */
+  stop(jobId: number, mode: StopMode, reason?: string): void;
   /** No new tasks; stops gracefully once its tasks are done. */
   retire(): void;
   /** Graceful stop now (its queued tasks still run). */
@@ -356,7 +359,7 @@ export class Scheduler {
   #stop(job: Job, err: WorkerError, mode: StopMode): void {
     if (!this.#settle(job)) return;
     job.reject(err);
-    job.lane?.stop(job.id, mode);
+    job.lane?.stop(job.id, mode, err.code);
   }
 
   #onResult(lane: Lane, id: number, outcome: TaskOutcome, health: LaneHealth | undefined): void {

@@ -1,14 +1,18 @@
 /**
- * The client half of the queue transport: frames in, frames out. It signs and adds jobs with explicit ids, waits for
- * their results through ONE `QueueEvents` listener (never `waitUntilFinished` per job), keeps the blobs of in-flight
- * jobs alive, and turns lost connections and vanished jobs into typed errors instead of silent hangs.
+ * The client half of the queue transport: frames in, frames out. It signs and adds jobs with explicit ids (the jobs
+ * of one tick in one `addBulk`), waits for their results through ONE `QueueEvents` listener (never
+ * `waitUntilFinished` per job), cancels jobs (a waiting one is removed, a running one is stopped on its worker through
+ * the cancel channel, cancel.ts, and removed once it stopped), keeps the blobs of in-flight jobs alive, and turns lost
+ * connections and vanished jobs into typed errors instead of silent hangs.
  */
 import { randomBytes } from 'node:crypto';
+import { Socket } from 'node:net';
 import type { ConnectionOptions, JobsOptions, Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { WorkerError, type ModulePickleError } from '../../errors.ts';
 import { RedisBlobStore, type BlobLoader, type UploadStats } from './blob-store.ts';
 import { ConnectionWatch, closeBullmq, connectRedis, describeConnection, redisOptions, unreachable, withTimeout, type QueueConnection } from './connection.ts';
+import { cancelChannel, sealCancel } from './cancel.ts';
 import { failureError, frameOf, openEnvelope, parseFailure, sealFrame, type Envelope, type FrameRefs } from './envelope.ts';
 import { loadBullmq } from './peers.ts';
 import { resolveKey, type SigningKey } from './sign.ts';
@@ -60,6 +64,18 @@ export interface Submission {
   readonly refs?: FrameRefs;
 }
 
+/** A job handed to {@link QueueClient.enqueue}. */
+export interface JobHandle {
+  readonly jobId: string;
+  /** Resolves once the job is in Redis; rejects when it could not be added (then `outcome` rejects too). */
+  readonly added: Promise<void>;
+  /** The job's outcome. Rejects with `WorkerError` (lost, stalled, refused, cancelled, Redis gone too long). */
+  readonly outcome: Promise<FrameOutcome>;
+}
+
+/** What cancelling did: the job was removed from Redis, or it was running and its worker was asked to stop it. */
+export type CancelResult = 'removed' | 'stopping' | 'finishing';
+
 interface Pending {
   readonly jobId: string;
   readonly refs: FrameRefs | undefined;
@@ -68,6 +84,23 @@ interface Pending {
   added: boolean;
   missingSweeps: number;
 }
+
+interface Unsent {
+  readonly entry: Pending;
+  readonly sub: Submission;
+  readonly added: { resolve(): void; reject(err: Error): void };
+}
+
+/** A cancelled job that was running: removed once it stopped (its worker also removes it). */
+interface Cancelled {
+  readonly since: number;
+  readonly reason: string;
+  /** Whether its worker is asked to stop it (false: it may finish, its result is dropped). */
+  readonly stop: boolean;
+}
+
+/** How long a cancelled job that keeps running is tracked for removal. */
+const CANCELLED_TRACK_MS = 3_600_000;
 
 const JOB_NAME = 'mp';
 
@@ -89,6 +122,15 @@ export class QueueClient {
   readonly #uploads = new Map<string, Promise<UploadStats>>();
   readonly #timers: NodeJS.Timeout[] = [];
   readonly #adding = new Set<Promise<unknown>>();
+  readonly #addedOf = new Map<string, Promise<void>>();
+  readonly #cancelled = new Map<string, Cancelled>();
+  readonly #cancelling = new Set<Promise<CancelResult>>();
+  readonly #channel: string;
+  #unsent: Unsent[] = [];
+  #idleWaiters: (() => void)[] = [];
+  #eventsClient: unknown;
+  #ref = true;
+  #flushScheduled = false;
   #seq = 0;
   #closed = false;
   #sweeping = false;
@@ -114,12 +156,24 @@ export class QueueClient {
       ...o.jobOptions,
     };
     this.#watch = new ConnectionWatch(redis);
+    this.#channel = cancelChannel(queue.qualifiedName ?? `bull:${o.queue}`);
     events.on('completed', ({ jobId, returnvalue }) => void this.#onCompleted(jobId, returnvalue));
     events.on('failed', ({ jobId, failedReason }) => void this.#onFailed(jobId, failedReason));
     events.on('error', () => {
       // Connection errors are tracked by the watch on the shared client; QueueEvents reconnects by itself.
     });
     queue.on('error', () => {});
+    // A reconnect opens a new socket: give it the current ref state.
+    redis.on('connect', () => this.setRef(this.#ref));
+    const eventsClient = (events as { backend?: { connection?: { client?: Promise<{ on(e: string, f: () => void): void }> } } }).backend?.connection?.client;
+    void eventsClient?.then(
+      (c) => {
+        this.#eventsClient = c;
+        c.on('connect', () => this.setRef(this.#ref));
+        this.setRef(this.#ref);
+      },
+      () => {},
+    );
     const sweepMs = o.sweepIntervalMs ?? 5000;
     this.#timers.push(setInterval(() => void this.#sweep(), sweepMs).unref());
     const ttl = this.store.ttlMs;
@@ -143,7 +197,17 @@ export class QueueClient {
     const timeout = o.connectTimeoutMs ?? 10_000;
     const redis = await connectRedis(options, timeout, `modulepickle-client:${o.queue}`);
     const queue = new Queue(o.queue, { connection: redis });
-    const events = new QueueEvents(o.queue, { connection: { ...options } as ConnectionOptions, autorun: true });
+    // Listen from the stream's current end, not from '$' when the listener's first read happens to run: a job
+    // added (and finished) in between would otherwise be seen only by the next sweep.
+    let lastEventId = '0';
+    try {
+      const [last] = (await redis.xrevrange(queue.keys.events!, '+', '-', 'COUNT', 1)) as [string, string[]][];
+      if (last) lastEventId = last[0];
+    } catch (err) {
+      redis.disconnect();
+      throw new WorkerError('ERR_MP_REDIS', `could not read the event stream of queue '${o.queue}': ${(err as Error).message}`, undefined, { cause: err });
+    }
+    const events = new QueueEvents(o.queue, { connection: { ...options } as ConnectionOptions, autorun: true, lastEventId });
     events.on('error', () => {});
     try {
       await withTimeout(events.waitUntilReady(), timeout, () => unreachable(describeConnection(options), timeout));
@@ -173,62 +237,151 @@ export class QueueClient {
 
   /** Runs one frame on some worker. */
   async submit(s: Submission): Promise<FrameOutcome> {
-    const [p] = await this.submitMany([s]);
-    return await p!;
+    const h = this.enqueue(s);
+    await h.added;
+    return await h.outcome;
   }
 
   /**
    * Adds many jobs in one round trip (`addBulk`). Resolves once they are added, to one promise per job.
-   * @throws ERR_MP_CLOSED after close(); ERR_MP_REDIS_UNREACHABLE when Redis is down for too long
+   * @throws ERR_MP_CLOSED after close(); ERR_MP_REDIS_UNREACHABLE when Redis is down for too long; ERR_MP_REDIS
    */
   async submitMany(subs: readonly Submission[]): Promise<Promise<FrameOutcome>[]> {
-    const adding = this.#submitMany(subs);
-    this.#adding.add(adding);
-    try {
-      return await adding;
-    } finally {
-      this.#adding.delete(adding);
-    }
+    const handles = subs.map((s) => this.enqueue(s));
+    await Promise.all(handles.map((h) => h.added));
+    return handles.map((h) => h.outcome);
   }
 
-  async #submitMany(subs: readonly Submission[]): Promise<Promise<FrameOutcome>[]> {
-    if (this.#closed) throw new WorkerError('ERR_MP_CLOSED', `the queue executor for '${this.queueName}' is closed`);
-    this.#checkConnection();
-    const jobs: { name: string; data: Envelope; opts: JobsOptions }[] = [];
-    const entries: Pending[] = [];
-    const promises: Promise<FrameOutcome>[] = [];
-    for (const s of subs) {
-      const jobId = `${this.#idPrefix}-${++this.#seq}`;
-      const data = await sealFrame('job', s.frame, {
-        key: this.#key,
-        queue: this.queueName,
-        jobId,
-        store: this.store,
-        inlineLimit: this.#inlineLimit,
-        refs: s.refs,
-      });
-      let entry!: Pending;
-      promises.push(
-        new Promise<FrameOutcome>((resolve, reject) => {
-          entry = { jobId, refs: s.refs, resolve, reject, added: false, missingSweeps: 0 };
-        }),
-      );
-      entries.push(entry);
-      this.#pending.set(jobId, entry);
-      jobs.push({ name: JOB_NAME, data, opts: { ...this.#jobOptions, jobId } });
+  /**
+   * Queues a job to be added with the others of this tick (one `addBulk`). Synchronous, so the job id is known (and
+   * the job cancellable) at once.
+   */
+  enqueue(sub: Submission): JobHandle {
+    const jobId = `${this.#idPrefix}-${++this.#seq}`;
+    let entry!: Pending;
+    const outcome = new Promise<FrameOutcome>((resolve, reject) => {
+      entry = { jobId, refs: sub.refs, resolve, reject, added: false, missingSweeps: 0 };
+    });
+    outcome.catch(() => {}); // the submitter observes it; a job cancelled meanwhile rejects unobserved
+    let addedFns!: Unsent['added'];
+    const added = new Promise<void>((resolve, reject) => (addedFns = { resolve, reject }));
+    added.catch(() => {});
+    if (this.#closed) {
+      const e = new WorkerError('ERR_MP_CLOSED', `the queue executor for '${this.queueName}' is closed`);
+      entry.reject(e);
+      addedFns.reject(e);
+      return { jobId, added, outcome };
     }
+    this.#pending.set(jobId, entry);
+    this.#addedOf.set(jobId, added);
+    void added.catch(() => {}).finally(() => this.#addedOf.delete(jobId));
+    this.#unsent.push({ entry, sub, added: addedFns });
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      // After this tick's microtasks: the calls submitted together share one round trip.
+      setImmediate(() => {
+        this.#flushScheduled = false;
+        const batch = this.#unsent;
+        this.#unsent = [];
+        const adding = this.#add(batch);
+        this.#adding.add(adding);
+        void adding.finally(() => this.#adding.delete(adding));
+      });
+    }
+    return { jobId, added, outcome };
+  }
+
+  async #add(batch: Unsent[]): Promise<void> {
+    const live = batch.filter((u) => this.#pending.get(u.entry.jobId) === u.entry);
+    for (const u of batch) if (!live.includes(u)) u.added.resolve(); // cancelled before it was sent: nothing to add
+    if (live.length === 0) return;
+    const fail = (err: unknown): void => {
+      const e =
+        err instanceof WorkerError && err.code !== 'ERR_MP_REDIS'
+          ? err
+          : new WorkerError('ERR_MP_REDIS', `could not add jobs to queue '${this.queueName}': ${(err as Error).message}`, undefined, { cause: err });
+      for (const u of live) {
+        this.#settle(u.entry.jobId, (p) => p.reject(e));
+        u.added.reject(e);
+      }
+    };
+    let jobs: { name: string; data: Envelope; opts: JobsOptions }[];
     try {
+      this.#checkConnection();
+      jobs = await Promise.all(
+        live.map(async ({ entry, sub }) => ({
+          name: JOB_NAME,
+          data: await sealFrame('job', sub.frame, { key: this.#key, queue: this.queueName, jobId: entry.jobId, store: this.store, inlineLimit: this.#inlineLimit, refs: sub.refs }),
+          opts: { ...this.#jobOptions, jobId: entry.jobId },
+        })),
+      );
       if (jobs.length === 1) await this.#queue.add(jobs[0]!.name, jobs[0]!.data, jobs[0]!.opts);
       else await this.#queue.addBulk(jobs);
     } catch (err) {
-      const e = new WorkerError('ERR_MP_REDIS', `could not add jobs to queue '${this.queueName}': ${(err as Error).message}`, undefined, { cause: err });
-      for (const entry of entries) this.#settle(entry.jobId, (p) => p.reject(e));
-      promises.forEach((p) => p.catch(() => {}));
-      throw e;
+      return fail(err);
     }
     this.stats.jobs += jobs.length;
-    for (const entry of entries) entry.added = true;
-    return promises;
+    for (const u of live) {
+      u.entry.added = true;
+      u.added.resolve();
+    }
+  }
+
+  /**
+   * Cancels a job: its call's outcome rejects with ERR_MP_CANCELLED; a job still waiting is removed from Redis; a
+   * running one is stopped on its worker (`stop`; otherwise it may finish) and removed once it ended. A job that
+   * was never added (cancelled in the same tick) is not added.
+   */
+  cancel(jobId: string, reason: string, options: { stop?: boolean } = {}): Promise<CancelResult> {
+    const work = this.#cancel(jobId, reason, options);
+    this.#cancelling.add(work);
+    void work.finally(() => this.#cancelling.delete(work)).catch(() => {});
+    return work;
+  }
+
+  async #cancel(jobId: string, reason: string, options: { stop?: boolean }): Promise<CancelResult> {
+    const p = this.#pending.get(jobId);
+    if (p) {
+      this.#pending.delete(jobId);
+      this.#checkIdle();
+      p.reject(new WorkerError('ERR_MP_CANCELLED', `job ${jobId} on queue '${this.queueName}' was cancelled (${reason})`));
+    }
+    const adding = this.#addedOf.get(jobId);
+    if (adding) {
+      try {
+        await adding;
+      } catch {
+        return 'removed'; // it never reached Redis
+      }
+      if (p && !p.added) return 'removed'; // cancelled before its batch was sent: it was left out
+    }
+    this.#cancelled.set(jobId, { since: Date.now(), reason, stop: options.stop !== false });
+    return await this.#removeCancelled(jobId, true);
+  }
+
+  /** Jobs cancelled while running that are not removed yet. */
+  get cancellingCount(): number {
+    return this.#cancelled.size;
+  }
+
+  /** Removes a cancelled job if it is not running any more; else (when `signal`) asks its worker again to stop it. */
+  async #removeCancelled(jobId: string, signal: boolean): Promise<CancelResult> {
+    const c = this.#cancelled.get(jobId);
+    if (!c) return 'removed';
+    let removed: number;
+    try {
+      removed = await this.#queue.remove(jobId);
+    } catch {
+      return c.stop ? 'stopping' : 'finishing'; // Redis trouble: the sweep tries again
+    }
+    // 0: locked, so a worker runs it (any other answer: it is gone now, or it was never a plain job).
+    if (removed !== 0) {
+      this.#cancelled.delete(jobId);
+      return 'removed';
+    }
+    if (!c.stop) return 'finishing';
+    if (signal) await this.#redis.publish(this.#channel, sealCancel(this.#key, this.queueName, { jobId, reason: c.reason })).catch(() => 0);
+    return 'stopping';
   }
 
   #settle(jobId: string, f: (p: Pending) => void): void {
@@ -236,9 +389,18 @@ export class QueueClient {
     if (!p) return;
     this.#pending.delete(jobId);
     f(p);
+    this.#checkIdle();
+  }
+
+  #checkIdle(): void {
+    if (this.#pending.size > 0 || this.#idleWaiters.length === 0) return;
+    const w = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const f of w) f();
   }
 
   async #onCompleted(jobId: string, returnvalue: unknown): Promise<void> {
+    if (this.#cancelled.has(jobId)) void this.#removeCancelled(jobId, false);
     const p = this.#pending.get(jobId);
     if (!p) return;
     try {
@@ -252,6 +414,7 @@ export class QueueClient {
   }
 
   async #onFailed(jobId: string, failedReason: string): Promise<void> {
+    if (this.#cancelled.has(jobId)) void this.#removeCancelled(jobId, false);
     const p = this.#pending.get(jobId);
     if (!p) return;
     try {
@@ -279,6 +442,13 @@ export class QueueClient {
 
   /** Fails in-flight calls when Redis is gone too long; finds results whose events were missed and jobs that vanished. */
   async #sweep(): Promise<void> {
+    if (this.#cancelled.size > 0 && this.#watch.downFor() === 0) {
+      const now = Date.now();
+      for (const [id, c] of [...this.#cancelled]) {
+        if (now - c.since > CANCELLED_TRACK_MS) this.#cancelled.delete(id);
+        else await this.#removeCancelled(id, true);
+      }
+    }
     if (this.#pending.size === 0) return;
     try {
       this.#checkConnection();
@@ -338,30 +508,38 @@ export class QueueClient {
   }
 
   /**
-   * Waits for in-flight calls (all of them, unless `force`, which rejects them), then closes the connections.
+   * Waits for in-flight calls (all of them, unless `force`, which cancels their jobs and rejects them), then closes
+   * the connections.
    */
   async close(options: { force?: boolean } = {}): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    if (options.force) {
-      const err = new WorkerError('ERR_MP_CLOSED', `the queue executor for '${this.queueName}' was closed with force; the job may still run on a worker`);
-      for (const id of [...this.#pending.keys()]) this.#settle(id, (p) => p.reject(err));
-    }
+    if (options.force) await Promise.allSettled([...this.#pending.keys()].map((id) => this.cancel(id, 'close')));
     await Promise.allSettled([...this.#adding]);
-    while (this.#pending.size > 0) {
-      await Promise.allSettled([...this.#pending.values()].map((p) => new Promise<void>((r) => this.#onSettled(p.jobId, r))));
-    }
+    if (this.#pending.size > 0) await new Promise<void>((r) => this.#idleWaiters.push(r));
+    await Promise.allSettled([...this.#cancelling]);
+    // One last try at cancelled jobs that were still running; their workers remove the ones that are left.
+    await Promise.allSettled([...this.#cancelled.keys()].map((id) => this.#removeCancelled(id, true)));
     for (const t of this.#timers) clearInterval(t);
     await Promise.allSettled([closeBullmq(this.#events), this.#queue.close()]);
     this.#redis.disconnect();
   }
 
-  #onSettled(jobId: string, done: () => void): void {
-    const check = (): void => {
-      if (!this.#pending.has(jobId)) done();
-      else setTimeout(check, 10);
+  /** Lets the process exit while nothing is in flight (`false`), or keeps it alive (`true`). Best effort. */
+  setRef(ref: boolean): void {
+    this.#ref = ref;
+    for (const s of this.#sockets()) (ref ? s.ref() : s.unref());
+  }
+
+  #sockets(): Socket[] {
+    const out: Socket[] = [];
+    const add = (c: unknown): void => {
+      const stream = (c as { stream?: unknown } | undefined)?.stream;
+      if (stream instanceof Socket) out.push(stream);
     };
-    check();
+    add(this.#redis);
+    add(this.#eventsClient);
+    return out;
   }
 }
 

@@ -121,7 +121,7 @@ export function poolRunner(pool: LocalPool, options: { maxFunctionBytes?: number
     const { kind, fnHash, fnKey, argsBytes } = parseJobFrame(frame);
     const fnBytes = await fnBytesOf(fnKey, ctx);
     const task: EncodedTask = { kind: kind as EncodedTask['kind'], fnKey, fnHash, fnBytes, argsBytes };
-    const out = await pool.run(task);
+    const out = await pool.run(task, { signal: ctx.signal });
     if (out.status === ResultStatus.ok) return { ok: true, frame: out.payload };
     const unrecoverable = await payloadProblem(out.payload);
     return unrecoverable ? { ok: false, frame: out.payload, unrecoverable } : { ok: false, frame: out.payload };

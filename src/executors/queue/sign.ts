@@ -15,7 +15,7 @@ export type SigningKey = Buffer | undefined;
 
 /** What a signature covers. */
 export interface SignedFields {
-  readonly kind: 'job' | 'result' | 'error';
+  readonly kind: 'job' | 'result' | 'error' | 'cancel';
   readonly queue: string;
   readonly jobId: string;
   /** The body: the JSON envelope without its signature. */
@@ -69,7 +69,7 @@ export function checkSignature(key: SigningKey, fields: SignedFields, signature:
 export function verifyOrThrow(key: SigningKey, fields: SignedFields, signature: unknown, worker?: string): void {
   const problem = checkSignature(key, fields, signature);
   if (!problem) return;
-  const what = fields.kind === 'job' ? 'job' : 'result';
+  const what = fields.kind === 'error' ? 'result' : fields.kind === 'cancel' ? 'cancel request for job' : fields.kind;
   if (problem === 'unsigned') {
     throw new WorkerError(
       'ERR_MP_UNSIGNED_JOB',

@@ -1,7 +1,9 @@
 /**
  * The worker half of the queue transport: a BullMQ Worker that checks each job's signature, fetches its frame,
  * hands it to a runner (normally a local process pool, so user code never blocks lock renewal and a crashing task
- * does not kill this process), and signs the result. Jobs that fail the signature check run nothing.
+ * does not kill this process), and signs the result. Jobs that fail the signature check run nothing. Signed cancel
+ * requests (cancel.ts) abort a running job through BullMQ's `cancelJob`: the runner's signal fires (the local pool
+ * kills the task's process), the job fails without retry (`ERR_MP_CANCELLED`) and is removed from Redis.
  */
 import { hostname } from 'node:os';
 import type { ConnectionOptions, Job } from 'bullmq';
@@ -10,6 +12,7 @@ import { DecodeError, ModulePickleError, ShipError, WorkerError } from '../../er
 import { RedisBlobStore } from './blob-store.ts';
 import type { FrameOutcome } from './client.ts';
 import { ConnectionWatch, closeBullmq, connectRedis, describeConnection, redisOptions, type QueueConnection } from './connection.ts';
+import { RecentCancels, cancelChannel, openCancel } from './cancel.ts';
 import { failureReason, frameOf, openEnvelope, sealFrame, type EnvelopeBody } from './envelope.ts';
 import { loadBullmq } from './peers.ts';
 import { KEY_ENV, resolveKey } from './sign.ts';
@@ -23,6 +26,8 @@ export interface FrameRunContext {
   readonly store: RedisBlobStore;
   /** The body of the job envelope (manifest and blob references). */
   readonly body: EnvelopeBody;
+  /** Aborted when the job's client cancels it (timeout, abort): stop the task. */
+  readonly signal: AbortSignal;
 }
 
 /**
@@ -69,8 +74,8 @@ export interface QueueWorkerOptions {
 /** A running queue worker. */
 export interface QueueWorker {
   readonly name: string;
-  /** Jobs completed, failed and refused so far. */
-  readonly stats: { completed: number; failed: number; refused: number };
+  /** Jobs completed, failed, refused and cancelled so far. */
+  readonly stats: { completed: number; failed: number; refused: number; cancelled: number };
   /** Stops taking jobs, waits for running ones (unless `force`), and disconnects. */
   close(options?: { force?: boolean }): Promise<void>;
 }
@@ -112,7 +117,10 @@ export async function createQueueWorker(o: QueueWorkerOptions): Promise<QueueWor
     if (up) log({ level: 'info', message: `reconnected to Redis at ${describeConnection(options)}` });
     else log({ level: 'warn', message: `lost Redis at ${describeConnection(options)}${err ? ` (${err.message})` : ''}; reconnecting` });
   });
-  const stats = { completed: 0, failed: 0, refused: 0 };
+  const stats = { completed: 0, failed: 0, refused: 0, cancelled: 0 };
+  const recent = new RecentCancels();
+  // Jobs this worker failed because they were cancelled: removed from Redis once BullMQ has moved them to failed.
+  const cancelledJobs = new Set<string>();
   const refs = (b: EnvelopeBody): [readonly string[], readonly string[]] => [b.b ?? [], b.m ?? []];
   // One timer refreshes the TTL of what running jobs use (not one timer and one round trip per job).
   const running = new Set<{ blobIds: readonly string[]; manifestIds: readonly string[] }>();
@@ -128,8 +136,18 @@ export async function createQueueWorker(o: QueueWorkerOptions): Promise<QueueWor
   }, Math.max(100, Math.min(store.ttlMs / 3, 60_000)));
   refresher.unref();
 
-  const processor = async (job: Job): Promise<unknown> => {
+  const cancelled = (jobId: string, reason: string): InstanceType<typeof UnrecoverableError> => {
+    stats.cancelled++;
+    cancelledJobs.add(jobId);
+    log({ level: 'info', code: 'ERR_MP_CANCELLED', jobId, message: `cancelled by its client (${reason}), failing without retry` });
+    return new UnrecoverableError(`ERR_MP_CANCELLED: job ${jobId} was cancelled by its client (${reason}) (worker ${name})`);
+  };
+
+  // Three parameters: BullMQ then passes the signal that `worker.cancelJob` aborts.
+  const processor = async (job: Job, _token: string | undefined, signal: AbortSignal | undefined): Promise<unknown> => {
     const jobId = job.id ?? '?';
+    const early = recent.reason(jobId);
+    if (early !== undefined) throw cancelled(jobId, early);
     let body: EnvelopeBody;
     try {
       body = openEnvelope('job', job.data, { key, queue: o.queue, jobId, worker: name });
@@ -139,13 +157,14 @@ export async function createQueueWorker(o: QueueWorkerOptions): Promise<QueueWor
       log({ level: 'error', code: e.code, jobId, message: `refused, nothing was run: ${e.message}` });
       throw new UnrecoverableError(`${e.code}: ${e.message}`);
     }
+    const abort = signal ?? new AbortController().signal;
     // Keep the blobs this job uses alive while it runs (the client refreshed them while it was queued).
     const [blobIds, manifestIds] = refs(body);
     const active = blobIds.length + manifestIds.length > 0 ? { blobIds, manifestIds } : undefined;
     if (active) running.add(active);
     try {
       const frame = await frameOf(body, store);
-      const outcome = await o.runner(frame, { jobId, attempt: job.attemptsMade + 1, store, body });
+      const outcome = await untilAborted(o.runner(frame, { jobId, attempt: job.attemptsMade + 1, store, body, signal: abort }), abort);
       const env = await sealFrame(outcome.ok ? 'result' : 'error', outcome.frame, { key, queue: o.queue, jobId, store, inlineLimit: o.inlineLimit });
       if (outcome.ok) {
         stats.completed++;
@@ -158,6 +177,7 @@ export async function createQueueWorker(o: QueueWorkerOptions): Promise<QueueWor
       }
       throw new UserFailure(failureReason(env));
     } catch (err) {
+      if (abort.aborted) throw cancelled(jobId, String(abort.reason ?? 'cancelled'));
       if (err instanceof UserFailure || err instanceof UnrecoverableError) throw err;
       stats.failed++;
       const e = err as ModulePickleError;
@@ -173,6 +193,29 @@ export async function createQueueWorker(o: QueueWorkerOptions): Promise<QueueWor
     }
   };
 
+  // Cancel requests, listened to before the first job is taken: a dedicated subscriber connection (a subscribed
+  // connection can run nothing else).
+  let bullWorker: { cancelJob(id: string, reason?: string): boolean } | undefined;
+  const subscriber = redis.duplicate({ connectionName: `modulepickle-worker-cancel:${o.queue}` });
+  subscriber.on('error', () => {});
+  subscriber.on('message', (_channel: string, message: string) => {
+    let req;
+    try {
+      req = openCancel(key, o.queue, message, name);
+    } catch (err) {
+      const e = err as ModulePickleError;
+      return log({ level: 'warn', code: e.code, message: `ignored a cancel request: ${e.message}` });
+    }
+    recent.add(req);
+    bullWorker?.cancelJob(req.jobId, req.reason);
+  });
+  try {
+    await subscriber.subscribe(cancelChannel(`bull:${o.queue}`));
+  } catch (err) {
+    subscriber.disconnect();
+    redis.disconnect();
+    throw new WorkerError('ERR_MP_REDIS', `could not subscribe to the cancel channel of queue '${o.queue}': ${(err as Error).message}`, name, { cause: err });
+  }
   const worker = new Worker(o.queue, processor, {
     connection: { ...options } as ConnectionOptions,
     concurrency: o.concurrency ?? 1,
@@ -181,7 +224,15 @@ export async function createQueueWorker(o: QueueWorkerOptions): Promise<QueueWor
     ...(o.stalledInterval !== undefined ? { stalledInterval: o.stalledInterval } : {}),
     ...(o.maxStalledCount !== undefined ? { maxStalledCount: o.maxStalledCount } : {}),
   });
+  bullWorker = worker;
   worker.on('error', (err) => log({ level: 'warn', message: `BullMQ: ${err.message}` }));
+  worker.on('failed', (job) => {
+    const id = job?.id;
+    if (id === undefined || !cancelledJobs.delete(id)) return;
+    job!.remove().catch(() => {
+      // Its client removes it too (on the failed event, or its next sweep).
+    });
+  });
   await worker.waitUntilReady();
 
   let closed: Promise<void> | undefined;
@@ -192,6 +243,7 @@ export async function createQueueWorker(o: QueueWorkerOptions): Promise<QueueWor
       closed ??= (async () => {
         clearInterval(refresher);
         await closeBullmq(worker, () => worker.close(opts.force ?? false), opts.force ? 3000 : 24 * 3600_000);
+        subscriber.disconnect();
         redis.disconnect();
       })();
       return closed;
@@ -201,6 +253,19 @@ export async function createQueueWorker(o: QueueWorkerOptions): Promise<QueueWor
 
 /** A user exception: its message is the signed error envelope BullMQ stores as the failure reason. */
 class UserFailure extends Error {}
+
+/** Settles as `p` does, or rejects as soon as `signal` aborts (a runner that ignores its signal cannot hold the job). */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => (signal.removeEventListener('abort', onAbort), resolve(v)),
+      (e: unknown) => (signal.removeEventListener('abort', onAbort), reject(e)),
+    );
+  });
+}
 
 /** Whether an error means "this payload can never run" (exported for runners that wrap their own errors). */
 export function isUnrecoverablePayloadError(err: unknown): boolean {
