@@ -108,3 +108,16 @@ describe('script lookup without the debugger', () => {
     }
   });
 });
+
+describe('executors: a payload kept per location', () => {
+  it('equals a fresh dumps at every step, and is reused only where the bytes are settled', async () => {
+    const out = await fixture<Record<string, { same: boolean; hits: number }>>('task-keys.mts', true);
+    const reused = new Set(['no captures', 'primitive module const', 'two primitive consts']);
+    assert.equal(Object.keys(out).length, 9);
+    for (const [name, r] of Object.entries(out)) {
+      assert.ok(r.same, `${name}: the kept payload is the bytes of a fresh dumps`);
+      if (reused.has(name)) assert.equal(r.hits, 5, `${name}: kept payload reused`);
+      else assert.equal(r.hits, 0, `${name}: not reused`);
+    }
+  });
+});

@@ -31,6 +31,8 @@ export interface FunctionInfo {
 
 /** What every closure of one source location shares. */
 export interface FunctionSite {
+  /** `<script id>:<position>`. */
+  readonly key: string;
   /** `toString()` of the closures (a guard: one location always has one text). */
   readonly text: string;
   readonly source: SourceInfo | undefined;
@@ -137,7 +139,7 @@ export function functionInfo(fn: Function): FunctionInfo {
   let newSite: FunctionSite | undefined;
   // The natives and the inspector must agree on the script, or the location is not a key.
   if (key !== undefined && location && location.scriptId === String(at?.scriptId)) {
-    newSite = { text, source, native, location, strict, hasCaptures, plan: capturePlan(insp, source, location) };
+    newSite = { key, text, source, native, location, strict, hasCaptures, plan: capturePlan(insp, source, location) };
     if (sites.size >= siteLimit) sites.clear();
     sites.set(key, newSite);
   }
@@ -178,4 +180,34 @@ export function currentInspection(fn: Function, info: FunctionInfo): FunctionIns
   }
   if (!info.hasCaptures && info.firstInspection) return info.firstInspection;
   return read(fn);
+}
+
+const { getOwnPropertyDescriptor, isExtensible } = Object;
+
+function isPrimitive(v: unknown): boolean {
+  return (typeof v !== 'object' && typeof v !== 'function') || v === null;
+}
+
+/**
+ * A key that settles the whole encoding of `fn`, when there is one: an arrow function whose location's last scope
+ * read is reusable for it (capture-plan.ts), whose captured values are primitives held by bindings that never
+ * change, and whose own properties are the default `name` and `length`. Functions with one key pickle to the same
+ * bytes as long as their payload references no module or file (the caller keeps only such payloads).
+ */
+export function encodingKey(fn: Function): string | undefined {
+  const info = functionInfo(fn);
+  const site = info.site;
+  const source = info.source;
+  if (!site?.plan || !source || source.kind !== 'arrow' || source.lexicalThis || source.imports.length || source.importMetas.length) return undefined;
+  if (!planFits(site.plan, fn) || !isExtensible(fn)) return undefined;
+  for (const s of site.plan.inspection.scopes) {
+    for (const name of source.free) if (Object.prototype.hasOwnProperty.call(s.vars, name) && !isPrimitive(s.vars[name])) return undefined;
+  }
+  const keys = Reflect.ownKeys(fn);
+  if (keys.length !== 2) return undefined;
+  const name = getOwnPropertyDescriptor(fn, 'name');
+  const length = getOwnPropertyDescriptor(fn, 'length');
+  for (const d of [name, length]) if (!d || !('value' in d) || d.writable || d.enumerable || !d.configurable) return undefined;
+  if (typeof name?.value !== 'string' || typeof length?.value !== 'number') return undefined;
+  return `${site.key}|${length.value}|${name.value}`;
 }
