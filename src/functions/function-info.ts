@@ -40,8 +40,22 @@ export interface FunctionSite {
   readonly location: FunctionLocation | undefined;
   readonly strict: boolean;
   readonly hasCaptures: boolean;
-  /** The last scope read, when closures of this location may reuse it. */
-  plan: CapturePlan | null;
+  /**
+   * The last scope read, when closures of this location may reuse it; `undefined` until a second closure (or a
+   * second dump) asks, so a function dumped once never pays for the analysis of its module.
+   */
+  plan: CapturePlan | null | undefined;
+  /** The read the plan is made from, while it is not made yet. */
+  lastRead: FunctionInspection | undefined;
+}
+
+/** The site's plan, made from its last read on first use. */
+function sitePlan(site: FunctionSite): CapturePlan | null {
+  if (site.plan === undefined) {
+    site.plan = site.lastRead ? capturePlan(site.lastRead, site.source, site.location) : null;
+    site.lastRead = undefined;
+  }
+  return site.plan;
 }
 
 const infos = new WeakMap<Function, FunctionInfo>();
@@ -139,7 +153,7 @@ export function functionInfo(fn: Function): FunctionInfo {
   let newSite: FunctionSite | undefined;
   // The natives and the inspector must agree on the script, or the location is not a key.
   if (key !== undefined && location && location.scriptId === String(at?.scriptId)) {
-    newSite = { key, text, source, native, location, strict, hasCaptures, plan: capturePlan(insp, source, location) };
+    newSite = { key, text, source, native, location, strict, hasCaptures, plan: undefined, lastRead: insp };
     if (sites.size >= siteLimit) sites.clear();
     sites.set(key, newSite);
   }
@@ -170,12 +184,14 @@ export function currentInspection(fn: Function, info: FunctionInfo): FunctionIns
   }
   const site = info.site;
   if (site) {
-    if (site.plan && planFits(site.plan, fn)) {
+    const plan = sitePlan(site);
+    if (plan && planFits(plan, fn)) {
       inspectionStats.reused++;
-      return site.plan.inspection;
+      return plan.inspection;
     }
     const insp = read(fn);
-    site.plan = capturePlan(insp, site.source, site.location);
+    site.plan = undefined;
+    site.lastRead = insp;
     return insp;
   }
   if (!info.hasCaptures && info.firstInspection) return info.firstInspection;
@@ -198,9 +214,10 @@ export function encodingKey(fn: Function): string | undefined {
   const info = functionInfo(fn);
   const site = info.site;
   const source = info.source;
-  if (!site?.plan || !source || source.kind !== 'arrow' || source.lexicalThis || source.imports.length || source.importMetas.length) return undefined;
-  if (!planFits(site.plan, fn) || !isExtensible(fn)) return undefined;
-  for (const s of site.plan.inspection.scopes) {
+  if (!site || !source || source.kind !== 'arrow' || source.lexicalThis || source.imports.length || source.importMetas.length) return undefined;
+  const plan = sitePlan(site);
+  if (!plan || !planFits(plan, fn) || !isExtensible(fn)) return undefined;
+  for (const s of plan.inspection.scopes) {
     for (const name of source.free) if (Object.prototype.hasOwnProperty.call(s.vars, name) && !isPrimitive(s.vars[name])) return undefined;
   }
   const keys = Reflect.ownKeys(fn);
