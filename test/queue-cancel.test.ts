@@ -161,14 +161,15 @@ describe('cancelling queue jobs (real Redis, one worker running one job at a tim
       const ran = mark();
       const active = events.next('active');
       const call = c.cancel((opts) => ex.call(c.fn, [ran], opts), ran);
+      const rejected = assert.rejects(call, (err: Error & { code?: string }) => {
+        assert.equal(err.code, c.code);
+        return true;
+      });
       // A timeout that fired before the worker took the job would leave no 'active' event: say so instead of hanging.
       // (An abort is sent once the task printed that it started, so its job was active.)
       const jobId = c.code === 'ERR_MP_TIMEOUT' ? await Promise.race([active, call.then(() => '', () => '')]) : await active;
       assert.notEqual(jobId, '', 'the job was running when it was cancelled');
-      await assert.rejects(call, (err: Error & { code?: string }) => {
-        assert.equal(err.code, c.code);
-        return true;
-      });
+      await rejected;
       await events.until(jobId, 'removed');
       assert.deepEqual(await leftovers(jobId), [], 'nothing of the cancelled job is left in Redis');
       const after = await poolPid();
