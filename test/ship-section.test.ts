@@ -126,3 +126,44 @@ test('contract: a layer that fills the localModulesKey Set itself and pins the r
   assert.equal(((await import(back.url)) as { shared: string }).shared, 'shared-v1');
   assert.ok(back.url.endsWith('/tree/index.js'), back.url);
 });
+
+test("manifest: 'id': the payload names its version by id; the receiver uses its tree, or fetches and verifies the manifest", async () => {
+  const registry = testRegistry();
+  const dir = project();
+  let build: ShipBuild | undefined;
+  const ship = { blobs: 'none' as const, manifest: 'id' as const, cacheDir: tmp('mp-client-'), onBuild: (b: ShipBuild) => void (build = b) };
+  const inline = await dumps(new LocalRef(join(dir, 'src/util.ts')), { registry, ship: { ...ship, manifest: 'inline' as const } });
+  const bytes = await dumps(new LocalRef(join(dir, 'src/util.ts')), { registry, ship });
+  assert.ok(bytes.length < 400 && inline.length > bytes.length + build!.text.length / 2, `by id ${bytes.length} B, inline ${inline.length} B`);
+  const files = new ProjectBlobSource(build!);
+  const withManifest = (text: string): CountingBlobSource =>
+    new CountingBlobSource({
+      missing: async (hs) => hs.filter((h) => h !== build!.id && !build!.files.has(h)),
+      get: async (hs) => {
+        const out = await files.get(hs.filter((h) => h !== build!.id));
+        if (hs.includes(build!.id)) out.set(build!.id, new TextEncoder().encode(text));
+        return out;
+      },
+    });
+  const cases: { name: string; source?: () => CountingBlobSource; code?: string; fetched?: number }[] = [
+    { name: 'no blob source, version not cached', code: 'ERR_MP_BLOB_MISSING' },
+    { name: 'a source that lies about the manifest', source: () => withManifest(build!.text.replace('src/', 'srx/')), code: 'ERR_MP_BLOB_HASH_MISMATCH' },
+    { name: 'a source with the manifest and the files', source: () => withManifest(build!.text), fetched: 1 + build!.files.size },
+  ];
+  const cacheDir = tmp('mp-recv-');
+  for (const c of cases) {
+    const source = c.source?.();
+    const p = loads(bytes, { registry, cacheDir, nodeModules: sharedNodeModules, materialize: 'always', ...(source ? { blobSource: source } : {}) });
+    if (c.code) await assert.rejects(p, { code: c.code }, c.name);
+    else {
+      assert.equal(((await p) as RestoredRef).path, 'src/util.ts', c.name);
+      assert.equal(source!.fetched.length, c.fetched, c.name);
+    }
+  }
+  // now cached: no source needed, nothing fetched
+  assert.equal(((await loads(bytes, { registry, cacheDir, nodeModules: sharedNodeModules, materialize: 'always' })) as RestoredRef).path, 'src/util.ts');
+  const malformed = Buffer.from(bytes);
+  const at = malformed.indexOf(Buffer.from(build!.id));
+  malformed.write('zz', at);
+  await assert.rejects(loads(malformed, { registry, cacheDir, materialize: 'always' }), { code: 'ERR_MP_BAD_VALUE' });
+});

@@ -31,6 +31,8 @@ export interface InspectReport {
   readonly modules: readonly { ref: string; namespace: boolean }[];
   readonly manifest?: {
     readonly id: string;
+    /** The payload names the version by id only: the receiver uses its copy or fetches the manifest from the sender. */
+    readonly byId?: boolean;
     readonly files: number;
     readonly symlinks: number;
     readonly totalBytes: number;
@@ -137,7 +139,11 @@ function moduleRef(m: unknown): string {
   }
 }
 
-function describeShip(data: { manifest?: unknown; blobs?: unknown }): InspectReport['manifest'] {
+function describeShip(data: { manifest?: unknown; blobs?: unknown; id?: unknown }): InspectReport['manifest'] {
+  if (data.manifest === undefined && typeof data.id === 'string') {
+    // the payload names its version by id: the manifest itself is fetched by the receiver
+    return { id: data.id, byId: true, files: 0, symlinks: 0, totalBytes: 0, largest: [], packages: {}, inlineBlobs: 0, inlineBlobBytes: 0 };
+  }
   const text = typeof data.manifest === 'string' ? data.manifest : '{}';
   let parsed: { files?: unknown[]; packages?: unknown[] } = {};
   try {
@@ -190,7 +196,8 @@ export function formatReport(r: InspectReport, name: string): string {
   }
   if (r.manifest) {
     const m = r.manifest;
-    out.push(`shipped tree: version ${m.id.slice(0, 16)}, ${m.files} files${m.symlinks ? ` + ${m.symlinks} symlinks` : ''}, ${m.totalBytes} bytes`);
+    if (m.byId) out.push(`shipped tree: version ${m.id.slice(0, 16)}, named by id (the receiver uses its copy, or fetches the manifest and the files it lacks from the sender)`);
+    else out.push(`shipped tree: version ${m.id.slice(0, 16)}, ${m.files} files${m.symlinks ? ` + ${m.symlinks} symlinks` : ''}, ${m.totalBytes} bytes`);
     for (const f of m.largest) out.push(`  ${String(f.size).padStart(10)}  ${f.path}`);
     const pk = Object.entries(m.packages);
     if (pk.length) out.push(`  packages the code imports: ${pk.map(([n, v]) => `${n}@${v}`).join(', ')}`);
@@ -198,5 +205,56 @@ export function formatReport(r: InspectReport, name: string): string {
   }
   const counts = Object.entries(r.reducers).filter(([k]) => !k.endsWith('()'));
   if (counts.length) out.push(`reduced values: ${counts.map(([k, n]) => `${k} x${n}`).join(', ')}`);
+  return out.join('\n');
+}
+
+/** What would ship from a project folder (`modulepickle inspect <dir>`): the tree, and what is left out and why. */
+export interface TreeReport {
+  readonly root: string;
+  readonly rootReason: string;
+  readonly files: number;
+  readonly symlinks: number;
+  readonly totalBytes: number;
+  readonly largest: readonly { path: string; size: number }[];
+  /** The folders the library owns on this machine (cache folders), by real path: they never ship. */
+  readonly owned: readonly { dir: string; why: string; insideRoot: boolean }[];
+  /** Paths the walk left out, with the reason (owned folders, unsafe symlinks, unreadable folders). */
+  readonly excluded: readonly { rel: string; reason: string }[];
+}
+
+/** Walks a project folder as a call from there would (nothing is hashed or run). @throws ShipError ERR_MP_NO_ROOT */
+export async function inspectTree(dir: string, options: { cacheDir?: string } = {}): Promise<TreeReport> {
+  const { findProjectRoot, isLocalPath } = await import('../ship/root.ts');
+  const { walkProject } = await import('../ship/walk.ts');
+  const { configuredCaches } = await import('../ship/owned.ts');
+  const root = findProjectRoot(dir);
+  const walked = walkProject(root.dir, { cacheDir: options.cacheDir });
+  const files = walked.entries.filter((e) => e.kind === 'file');
+  return {
+    root: root.dir,
+    rootReason: root.reason,
+    files: files.length,
+    symlinks: walked.entries.length - files.length,
+    totalBytes: files.reduce((n, e) => n + e.stat.size, 0),
+    largest: [...files].sort((a, b) => b.stat.size - a.stat.size).slice(0, 5).map((e) => ({ path: e.rel, size: e.stat.size })),
+    owned: configuredCaches(options.cacheDir).map((o) => ({ ...o, insideRoot: o.dir === root.dir || isLocalPath(root.dir, o.dir) })),
+    excluded: walked.skipped,
+  };
+}
+
+/** Human-readable tree report. */
+export function formatTreeReport(r: TreeReport): string {
+  const out: string[] = [];
+  out.push(`project root: ${r.root} (${r.rootReason})`);
+  out.push(`ships: ${r.files} files${r.symlinks ? ` + ${r.symlinks} symlinks` : ''}, ${r.totalBytes} bytes`);
+  for (const f of r.largest) out.push(`  ${String(f.size).padStart(10)}  ${f.path}`);
+  out.push('never ships, on this machine:');
+  for (const o of r.owned) out.push(`  - ${o.dir}: ${o.why}${o.insideRoot ? ' [inside the project]' : ''}`);
+  out.push('  - any folder holding a CACHEDIR.TAG (every cache folder modulepickle writes to has one)');
+  if (r.excluded.length) {
+    out.push(`left out (${r.excluded.length}):`);
+    for (const s of r.excluded.slice(0, 50)) out.push(`  - ${s.rel}: ${s.reason}`);
+    if (r.excluded.length > 50) out.push(`  ... and ${r.excluded.length - 50} more (--json lists all)`);
+  }
   return out.join('\n');
 }

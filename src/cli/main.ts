@@ -3,9 +3,10 @@
  * The `modulepickle` command (the package's `bin`).
  *   modulepickle worker --stdio [--cache-dir DIR]   serve tasks on stdin/stdout (docker, ssh, kubectl exec)
  *   modulepickle inspect <file|-> [--json]          show what a payload holds
+ *   modulepickle inspect <dir> [--json]             show what would ship from a project folder, and what never does
  * Exit codes: 0 success, 1 failure (the error's code is printed), 2 usage error.
  */
-import { readFileSync, realpathSync } from 'node:fs';
+import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ModulePickleError } from '../errors.ts';
 
@@ -19,6 +20,7 @@ Commands:
   worker --redis URL --queue NAME
                        Take jobs from a BullMQ queue (for createQueueExecutor); see 'worker --redis --help'.
   inspect <file|->     Show what a payload holds: sections, functions, modules, shipped files.
+  inspect <dir>        Show what would ship from a project folder, and what never ships and why.
 
 Options:
   -h, --help           Show help (also: modulepickle <command> --help).
@@ -43,14 +45,20 @@ Options:
   -h, --help           Show this help.`;
 
 const INSPECT_HELP = `Usage: modulepickle inspect <file|-> [--json]
+       modulepickle inspect <dir> [--json] [--cache-dir DIR]
 
 Decodes a payload without running it and prints what it holds: the header, each section, every
 function and class (by value or by reference, and why), module references (builtin, package@version,
 local path), the manifest of shipped files (count, total size, largest entries) and blob sizes.
 Use '-' to read the payload from stdin.
 
+Given a folder, walks its project tree as a call from there would and prints what ships, the folders
+that never ship on this machine (modulepickle's cache folders, by real path, and any folder with a
+CACHEDIR.TAG) and every path left out with the reason. Nothing is hashed or run.
+
 Options:
   --json               Print the report as JSON.
+  --cache-dir DIR      (folders) The cacheDir option the calls use, if any.
   -h, --help           Show this help.`;
 
 class UsageError extends Error {}
@@ -132,18 +140,33 @@ async function worker(args: readonly string[]): Promise<number> {
 }
 
 async function inspect(args: readonly string[]): Promise<number> {
-  const { flags, positional } = parseFlags(args, { '--json': 'bool', '--help': 'bool' });
+  const { flags, positional } = parseFlags(args, { '--json': 'bool', '--help': 'bool', '--cache-dir': 'value' });
   if (flags.has('--help')) {
     console.log(INSPECT_HELP);
     return ExitCode.ok;
   }
   if (positional.length !== 1) throw new UsageError("inspect needs exactly one payload file, or '-' for stdin");
   const file = positional[0]!;
+  if (file !== '-' && isFolder(file)) {
+    const { inspectTree, formatTreeReport } = await import('./inspect.ts');
+    const cacheDir = flags.get('--cache-dir');
+    const report = await inspectTree(file, { cacheDir: typeof cacheDir === 'string' ? cacheDir : undefined });
+    console.log(flags.has('--json') ? JSON.stringify(report, null, 2) : formatTreeReport(report));
+    return ExitCode.ok;
+  }
   const bytes = file === '-' ? await readStdin() : readFileOr(file);
   const { inspectPayload, formatReport } = await import('./inspect.ts');
   const report = await inspectPayload(bytes);
   console.log(flags.has('--json') ? JSON.stringify(report, null, 2) : formatReport(report, file === '-' ? '<stdin>' : file));
   return ExitCode.ok;
+}
+
+function isFolder(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 function readFileOr(file: string): Uint8Array {

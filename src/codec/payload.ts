@@ -93,7 +93,7 @@ export async function dumps(value: unknown, options: DumpOptions = {}): Promise<
   const enc = encodeBody(value, options);
   const encoded: EncodedSection[] = [];
   for (const section of enc.registry.sections().reverse()) {
-    const data = await section.encode(enc);
+    const data = await (section.encodeAsync ? section.encodeAsync(enc) : section.encode(enc));
     if (data !== undefined) encoded.unshift({ section, bytes: encodeSectionData(enc, data) });
   }
   return assemble(enc, encoded);

@@ -70,11 +70,16 @@ export interface Section {
   readonly code?: boolean;
   /** Returns a data value to store, or `undefined` to omit the section. */
   encode(ctx: ReduceContext): unknown;
+  /** Asynchronous `encode`, preferred by `dumps` (`dumpsSync` uses `encode`): e.g. to wait for file events first. */
+  encodeAsync?(ctx: ReduceContext): Promise<unknown>;
   /** Receives the stored data value. May return a Promise (only `loads`, not `loadsSync`, awaits it). */
   decode(data: unknown, ctx: RestoreContext): void | Promise<void>;
 }
 
 type AnyReducer = Reducer<object, unknown, unknown>;
+
+/** Bumped by every `registerSection` of any registry, so cached section lists (which include a parent's) go stale. */
+let sectionEpoch = 0;
 
 /** A set of reducers looked up by prototype, by predicate, and by object identity. */
 export class Registry {
@@ -84,6 +89,8 @@ export class Registry {
   readonly #byIdentity = new Map<object, AnyReducer>();
   readonly #sections = new Map<string, Section>();
   readonly #parent: Registry | undefined;
+  #sortedSections: readonly Section[] = [];
+  #sortedEpoch = -1;
 
   constructor(parent?: Registry) {
     this.#parent = parent;
@@ -118,14 +125,19 @@ export class Registry {
       throw new ModulePickleError('ERR_MP_REDUCER_EXISTS', `a section named '${section.name}' is already registered`);
     }
     this.#sections.set(section.name, section);
+    sectionEpoch++;
     return this;
   }
 
-  /** All sections (own and inherited), in ascending rank. */
+  /** All sections (own and inherited), in ascending rank (a fresh array; the sorted list is cached). */
   sections(): Section[] {
-    const all = new Map(this.#parent ? this.#parent.sections().map((s) => [s.name, s] as const) : []);
-    for (const [name, s] of this.#sections) all.set(name, s);
-    return [...all.values()].sort((a, b) => a.rank - b.rank);
+    if (this.#sortedEpoch !== sectionEpoch) {
+      const all = new Map(this.#parent ? this.#parent.sections().map((s) => [s.name, s] as const) : []);
+      for (const [name, s] of this.#sections) all.set(name, s);
+      this.#sortedSections = [...all.values()].sort((a, b) => a.rank - b.rank);
+      this.#sortedEpoch = sectionEpoch;
+    }
+    return this.#sortedSections.slice();
   }
 
   /** Reducer registered for this exact prototype, if any. */

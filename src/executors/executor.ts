@@ -45,8 +45,11 @@ export interface ExecutorOptions {
 
 /** Counters of what travelled, for reports and tests. */
 export interface ExecutorStats extends SchedulerStats, TransferStats {
+  /** File blobs sent to workers, and their bytes. */
   blobsServed: number;
   blobBytesServed: number;
+  /** Manifests sent to workers (once per code version a worker lacks: payloads name their version by id). */
+  manifestsServed: number;
 }
 
 /** The surface every executor shares (pool, stdio, threads, queue); `S` is its stats record. */
@@ -94,10 +97,11 @@ export interface TransportDeps {
 /** Builds an executor over the lanes `makeTransport` opens. */
 export function createExecutor(makeTransport: (deps: TransportDeps) => Transport, options: ExecutorOptions = {}): Executor {
   const stats: ExecutorStats = {
-    tasks: 0, functionsSent: 0, functionBytes: 0, argsBytes: 0, blobsServed: 0, blobBytesServed: 0,
+    tasks: 0, functionsSent: 0, functionBytes: 0, argsBytes: 0, blobsServed: 0, blobBytesServed: 0, manifestsServed: 0,
     workersStarted: 0, workersCrashed: 0, workersRecycled: 0, bytesSent: 0, bytesReceived: 0,
   };
-  const shipping = createShipping(options.dumpsOptions);
+  // Workers fetch from our blob server (unless the caller brings one): payloads can name their version by id.
+  const shipping = createShipping(options.dumpsOptions, 8, options.blobServer === undefined);
   const dumpsOptions = shipping.dumpsOptions;
   const mapStack = options.mapStack ?? shipping.mapStack;
   const source = options.blobServer ?? shipping.blobServer;
@@ -108,7 +112,10 @@ export function createExecutor(makeTransport: (deps: TransportDeps) => Transport
       if (show) process.stderr.write(`modulepickle: reading ${hashes.length} files for a worker...`);
       const blobs = await source.get(hashes);
       let bytes = 0;
-      for (const b of blobs.values()) (stats.blobsServed++, (bytes += b.length));
+      for (const [h, b] of blobs) {
+        if (shipping.isManifest(h)) stats.manifestsServed++;
+        else (stats.blobsServed++, (bytes += b.length));
+      }
       stats.blobBytesServed += bytes;
       if (show) process.stderr.write(`\rmodulepickle: sending ${blobs.size} files (${(bytes / 1048576).toFixed(1)} MiB) to a worker\n`);
       return blobs;

@@ -17,12 +17,17 @@ export interface Shipping {
   readonly blobServer: BlobSource;
   /** Rewrites a remote stack to the caller's files and lines. */
   mapStack(stack: string): string;
+  /** Whether `hash` is the version id of a remembered build (a manifest, not a file blob). */
+  isManifest(hash: string): boolean;
   /** The most recent build (what the last pickled function shipped). */
   readonly lastBuild: ShipBuild | undefined;
 }
 
-/** Remembers the last `keep` builds (by version id). */
-export function createShipping(userOptions: PickleOptions = {}, keep = 8): Shipping {
+/**
+ * Remembers the last `keep` builds (by version id). `manifestById`: payloads name their code version by id and the
+ * blob server serves the manifest texts too (only when workers fetch from this blob server).
+ */
+export function createShipping(userOptions: PickleOptions = {}, keep = 8, manifestById = false): Shipping {
   const builds = new Map<string, ShipBuild>();
   let last: ShipBuild | undefined;
   const user = userOptions['ship'];
@@ -36,7 +41,8 @@ export function createShipping(userOptions: PickleOptions = {}, keep = 8): Shipp
     const userHook = userShip['onBuild'];
     if (typeof userHook === 'function') (userHook as (b: ShipBuild) => void)(build);
   };
-  const dumpsOptions: PickleOptions = shipOff ? { ...userOptions } : { ...userOptions, ship: { blobs: 'none', ...userShip, onBuild } };
+  const byId = manifestById ? { manifest: 'id' } : {};
+  const dumpsOptions: PickleOptions = shipOff ? { ...userOptions } : { ...userOptions, ship: { blobs: 'none', ...byId, ...userShip, onBuild } };
 
   const blobServer: BlobSource = {
     async missing(hashes) {
@@ -45,7 +51,12 @@ export function createShipping(userOptions: PickleOptions = {}, keep = 8): Shipp
     },
     async get(hashes) {
       const out = new Map<string, Uint8Array>();
-      let rest = [...hashes];
+      // a manifest asked for by its version id (payloads that name their version by id)
+      for (const h of hashes) {
+        const b = builds.get(h);
+        if (b) out.set(h, new TextEncoder().encode(b.text));
+      }
+      let rest = hashes.filter((h) => !out.has(h));
       // Newest build first: its files are the most likely to still hold the requested content.
       for (const build of [...builds.values()].reverse()) {
         if (rest.length === 0) break;
@@ -65,6 +76,7 @@ export function createShipping(userOptions: PickleOptions = {}, keep = 8): Shipp
   return {
     dumpsOptions,
     blobServer,
+    isManifest: (hash) => builds.has(hash),
     mapStack: (stack) => mapStack(stack, (id) => builds.get(id)?.root ?? findPrefix(builds, id)),
     get lastBuild() {
       return last;

@@ -1,8 +1,35 @@
 /**
- * Class-specific parts of by-value encoding: which own and prototype properties the class body does not define
- * (static fields, members added after the declaration) and so must travel as properties.
+ * Own and prototype properties of by-value functions and classes that their source text does not recreate: added
+ * or redefined properties (`name`, `length`, a replaced `prototype`, static fields, members added after the
+ * declaration), deleted ones, changed attributes of members the class body defines (`Object.freeze(C)`), and a
+ * prototype made non-extensible. The sender computes them (`ownKeysToKeep`, `shapeState`); the receiver applies them
+ * to the rebuilt function (`applyShapeState`) before the codec defines the kept own properties.
  */
+import { DecodeError } from '../errors.ts';
 import { functionInfo } from './function-info.ts';
+import type { SourceInfo } from './free-variables.ts';
+
+/** Attribute bits of a property whose value the class body recreates: only its attributes travel. */
+const W = 1;
+const E = 2;
+const C = 4;
+
+/** What the receiver applies to a rebuilt function besides its kept own properties. */
+export interface ShapeState {
+  /** Class prototype properties the body does not define: `[key, descriptor, ...]` (`{ a }` = attributes only). */
+  readonly proto?: readonly unknown[];
+  /** Own keys at home, when the receiver's rebuilt function may have keys that were deleted at home. */
+  readonly keys?: readonly (string | symbol)[];
+  /** Own properties the class body defines whose attributes changed: `[key, attribute bits, ...]`. */
+  readonly attrs?: readonly unknown[];
+  /** Own keys of the class prototype at home (members deleted at home are deleted). */
+  readonly protoKeys?: readonly (string | symbol)[];
+  /** The class prototype was not extensible at home. */
+  readonly protoClosed?: boolean;
+}
+
+// Injected by instance-private.ts; never deleted on the receiver.
+const hookKeys = new Set<string | symbol>([Symbol.for('modulepickle.setPrivate'), Symbol.for('modulepickle.setStaticPrivate')]);
 
 /** Whether a property value is defined by the class body itself (its source text is inside the class source). */
 function definedInBody(d: PropertyDescriptor, classSource: string): boolean {
@@ -17,40 +44,149 @@ function definedInBody(d: PropertyDescriptor, classSource: string): boolean {
   });
 }
 
-/** Prototype properties of a class that its body does not define (added after the declaration). */
-export function protoExtras(cls: Function, classSource: string): unknown[] | undefined {
-  const proto = (cls as { prototype?: unknown }).prototype;
-  if (typeof proto !== 'object' || proto === null) return undefined;
+function bits(d: PropertyDescriptor): number {
+  return (d.writable ? W : 0) | (d.enumerable ? E : 0) | (d.configurable ? C : 0);
+}
+
+/** Attribute bits a class body gives its methods and accessors (and the prototype's `constructor`). */
+function bodyDefault(d: PropertyDescriptor): number {
+  return 'value' in d ? W | C : C;
+}
+
+/** Prototype properties of a class that its body does not define, and body members whose attributes changed. */
+function protoParts(cls: Function, proto: object, classSource: string): unknown[] | undefined {
   const out: unknown[] = [];
   for (const key of Reflect.ownKeys(proto)) {
-    if (key === 'constructor') continue;
     const d = Object.getOwnPropertyDescriptor(proto, key) as PropertyDescriptor;
-    if (definedInBody(d, classSource)) continue;
+    if ((key === 'constructor' && d.value === cls) || (key !== 'constructor' && definedInBody(d, classSource))) {
+      if (bits(d) !== bodyDefault(d)) out.push(key, { a: bits(d) });
+      continue;
+    }
     out.push(key, 'value' in d ? { v: d.value, w: d.writable, e: d.enumerable, c: d.configurable } : { g: d.get, s: d.set, e: d.enumerable, c: d.configurable });
   }
   return out.length ? out : undefined;
 }
 
-/** Own property keys of a function that the codec keeps (static members and added properties). */
-export function functionOwnKeys(fn: Function, byValue: WeakSet<Function>): (string | symbol)[] {
+/** Whether a function's `prototype` is the one its source text creates (so it need not travel). */
+function defaultPrototype(fn: Function, source: SourceInfo): boolean {
+  const d = Object.getOwnPropertyDescriptor(fn, 'prototype');
+  if (source.kind === 'class') return true;
+  // Plain functions and generators (methods too) have one; arrows, async functions, other methods do not.
+  const hasOwn = source.generator || (source.kind === 'function' && !source.async);
+  if (!hasOwn || !d) return !hasOwn && !d;
+  if (!('value' in d) || !d.writable || d.enumerable || d.configurable) return false;
+  const proto = d.value as unknown;
+  if (typeof proto !== 'object' || proto === null || !Object.isExtensible(proto)) return false;
+  if (source.generator) {
+    // A generator's prototype inherits from %GeneratorPrototype% (async: %AsyncGeneratorPrototype%), no own keys.
+    const base = (Object.getPrototypeOf(fn) as { prototype?: unknown }).prototype;
+    return Object.getPrototypeOf(proto) === base && Reflect.ownKeys(proto).length === 0;
+  }
+  if (Object.getPrototypeOf(proto) !== Object.prototype || Reflect.ownKeys(proto).length !== 1) return false;
+  const c = Object.getOwnPropertyDescriptor(proto, 'constructor');
+  return c !== undefined && c.value === fn && c.writable === true && !c.enumerable && c.configurable === true;
+}
+
+/**
+ * Own property keys of a by-value function that the codec keeps: every key except those the source text recreates
+ * as they are (class body members with their default attributes, a default `prototype`).
+ */
+export function ownKeysToKeep(fn: Function, byValue: WeakSet<Function>): (string | symbol)[] {
   if (!byValue.has(fn)) return [];
   byValue.delete(fn);
-  const info = functionInfo(fn);
-  const kind = info.source?.kind;
+  const source = functionInfo(fn).source;
+  if (!source) return [];
   const keys: (string | symbol)[] = [];
   for (const key of Reflect.ownKeys(fn)) {
-    if (key === 'length' || key === 'arguments' || key === 'caller') continue;
-    if (key === 'prototype') {
-      if (kind !== 'function' || info.source?.async || info.source?.generator) continue;
-      const proto = (fn as { prototype?: unknown }).prototype as object | undefined;
-      const plain = proto && Object.getPrototypeOf(proto) === Object.prototype && Reflect.ownKeys(proto).length === 1 && (proto as { constructor?: unknown }).constructor === fn;
-      if (plain) continue;
-    }
-    if (kind === 'class' && info.source) {
+    if (key === 'arguments' || key === 'caller') continue;
+    if (key === 'prototype' && defaultPrototype(fn, source)) continue;
+    if (source.kind === 'class') {
       const d = Object.getOwnPropertyDescriptor(fn, key);
-      if (key === 'prototype' || (d && definedInBody(d, info.source.expression))) continue;
+      if (d && definedInBody(d, source.expression)) continue;
     }
     keys.push(key);
   }
   return keys;
+}
+
+/** Shape facts of a by-value function that its kept own properties do not carry (see `ShapeState`). */
+export function shapeState(fn: Function, source: SourceInfo): ShapeState | undefined {
+  const own = Object.prototype.hasOwnProperty;
+  if (source.kind !== 'class') {
+    // The rebuilt function has `length` and `name`; send the key list only when one was deleted.
+    return own.call(fn, 'length') && own.call(fn, 'name') ? undefined : { keys: Reflect.ownKeys(fn) };
+  }
+  const attrs: unknown[] = [];
+  for (const key of Reflect.ownKeys(fn)) {
+    const d = Object.getOwnPropertyDescriptor(fn, key) as PropertyDescriptor;
+    if (key !== 'prototype' && definedInBody(d, source.expression) && bits(d) !== bodyDefault(d)) attrs.push(key, bits(d));
+  }
+  const proto = (fn as { prototype?: unknown }).prototype;
+  const hasProto = typeof proto === 'object' && proto !== null;
+  const parts = hasProto ? protoParts(fn, proto, source.expression) : undefined;
+  return {
+    keys: Reflect.ownKeys(fn),
+    ...(attrs.length ? { attrs } : {}),
+    ...(parts ? { proto: parts } : {}),
+    ...(hasProto ? { protoKeys: Reflect.ownKeys(proto) } : {}),
+    ...(hasProto && !Object.isExtensible(proto) ? { protoClosed: true } : {}),
+  };
+}
+
+function bad(what: string): never {
+  throw new DecodeError('ERR_MP_BAD_FUNCTION', `malformed function in payload: ${what}`);
+}
+
+function keyList(v: unknown, what: string): Set<string | symbol> {
+  if (!Array.isArray(v) || !v.every((k) => typeof k === 'string' || typeof k === 'symbol')) bad(what);
+  return new Set(v as (string | symbol)[]);
+}
+
+/** Deletes the configurable own keys of `o` that are not in `keep` (deleted at home). */
+function deleteMissing(o: object, keep: Set<string | symbol>): void {
+  for (const k of Reflect.ownKeys(o)) {
+    if (keep.has(k) || hookKeys.has(k)) continue;
+    if (Object.getOwnPropertyDescriptor(o, k)?.configurable) Reflect.deleteProperty(o, k);
+  }
+}
+
+function setAttrs(o: object, key: string | symbol, b: unknown): void {
+  if (typeof b !== 'number') bad('attributes');
+  const d = Object.getOwnPropertyDescriptor(o, key);
+  if (!d) return;
+  const desc: PropertyDescriptor = { enumerable: (b & E) !== 0, configurable: (b & C) !== 0 };
+  if ('value' in d) desc.writable = (b & W) !== 0;
+  Object.defineProperty(o, key, desc);
+}
+
+/** Applies a function's `ShapeState` on the receiver (its own properties follow from the codec). @throws ERR_MP_BAD_FUNCTION */
+export function applyShapeState(fn: Function, state: ShapeState): void {
+  if (state.keys !== undefined) deleteMissing(fn, keyList(state.keys, 'own keys'));
+  const attrs = state.attrs;
+  if (attrs !== undefined) {
+    if (!Array.isArray(attrs)) bad('attributes');
+    for (let i = 0; i < attrs.length; i += 2) setAttrs(fn, attrs[i] as string | symbol, attrs[i + 1]);
+  }
+  if (state.proto === undefined && state.protoKeys === undefined && state.protoClosed === undefined) return;
+  const target = (fn as { prototype?: object }).prototype;
+  if (typeof target !== 'object' || target === null) bad('class prototype');
+  if (state.protoKeys !== undefined) deleteMissing(target, keyList(state.protoKeys, 'prototype keys'));
+  const proto = state.proto;
+  if (proto !== undefined) {
+    if (!Array.isArray(proto)) bad('class prototype');
+    for (let i = 0; i < proto.length; i += 2) {
+      const key = proto[i] as string | symbol;
+      const d = proto[i + 1] as { v?: unknown; w?: boolean; g?: () => unknown; s?: (v: unknown) => void; e?: boolean; c?: boolean; a?: number };
+      if (typeof d !== 'object' || d === null || (typeof key !== 'string' && typeof key !== 'symbol')) bad('class prototype');
+      if ('a' in d) {
+        setAttrs(target, key, d.a);
+        continue;
+      }
+      const desc: PropertyDescriptor = 'v' in d ? { value: d.v, writable: d.w === true } : { get: d.g, set: d.s };
+      desc.enumerable = d.e === true;
+      desc.configurable = d.c === true;
+      Object.defineProperty(target, key, desc);
+    }
+  }
+  if (state.protoClosed === true) Object.preventExtensions(target);
 }

@@ -11,6 +11,7 @@ import { projectRoot } from '../modules/project-root.ts';
 import type { FunctionArgs, FunctionState } from './encode-function.ts';
 import { loadedModulesKey, treeDirKey } from './module-records.ts';
 import { assignCaptures, buildFunction, classTracker, type ScopeRecord } from './rebuild.ts';
+import { applyShapeState } from './class-parts.ts';
 
 const scopes = new WeakMap<Function, ScopeRecord | null>();
 const reused = new WeakSet<Function>();
@@ -152,17 +153,5 @@ export function setFunctionState(fn: Function, state: FunctionState | undefined)
   const scope = scopes.get(fn);
   if (scope === undefined) return;
   assignCaptures(scope, state.captures);
-  const proto = state.proto;
-  if (Array.isArray(proto)) {
-    const target = (fn as { prototype?: object }).prototype;
-    if (typeof target !== 'object' || target === null) bad('class prototype');
-    for (let i = 0; i < proto.length; i += 2) {
-      const key = proto[i] as string | symbol;
-      const d = proto[i + 1] as { v?: unknown; w?: boolean; g?: () => unknown; s?: (v: unknown) => void; e?: boolean; c?: boolean };
-      const desc: PropertyDescriptor = 'v' in d ? { value: d.v, writable: d.w === true } : { get: d.g, set: d.s };
-      desc.enumerable = d.e === true;
-      desc.configurable = d.c === true;
-      Object.defineProperty(target, key, desc);
-    }
-  }
+  applyShapeState(fn, state);
 }

@@ -13,7 +13,7 @@ import type { ExportRef, ModuleRef } from '../modules/module-ref.ts';
 import { currentInspection, functionInfo, liveScopes } from './function-info.ts';
 import type { FunctionLocation, ScopeSnapshot } from './inspector.ts';
 import { esmExportRef, isMainFile, ModuleValue, requireFunctionRef, wrapModuleValue } from './module-values.ts';
-import { functionOwnKeys as classOwnKeys, protoExtras } from './class-parts.ts';
+import { ownKeysToKeep, shapeState, type ShapeState } from './class-parts.ts';
 import { arrowAtModuleLevel } from './this-context.ts';
 
 export { ModuleValue, wrapModuleValue, isMainFile };
@@ -41,10 +41,8 @@ export type FunctionArgs =
     });
 
 /** State of a by-value function: captures set after it exists (so they may point back at it). */
-export interface FunctionState {
+export interface FunctionState extends ShapeState {
   readonly captures: Readonly<Record<string, unknown>>;
-  /** Class prototype properties added after the declaration: `[key, descriptor, ...]`. */
-  readonly proto?: readonly unknown[];
 }
 
 const cjsRequire = createRequire(import.meta.url);
@@ -129,7 +127,7 @@ const byValue = new WeakSet<Function>();
 
 /** Own property keys of a function that the codec keeps (only for functions that went by value). */
 export function functionOwnKeys(fn: Function): (string | symbol)[] {
-  return classOwnKeys(fn, byValue);
+  return ownKeysToKeep(fn, byValue);
 }
 
 /** State computed with the last `encodeFunction` call of this function. */
@@ -257,7 +255,7 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
     tracker = trackers.get(fn);
     if (!tracker) trackers.set(fn, (tracker = randomUUID()));
   }
-  const state: FunctionState = { captures, proto: source.kind === 'class' ? protoExtras(fn, source.expression) : undefined };
+  const state: FunctionState = { captures, ...shapeState(fn, source) };
   states.set(fn, state);
   byValue.add(fn);
   return {

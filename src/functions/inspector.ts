@@ -2,9 +2,17 @@
  * V8 inspector access: where a function was defined (`[[FunctionLocation]]`), which scopes it closes over
  * (`[[Scopes]]`) and the current values of the variables in them, read back into JS without copying.
  * `node:inspector` `Session.post` on the main thread (and in a worker, for its own isolate) completes synchronously.
+ *
+ * Script URLs are looked up lazily, per unknown script id, never at connect: `Debugger.enable` replays one
+ * `scriptParsed` per loaded script and hashes every source on its first replay (17 ms in plain node, 43 ms under
+ * tsx on this machine), while `Profiler.getBestEffortCoverage` names the scripts that have run code in 2-6 ms on a
+ * small heap (it walks the heap, so it is used only while the heap is small). Script sources come from the V8
+ * natives (natives.ts) when they are available, else from the debugger.
  */
 import { Session } from 'node:inspector';
+import { getHeapStatistics } from 'node:v8';
 import { EncodeError } from '../errors.ts';
+import { nativeScriptSource, setNativesVerifier } from './natives.ts';
 
 /** Kind of one scope in a function's scope chain, innermost first. */
 export type ScopeType = 'closure' | 'block' | 'catch' | 'module' | 'script' | 'with' | 'eval' | 'local' | 'global';
@@ -41,7 +49,8 @@ export interface FunctionInspection {
 
 interface ScriptInfo {
   url: string;
-  isModule: boolean;
+  /** Known from `scriptParsed`; coverage does not say (then the function's scope chain tells). */
+  isModule?: boolean;
 }
 
 interface RemoteObject {
@@ -60,8 +69,17 @@ const group = 'modulepickle';
 let session: Session | undefined;
 const scripts = new Map<string, ScriptInfo>();
 const sources = new Map<string, string>();
+/** A function of each inspected script, so the natives can give that script's source without the debugger. */
+const scriptFunctions = new Map<string, WeakRef<Function>>();
 let holder: { fn?: unknown; out?: unknown } = {};
 let holderId = '';
+/** A full `scriptParsed` replay happened (so `scripts` lists every script loaded before it, with `isModule`). */
+let replayed = false;
+/** Coverage walks the heap: above this many bytes of heap in use, the debugger replay is cheaper. */
+const coverageHeapLimit = 64 * 1024 * 1024;
+
+/** How the last unknown script was found (for tests and benchmarks). */
+export const scriptLookups = { coverage: 0, replay: 0 };
 
 function post<T>(method: string, params?: object): T {
   if (!session) connect();
@@ -89,7 +107,6 @@ function connect(): void {
     scripts.set(m.params.scriptId, { url: m.params.url, isModule: m.params.isModule === true });
   });
   session = s;
-  withDebugger(() => undefined);
   holder = {};
   (globalThis as Record<symbol, unknown>)[holderKey] = holder;
   const r = post<{ result: RemoteObject }>('Runtime.evaluate', { expression: `globalThis[Symbol.for('modulepickle.inspector.holder')]` });
@@ -103,6 +120,7 @@ function connect(): void {
  */
 function withDebugger<T>(f: () => T): T {
   post('Debugger.enable', {});
+  replayed = true;
   try {
     // Never let a `debugger` statement pause on this session.
     post('Debugger.setSkipAllPauses', { skip: true });
@@ -112,21 +130,49 @@ function withDebugger<T>(f: () => T): T {
   }
 }
 
+function coverageLookup(): void {
+  let used = Infinity;
+  try {
+    used = getHeapStatistics().used_heap_size;
+  } catch {
+    // keep Infinity: use the replay
+  }
+  if (used > coverageHeapLimit) return;
+  let result: { scriptId: string; url: string }[];
+  try {
+    result = post<{ result: { scriptId: string; url: string }[] }>('Profiler.getBestEffortCoverage', {}).result;
+  } catch {
+    return;
+  }
+  scriptLookups.coverage++;
+  for (const r of result) if (!scripts.has(r.scriptId)) scripts.set(r.scriptId, { url: r.url });
+}
+
 function scriptInfo(scriptId: string): ScriptInfo | undefined {
   let info = scripts.get(scriptId);
   if (!info) {
-    // A script loaded since the last replay.
+    // A script not seen yet: the cheap lookup first, then a full replay.
+    coverageLookup();
+    info = scripts.get(scriptId);
+  }
+  if (!info) {
+    scriptLookups.replay++;
     withDebugger(() => undefined);
     info = scripts.get(scriptId);
   }
   return info;
 }
 
-/** Source text of a loaded script (as V8 runs it, i.e. after any loader transform). Cached. */
+/**
+ * Source text of a loaded script (as V8 runs it, i.e. after any loader transform). Cached. From the natives when a
+ * function of that script was inspected, else from the debugger.
+ */
 export function scriptSource(scriptId: string): string {
   let src = sources.get(scriptId);
   if (src === undefined) {
-    src = withDebugger(() => post<{ scriptSource: string }>('Debugger.getScriptSource', { scriptId }).scriptSource);
+    const fn = scriptFunctions.get(scriptId)?.deref();
+    src = fn ? nativeScriptSource(fn) : undefined;
+    src ??= withDebugger(() => post<{ scriptSource: string }>('Debugger.getScriptSource', { scriptId }).scriptSource);
     sources.set(scriptId, src);
   }
   return src;
@@ -149,14 +195,15 @@ export function prefetchSources(scriptIds: readonly string[]): void {
 
 /** Replays the loaded scripts (scriptId -> URL) so scripts loaded since the last replay are known. */
 export function refreshScripts(): void {
-  if (!session) connect();
-  else withDebugger(() => undefined);
+  withDebugger(() => undefined);
 }
 
-/** All loaded scripts that are files (`file://` URLs), with whether they are ES modules. */
+/** All loaded scripts, with whether they are ES modules (replays the script list first if it never was). */
 export function loadedScripts(): ReadonlyMap<string, { url: string; isModule: boolean }> {
-  if (!session) connect();
-  return scripts;
+  if (!replayed) withDebugger(() => undefined);
+  const out = new Map<string, { url: string; isModule: boolean }>();
+  for (const [id, s] of scripts) if (s.isModule !== undefined) out.set(id, { url: s.url, isModule: s.isModule });
+  return out;
 }
 
 function scopeType(description: string): ScopeType {
@@ -194,18 +241,8 @@ function callArg(r: RemoteObject | undefined): { objectId?: string; value?: unkn
  * @throws ERR_MP_INSPECTOR when the inspector is not usable
  */
 export function inspectFunction(fn: Function): FunctionInspection {
-  if (!session) connect();
-  holder.fn = fn;
+  const internal = internalProperties(fn);
   try {
-    const fnRef = post<{ result: PropertyDescriptor[] }>('Runtime.getProperties', { objectId: holderId, ownProperties: true, objectGroup: group })
-      .result.find((p) => p.name === 'fn')?.value;
-    if (!fnRef?.objectId) throw new EncodeError('ERR_MP_INSPECTOR', 'the inspector could not see the function');
-    const props = post<{ internalProperties?: PropertyDescriptor[] }>('Runtime.getProperties', {
-      objectId: fnRef.objectId,
-      ownProperties: true,
-      objectGroup: group,
-    });
-    const internal = new Map((props.internalProperties ?? []).map((p) => [p.name, p.value]));
     const target = internal.get('[[TargetFunction]]');
     if (target) {
       post('Runtime.callFunctionOn', {
@@ -235,15 +272,47 @@ export function inspectFunction(fn: Function): FunctionInspection {
     let location: FunctionLocation | undefined;
     if (loc) {
       const info = scriptInfo(loc.scriptId);
-      location = { scriptId: loc.scriptId, url: info?.url ?? '', isModule: info?.isModule ?? false, line: loc.lineNumber, column: loc.columnNumber };
+      // Every function of an ES module has the module's scope in its chain, and no other function has one.
+      const isModule = info?.isModule ?? scopes.some((sc) => sc.type === 'module');
+      location = { scriptId: loc.scriptId, url: info?.url ?? '', isModule, line: loc.lineNumber, column: loc.columnNumber };
+      if (!scriptFunctions.has(loc.scriptId)) scriptFunctions.set(loc.scriptId, new WeakRef(fn));
     }
     return { location, scopes };
   } finally {
-    holder.fn = undefined;
     holder.out = undefined;
     release();
   }
 }
+
+/** A function's internal properties (`[[FunctionLocation]]`, `[[Scopes]]`, `[[TargetFunction]]`, ...). */
+function internalProperties(fn: Function): Map<string, RemoteObject | undefined> {
+  if (!session) connect();
+  holder.fn = fn;
+  try {
+    const fnRef = post<{ result: PropertyDescriptor[] }>('Runtime.getProperties', { objectId: holderId, ownProperties: true, objectGroup: group })
+      .result.find((p) => p.name === 'fn')?.value;
+    if (!fnRef?.objectId) throw new EncodeError('ERR_MP_INSPECTOR', 'the inspector could not see the function');
+    const props = post<{ internalProperties?: PropertyDescriptor[] }>('Runtime.getProperties', {
+      objectId: fnRef.objectId,
+      ownProperties: true,
+      objectGroup: group,
+    });
+    return new Map((props.internalProperties ?? []).map((p) => [p.name, p.value]));
+  } finally {
+    holder.fn = undefined;
+  }
+}
+
+// The natives name scripts by the same ids as `[[FunctionLocation]]`, or they are not used.
+setNativesVerifier((probe, scriptId) => {
+  try {
+    const loc = internalProperties(probe).get('[[FunctionLocation]]')?.value as { scriptId?: string } | undefined;
+    release();
+    return loc?.scriptId === String(scriptId);
+  } catch {
+    return false;
+  }
+});
 
 let pendingRelease = 0;
 /** Releases the inspector's handles in batches (one round trip per 32 inspections instead of one each). */

@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, unlinkS
 import { join, sep } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ShipError } from '../errors.ts';
+import { ensureCacheDir } from './cache-dir.ts';
 import { sha256Hex } from '../ship/manifest.ts';
 import type { BlobStore } from '../ship/blob-source.ts';
 
@@ -15,11 +16,13 @@ const hashRe = /^[0-9a-f]{64}$/;
 export class DiskBlobStore implements BlobStore {
   readonly dir: string;
   readonly #tmp: string;
+  readonly #cacheDir: string;
   readonly #subdirs = new Set<string>();
 
   constructor(cacheDir: string) {
     this.dir = join(cacheDir, 'blobs');
     this.#tmp = join(cacheDir, 'tmp');
+    this.#cacheDir = cacheDir;
   }
 
   /** Path of a blob's file (it may not exist). */
@@ -71,6 +74,7 @@ export class DiskBlobStore implements BlobStore {
    * @throws ERR_MP_BLOB_HASH_MISMATCH when bytes do not match their hash
    */
   putSync(blobs: ReadonlyMap<string, Uint8Array>): void {
+    ensureCacheDir(this.#cacheDir);
     mkdirSync(this.#tmp, { recursive: true });
     for (const [hash, bytes] of blobs) {
       const dest = this.pathOf(hash);

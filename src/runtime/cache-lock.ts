@@ -3,10 +3,11 @@
  * Only quick steps run under it: taking a lease, starting an extraction, and the GC's deletions.
  * A lock left by a dead process is broken.
  */
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ShipError } from '../errors.ts';
+import { ensureCacheDir } from './cache-dir.ts';
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
@@ -47,7 +48,7 @@ function tryBreakStale(lock: string): void {
  * @throws ERR_MP_CACHE_LOCKED when the lock stays held by a live process
  */
 export function withCacheLock<T>(cacheDir: string, fn: () => T, timeoutMs = 30_000): T {
-  mkdirSync(cacheDir, { recursive: true });
+  ensureCacheDir(cacheDir);
   const lock = join(cacheDir, 'lock');
   const deadline = Date.now() + timeoutMs;
   let fd: number | undefined;

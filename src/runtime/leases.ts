@@ -9,7 +9,7 @@ import { join, sep } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { withCacheLock } from './cache-lock.ts';
 import { gcCache } from './gc.ts';
-import { materializeTree, materializeTreeSync, unlinkQuiet, type MaterializedTree, type MaterializeOptions } from './materialize.ts';
+import { materializeTree, materializeTreeSync, materializedTree, unlinkQuiet, type MaterializedTree, type MaterializeOptions } from './materialize.ts';
 
 const token = randomBytes(6).toString('hex');
 const held = new Map<string, { count: number; lease: string; tree: MaterializedTree }>();
@@ -82,6 +82,16 @@ export function openTreeSync(text: unknown, blobs: ReadonlyMap<string, Uint8Arra
     const tree = materializeTreeSync(text, blobs, options);
     if (lease(tree)) return handle(afterCreate(tree, options));
   }
+}
+
+/**
+ * Leases the tree of version `id` when this receiver's cache already has it (no manifest text needed), else
+ * undefined (the caller fetches the manifest and opens it with `openTree`).
+ * @throws ERR_MP_MANIFEST_INVALID for a malformed id
+ */
+export function openTreeById(id: string, options: Pick<MaterializeOptions, 'cacheDir' | 'nodeModules'> = {}): TreeHandle | undefined {
+  const tree = materializedTree(id, options);
+  return tree && lease(tree) ? handle(tree) : undefined;
 }
 
 /** When a new tree was built, bound the cache soon after (off the caller's path). */

@@ -11,14 +11,14 @@
  *   ns/<nm-key>/trees/<id>/tree/        the shipped files
  *   tmp/                                extractions in progress, dying blobs and trees
  */
-import { copyFileSync, chmodSync, existsSync, linkSync, mkdirSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, chmodSync, existsSync, linkSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ShipError } from '../errors.ts';
-import type { FileEntry, Manifest } from '../ship/manifest.ts';
+import { manifestIdOf, type FileEntry, type Manifest } from '../ship/manifest.ts';
 import type { BlobSource } from '../ship/blob-source.ts';
 import { DiskBlobStore } from './blob-store.ts';
-import { defaultCacheDir } from './cache-dir.ts';
+import { defaultCacheDir, ensureCacheDir } from './cache-dir.ts';
 import { withCacheLock } from './cache-lock.ts';
 import { checkManifest, type CheckedManifest, type ReceiveLimits } from './manifest-check.ts';
 import { nodeModulesKey, resolveNodeModules } from './node-modules.ts';
@@ -61,7 +61,7 @@ function plan(text: unknown, options: MaterializeOptions): Plan {
   const nodeModules = resolveNodeModules(options.nodeModules);
   const nsDir = join(cacheDir, 'ns', nodeModulesKey(nodeModules));
   try {
-    mkdirSync(join(cacheDir, 'tmp'), { recursive: true });
+    mkdirSync(join(ensureCacheDir(cacheDir), 'tmp'), { recursive: true });
   } catch (err) {
     throw new ShipError('ERR_MP_CACHE_UNWRITABLE', `cannot write the modulepickle cache folder '${cacheDir}' (${(err as NodeJS.ErrnoException).code ?? 'error'}); set MODULEPICKLE_CACHE or the cacheDir option to a writable folder`, cacheDir, { cause: err });
   }
@@ -259,10 +259,41 @@ export function materializeTreeSync(text: unknown, blobs: ReadonlyMap<string, Ui
   }
 }
 
+const knownTrees = new Map<string, Manifest>();
+
+/**
+ * The tree of version `id` when it is already materialized in the cache (its manifest read from the tree's own
+ * `manifest.json`, parsed once per process), else undefined. Used for payloads that name their version by id.
+ * @throws ERR_MP_MANIFEST_INVALID when `id` is not a version id
+ */
+export function materializedTree(id: string, options: Pick<MaterializeOptions, 'cacheDir' | 'nodeModules'> = {}): MaterializedTree | undefined {
+  if (!/^[0-9a-f]{64}$/.test(id)) throw new ShipError('ERR_MP_MANIFEST_INVALID', `the payload names its code version by a malformed id ${JSON.stringify(id.slice(0, 80))}; the payload is corrupt`);
+  const cacheDir = defaultCacheDir(options.cacheDir);
+  const nodeModules = resolveNodeModules(options.nodeModules);
+  const nsDir = join(cacheDir, 'ns', nodeModulesKey(nodeModules));
+  const wrapper = join(nsDir, 'trees', id);
+  let manifest = knownTrees.get(wrapper);
+  if (!manifest) {
+    let text: string;
+    try {
+      text = readFileSync(join(wrapper, 'manifest.json'), 'utf8');
+    } catch {
+      return undefined;
+    }
+    // our own cache, written after the manifest was checked; the id must still match (a torn or foreign file does not)
+    if (manifestIdOf(text) !== id) return undefined;
+    manifest = checkManifest(text, { maxBytes: Number.MAX_SAFE_INTEGER, maxFileBytes: Number.MAX_SAFE_INTEGER, maxEntries: Number.MAX_SAFE_INTEGER }).manifest;
+    if (knownTrees.size >= 64) knownTrees.clear();
+    knownTrees.set(wrapper, manifest);
+  }
+  ensureNodeModulesLink({ nsDir, nodeModules } as Plan);
+  return { id, dir: join(wrapper, 'tree'), wrapper, cacheDir, manifest, fetched: 0, created: false };
+}
+
 /** Renames a folder into the cache's tmp folder (so no half-deleted tree is ever visible); returns the new path. */
 export function moveAside(cacheDir: string, dir: string): string | undefined {
   const aside = join(cacheDir, 'tmp', `trash-${process.pid}-${randomBytes(6).toString('hex')}`);
-  mkdirSync(join(cacheDir, 'tmp'), { recursive: true });
+  mkdirSync(join(ensureCacheDir(cacheDir), 'tmp'), { recursive: true });
   try {
     renameSync(dir, aside);
     return aside;

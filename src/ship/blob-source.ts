@@ -64,7 +64,12 @@ export class ProjectBlobSource implements BlobSource {
     for (const h of hashes) {
       const file = this.#files.get(h);
       if (!file) continue;
-      const bytes = readFileSync(file);
+      let bytes: Buffer;
+      try {
+        bytes = readFileSync(file);
+      } catch (err) {
+        throw new ShipError('ERR_MP_SHIP_CHANGED', `'${file}' was removed or became unreadable while it was being shipped (${(err as NodeJS.ErrnoException).code ?? 'error'}); call again to ship the new version`, file, { cause: err });
+      }
       if (sha256Hex(bytes) !== h) {
         throw new ShipError('ERR_MP_SHIP_CHANGED', `'${file}' changed while it was being shipped; call again to ship the new version`, file);
       }

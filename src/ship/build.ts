@@ -3,13 +3,13 @@
  * rest, the versions of installed packages the tree declares, and the version id.
  */
 import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, sep } from 'node:path';
 import { ShipError } from '../errors.ts';
 import { checkLimits, defaultMaxBytes, defaultMaxFileBytes } from './limits.ts';
-import { comparePaths, manifestIdOf, serializeManifest, sha256Hex, type Manifest, type ManifestEntry } from './manifest.ts';
+import { manifestIdOf, serializeManifest, sha256Hex, type Manifest, type ManifestEntry } from './manifest.ts';
 import { findProjectRoot, type RootReason } from './root.ts';
 import { StatCache } from './stat-cache.ts';
-import { walkProject } from './walk.ts';
+import { walkProject, type WalkEntry } from './walk.ts';
 
 /** Options of a manifest build (also the `ship` options of `dumps`, plus `root`). */
 export interface BuildOptions {
@@ -69,7 +69,7 @@ function installedVersion(root: string, fromDir: string, name: string): string |
 }
 
 /** Versions of the installed packages that the tree's package.json files declare (workspace links excluded). */
-function packageVersions(root: string, entries: readonly ManifestEntry[]): Record<string, string> {
+export function packageVersions(root: string, entries: readonly ManifestEntry[]): Record<string, string> {
   const out: Record<string, string> = {};
   const local = new Set(entries.filter((e) => e.kind === 'symlink' && e.path.startsWith('node_modules/')).map((e) => e.path.slice(13)));
   const pkgFiles = entries.filter((e) => e.kind === 'file' && (e.path === 'package.json' || e.path.endsWith('/package.json'))).slice(0, 200);
@@ -93,8 +93,86 @@ function packageVersions(root: string, entries: readonly ManifestEntry[]): Recor
   return out;
 }
 
+/** A walk entry turned into a manifest entry (from the stat cache or hashed now). */
+export interface HashedEntry {
+  readonly entry: ManifestEntry;
+  /** Whether the file was read and hashed (not found in the stat cache). */
+  readonly hashed: boolean;
+}
+
 /**
- * Builds the manifest of the project tree.
+ * The manifest entry of one walk entry: the stat cache's hash when the stat is unchanged and not racily clean,
+ * else the sha256 of the content read now (recorded in the cache unless a concurrent write moved the size).
+ * @throws ERR_MP_SHIP_READ
+ */
+export function hashEntry(w: WalkEntry, cache: StatCache | undefined, hashedAt: number): HashedEntry {
+  if (w.kind === 'symlink') return { entry: { path: w.rel, kind: 'symlink', target: w.target! }, hashed: false };
+  const exec = (w.stat.mode & 0o111) !== 0;
+  const cached = cache?.lookup(w.rel, w.stat);
+  if (cached !== undefined) return { entry: { path: w.rel, kind: 'file', hash: cached, size: w.stat.size, exec }, hashed: false };
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(w.abs);
+  } catch (err) {
+    throw new ShipError('ERR_MP_SHIP_READ', `cannot read '${w.rel}' to ship it (${(err as Error).message}); exclude it or fix its permissions`, w.rel, { cause: err });
+  }
+  const hash = sha256Hex(bytes);
+  // A size that moved between stat and read means a concurrent write: ship what was read, cache nothing.
+  if (bytes.length === w.stat.size) cache?.record(w.rel, w.stat, hash, hashedAt);
+  return { entry: { path: w.rel, kind: 'file', hash, size: bytes.length, exec }, hashed: true };
+}
+
+/** Blob hash → absolute path of a file with that content. */
+export function blobFiles(root: string, entries: readonly ManifestEntry[], absOf?: (rel: string) => string | undefined): Map<string, string> {
+  const files = new Map<string, string>();
+  const prefix = root.endsWith(sep) ? root : root + sep;
+  for (const e of entries) if (e.kind === 'file' && !files.has(e.hash)) files.set(e.hash, absOf?.(e.path) ?? prefix + e.path.split('/').join(sep));
+  return files;
+}
+
+/** What `assembleBuild` needs besides the sorted entries. */
+export interface BuildParts {
+  readonly root: string;
+  readonly rootReason: RootReason;
+  readonly entries: ManifestEntry[];
+  readonly files: ReadonlyMap<string, string>;
+  readonly totalBytes: number;
+  readonly hashed: number;
+  readonly skipped: readonly { rel: string; reason: string }[];
+  /** Package versions when the caller knows they did not change (else read again). */
+  readonly packages?: Record<string, string>;
+}
+
+/**
+ * A build from its sorted entries: package versions, the canonical text and the version id (the previous build's
+ * text and id of this root when nothing changed, so an unchanged tree is not serialized and hashed again).
+ * @throws ERR_MP_SHIP_EMPTY
+ */
+export function assembleBuild(parts: BuildParts): ShipBuild {
+  const { root, entries, skipped } = parts;
+  if (!entries.some((e) => e.kind === 'file')) {
+    const self = skipped.find((x) => x.rel === '.');
+    if (self) throw new ShipError('ERR_MP_SHIP_EMPTY', `nothing to ship: the project root '${root}' itself ${self.reason.replace(/^never ships: /, 'is ')}; point the cache (MODULEPICKLE_CACHE, cacheDir) at a folder of its own, or pass another { root }`, '.');
+    throw new ShipError(
+      'ERR_MP_SHIP_EMPTY',
+      `nothing to ship under '${root}' (every file is ignored); check .gitignore/.modulepickleignore or pass { ship: { include } }`,
+    );
+  }
+  const packages = parts.packages ?? packageVersions(root, entries);
+  const base = { root, rootReason: parts.rootReason, totalBytes: parts.totalBytes, hashed: parts.hashed, skipped, files: parts.files };
+  // Nothing changed since this process's last build of the root: reuse its manifest, text and id.
+  const prev = previous.get(root);
+  if (prev && sameManifest(prev.manifest, entries, packages)) return { ...base, manifest: prev.manifest, text: prev.text, id: prev.id };
+  const manifest: Manifest = { format: 1, entries, packages };
+  const text = serializeManifest(manifest);
+  const built = { manifest, text, id: manifestIdOf(text) };
+  if (previous.size >= 64) previous.clear();
+  previous.set(root, built);
+  return { ...base, ...built };
+}
+
+/**
+ * Builds the manifest of the project tree (a full walk; the stat cache spares rehashing unchanged files).
  * @throws ERR_MP_NO_ROOT, ERR_MP_SHIP_TOO_LARGE, ERR_MP_SHIP_FILE_TOO_LARGE, ERR_MP_SHIP_EMPTY, ERR_MP_SHIP_READ
  */
 export function buildManifest(options: BuildOptions = {}): ShipBuild {
@@ -108,52 +186,19 @@ export function buildManifest(options: BuildOptions = {}): ShipBuild {
   const files = new Map<string, string>();
   let hashed = 0;
   for (const w of walked.entries) {
-    if (w.kind === 'symlink') {
-      entries.push({ path: w.rel, kind: 'symlink', target: w.target! });
-      continue;
-    }
-    let hash = cache?.lookup(w.rel, w.stat);
-    let size = w.stat.size;
-    if (hash === undefined) {
-      let bytes: Buffer;
-      try {
-        bytes = readFileSync(w.abs);
-      } catch (err) {
-        throw new ShipError('ERR_MP_SHIP_READ', `cannot read '${w.rel}' to ship it (${(err as Error).message}); exclude it or fix its permissions`, w.rel, { cause: err });
-      }
-      hash = sha256Hex(bytes);
-      hashed++;
-      // A size that moved between stat and read means a concurrent write: ship what was read, cache nothing.
-      if (bytes.length === size) cache?.record(w.rel, w.stat, hash, hashedAt);
-      size = bytes.length;
-    }
-    entries.push({ path: w.rel, kind: 'file', hash, size, exec: (w.stat.mode & 0o111) !== 0 });
-    if (!files.has(hash)) files.set(hash, w.abs);
+    const h = hashEntry(w, cache, hashedAt);
+    if (h.hashed) hashed++;
+    entries.push(h.entry);
+    if (h.entry.kind === 'file' && !files.has(h.entry.hash)) files.set(h.entry.hash, w.abs);
   }
   cache?.save();
-  if (!entries.some((e) => e.kind === 'file')) {
-    throw new ShipError(
-      'ERR_MP_SHIP_EMPTY',
-      `nothing to ship under '${root}' (every file is ignored); check .gitignore/.modulepickleignore or pass { ship: { include } }`,
-    );
-  }
-  entries.sort((a, b) => comparePaths(a.path, b.path));
-  const packages = packageVersions(root, entries);
-  const base = { root, rootReason: found.reason, totalBytes, hashed, skipped: walked.skipped };
-  // Nothing changed since this process's last build of the root: reuse its manifest, text and id.
-  const prev = previous.get(root);
-  if (prev && sameManifest(prev.manifest, entries, packages)) return { ...base, manifest: prev.manifest, text: prev.text, id: prev.id, files };
-  const manifest: Manifest = { format: 1, entries, packages };
-  const text = serializeManifest(manifest);
-  const built = { manifest, text, id: manifestIdOf(text), files };
-  if (previous.size >= 64) previous.clear();
-  previous.set(root, built);
-  return { ...base, ...built };
+  return assembleBuild({ root, rootReason: found.reason, entries, files, totalBytes, hashed, skipped: walked.skipped });
 }
 
 const previous = new Map<string, { manifest: Manifest; text: string; id: string }>();
 
 function sameManifest(m: Manifest, entries: readonly ManifestEntry[], packages: Record<string, string>): boolean {
+  if (m.entries === entries) return JSON.stringify(m.packages) === JSON.stringify(packages);
   if (m.entries.length !== entries.length) return false;
   for (let i = 0; i < entries.length; i++) {
     const a = m.entries[i]!;

@@ -13,14 +13,15 @@ import { RawBytes } from '../codec/encode.ts';
 import type { ReduceContext, RestoreContext, Section } from '../codec/registry.ts';
 import { DecodeError, ShipError } from '../errors.ts';
 import { InlineBlobSource, ProjectBlobSource, type BlobSource } from './blob-source.ts';
-import { buildManifest, type ShipBuild } from './build.ts';
+import { buildManifest, type BuildOptions, type ShipBuild } from './build.ts';
+import { watchedBuild, type WatchOption } from './tree-watch.ts';
 import { blobHashes, hasTypeScript, manifestIdOf } from './manifest.ts';
 import { findProjectRoot, isLocalPath } from './root.ts';
 import { projectRoot } from '../modules/project-root.ts';
 import { localLoadedModules } from './loaded-modules.ts';
 import { treeDirKey, treeKey } from '../runtime/keys.ts';
 import { localModulesKey, projectRootKey } from './keys.ts';
-import { openTree, openTreeSync, type GcSchedule, type TreeHandle } from '../runtime/leases.ts';
+import { openTree, openTreeById, openTreeSync, type GcSchedule, type TreeHandle } from '../runtime/leases.ts';
 import { ensureTypeScriptLoader, typeScriptLoaderActive } from '../runtime/loader.ts';
 import type { MaterializeOptions } from '../runtime/materialize.ts';
 
@@ -32,6 +33,13 @@ export interface ShipOptions {
   readonly maxFileBytes?: number;
   /** 'inline' (default): the payload carries every blob. 'none': only the manifest (the receiver gets blobs elsewhere). */
   readonly blobs?: 'inline' | 'none';
+  /**
+   * With `blobs: 'none'`: 'id' carries the manifest by its version id alone (64 hex digits instead of ~100 bytes per
+   * file); the receiver uses its materialized tree of that version, or fetches the manifest text from its
+   * `blobSource` by that id (the id is the text's sha256, so it is verified like a blob). Executors whose blob
+   * server serves manifests set it. Default 'inline'.
+   */
+  readonly manifest?: 'inline' | 'id';
   /** More local files to ship even when ignored (e.g. ESM modules the caller loaded). */
   readonly extraFiles?: Iterable<string>;
   /** Also ship every local module in `require.cache` (default true). */
@@ -40,11 +48,18 @@ export interface ShipOptions {
   readonly onBuild?: (build: ShipBuild) => void;
   /** Cache folder of the stat cache (default: the user cache folder). */
   readonly cacheDir?: string;
+  /**
+   * Keep the tree watched between calls of `dumps` (default true): an unchanged call then costs no walk. false: the
+   * full check on every call. `{ maxFolders }` caps the folders watched (more: the full check, with one warning).
+   */
+  readonly watch?: WatchOption;
 }
 
 /** The section's data value. */
 interface ShipData {
-  readonly manifest: string;
+  /** The manifest text; absent when the payload names the version by `id` only. */
+  readonly manifest?: string;
+  readonly id?: string;
   readonly blobs?: readonly (readonly [string, Uint8Array])[];
   /** Random token of the process that made the payload (never a path). */
   readonly origin?: string;
@@ -99,7 +114,15 @@ export function localModulePath(ctx: ReduceContext, file: string): string {
   return relative(root, real).split(sep).join('/');
 }
 
-function encodeShip(ctx: ReduceContext): ShipData | undefined {
+interface ShipInputs {
+  readonly opts: ShipOptions;
+  readonly root: string;
+  readonly refs: string[];
+  readonly build: BuildOptions & { readonly root: string; readonly extraFiles: string[]; readonly watch?: WatchOption };
+}
+
+/** What the section ships from, or undefined when the payload references no local module. */
+function shipInputs(ctx: ReduceContext): ShipInputs | undefined {
   if (ctx.options.ship === false) return undefined;
   const referenced = ctx.scratch.get(localModulesKey) as Set<string> | undefined;
   if (!referenced || referenced.size === 0) return undefined;
@@ -114,7 +137,14 @@ function encodeShip(ctx: ReduceContext): ShipData | undefined {
   });
   const extra = [...refs, ...(opts.extraFiles ?? []), ...(opts.loadedModules === false ? [] : localLoadedModules(root))];
   const cacheDir = opts.cacheDir ?? (typeof ctx.options.cacheDir === 'string' ? ctx.options.cacheDir : undefined);
-  let build = buildManifest({ ...opts, root, extraFiles: extra, cacheDir });
+  return { opts, root, refs, build: { ...opts, root, extraFiles: extra, cacheDir } };
+}
+
+/** Paths of each build, computed once per build object (an unchanged tree reuses its build). */
+const shippedPaths = new WeakMap<ShipBuild, Set<string>>();
+
+function finishShip(input: ShipInputs, build: ShipBuild, rebuild: () => ShipBuild): ShipData {
+  const { opts, refs } = input;
   let blobs: Map<string, Uint8Array> | undefined;
   if (opts.blobs !== 'none') {
     try {
@@ -122,25 +152,46 @@ function encodeShip(ctx: ReduceContext): ShipData | undefined {
     } catch (err) {
       // a file was edited between hashing and reading: build once more (a second edit race is reported)
       if (!(err instanceof ShipError && err.code === 'ERR_MP_SHIP_CHANGED')) throw err;
-      build = buildManifest({ ...opts, root, extraFiles: extra, cacheDir });
+      build = rebuild();
       blobs = new ProjectBlobSource(build).getSync(blobHashes(build.manifest));
     }
   }
-  const shipped = new Set(build.manifest.entries.map((e) => e.path));
+  let shipped = shippedPaths.get(build);
+  if (!shipped) shippedPaths.set(build, (shipped = new Set(build.manifest.entries.map((e) => e.path))));
   for (const file of refs) {
     const rel = relative(build.root, file).split(sep).join('/');
-    if (!shipped.has(rel)) throw new ShipError('ERR_MP_SHIP_MISSING_MODULE', `referenced module '${rel}' is not in the shipped tree; remove it from ship.exclude`, rel);
+    if (shipped.has(rel)) continue;
+    const why = build.skipped.find((s) => s.rel === rel)?.reason;
+    throw new ShipError('ERR_MP_SHIP_MISSING_MODULE', `referenced module '${rel}' is not in the shipped tree (${why ?? 'excluded by ship.exclude'}); ${why ? 'reference a module outside that folder' : 'remove it from ship.exclude'}`, rel);
   }
   opts.onBuild?.(build);
   if (originRoots.size >= 1000) originRoots.clear();
   originRoots.set(build.id, build.root);
-  if (!blobs) return { manifest: build.text, origin: originToken };
+  if (!blobs) return opts.manifest === 'id' ? { id: build.id, origin: originToken } : { manifest: build.text, origin: originToken };
   return { manifest: build.text, origin: originToken, blobs: [...blobs].map(([h, b]) => [h, new RawBytes(b) as unknown as Uint8Array] as const) };
 }
 
-function parseData(data: unknown): { manifest: string; inline: Map<string, Uint8Array>; origin: unknown } {
+/** `dumpsSync`: the full check of the tree (a walk and a stat per file; the stat cache spares rehashing). */
+function encodeShip(ctx: ReduceContext): ShipData | undefined {
+  const input = shipInputs(ctx);
+  if (!input) return undefined;
+  return finishShip(input, buildManifest(input.build), () => buildManifest(input.build));
+}
+
+/** `dumps`: the watched tree (waits for pending file events, then costs what changed). */
+async function encodeShipAsync(ctx: ReduceContext): Promise<ShipData | undefined> {
+  const input = shipInputs(ctx);
+  if (!input) return undefined;
+  const build = await watchedBuild(input.build);
+  return finishShip(input, build, () => buildManifest(input.build));
+}
+
+function parseData(data: unknown): { manifest: string | undefined; id: string | undefined; inline: Map<string, Uint8Array>; origin: unknown } {
   const d = data as ShipData;
-  if (!d || typeof d !== 'object' || typeof d.manifest !== 'string') throw new DecodeError('ERR_MP_BAD_VALUE', "the 'ship' section is malformed (no manifest)");
+  if (!d || typeof d !== 'object') throw new DecodeError('ERR_MP_BAD_VALUE', "the 'ship' section is malformed (no manifest)");
+  const byId = d.manifest === undefined && typeof d.id === 'string';
+  if (!byId && typeof d.manifest !== 'string') throw new DecodeError('ERR_MP_BAD_VALUE', "the 'ship' section is malformed (no manifest)");
+  if (byId && !/^[0-9a-f]{64}$/.test(d.id!)) throw new DecodeError('ERR_MP_BAD_VALUE', "the 'ship' section is malformed (a bad version id)");
   const inline = new Map<string, Uint8Array>();
   if (d.blobs !== undefined) {
     if (!Array.isArray(d.blobs)) throw new DecodeError('ERR_MP_BAD_VALUE', "the 'ship' section is malformed (blobs)");
@@ -149,7 +200,7 @@ function parseData(data: unknown): { manifest: string; inline: Map<string, Uint8
       inline.set(b[0], b[1]);
     }
   }
-  return { manifest: d.manifest, inline, origin: d.origin };
+  return { manifest: byId ? undefined : d.manifest, id: byId ? d.id : undefined, inline, origin: d.origin };
 }
 
 /** Inline blobs first, then the caller's blob source. */
@@ -188,9 +239,9 @@ function finish(tree: TreeHandle, ctx: RestoreContext, nodeModules: string | fal
 }
 
 function decodeShip(data: unknown, ctx: RestoreContext): void | Promise<void> {
-  const { manifest, inline, origin } = parseData(data);
+  const { manifest, id, inline, origin } = parseData(data);
   if (origin === originToken && ctx.options.materialize !== 'always') {
-    const root = originRoots.get(manifestIdOf(manifest));
+    const root = originRoots.get(id ?? manifestIdOf(manifest!));
     if (root !== undefined) {
       ctx.scratch.set(treeDirKey, root);
       return undefined;
@@ -198,10 +249,27 @@ function decodeShip(data: unknown, ctx: RestoreContext): void | Promise<void> {
   }
   const opts = receiveOptions(ctx);
   const source = ctx.options.blobSource as BlobSource | undefined;
+  if (id !== undefined) {
+    const tree = openTreeById(id, opts);
+    if (tree) return finish(tree, ctx, opts.nodeModules);
+    if (!source) {
+      throw new ShipError('ERR_MP_BLOB_MISSING', `the payload names its code version ${id.slice(0, 12)} by id, and this receiver has neither that version nor a blobSource to fetch its manifest from; pickle without ship.manifest: 'id', or pass loads option blobSource`, id);
+    }
+    return fetchManifest(source, id).then((text) => openTree(text, { ...opts, blobSource: new LayeredBlobSource(new InlineBlobSource(inline), source) })).then((tree) => finish(tree, ctx, opts.nodeModules));
+  }
   if (!source) return finish(openTreeSync(manifest, inline, opts), ctx, opts.nodeModules);
   const layered = new LayeredBlobSource(new InlineBlobSource(inline), source);
   return openTree(manifest, { ...opts, blobSource: layered }).then((tree) => finish(tree, ctx, opts.nodeModules));
 }
 
+/** The manifest text of version `id` from a blob source, verified against the id (its sha256). */
+async function fetchManifest(source: BlobSource, id: string): Promise<string> {
+  const bytes = (await source.get([id])).get(id);
+  if (!bytes) throw new ShipError('ERR_MP_BLOB_MISSING', `the manifest of code version ${id.slice(0, 12)} is neither in this receiver's cache nor in its blob source; the sender may have changed or closed`, id);
+  const text = new TextDecoder().decode(bytes);
+  if (manifestIdOf(text) !== id) throw new ShipError('ERR_MP_BLOB_HASH_MISMATCH', `the manifest fetched for code version ${id.slice(0, 12)} does not match its id; the blob source is corrupt`, id);
+  return text;
+}
+
 /** The `ship` section: rank 10, carries code. */
-export const shipSection: Section = { name: 'ship', rank: 10, code: true, encode: encodeShip, decode: decodeShip };
+export const shipSection: Section = { name: 'ship', rank: 10, code: true, encode: encodeShip, encodeAsync: encodeShipAsync, decode: decodeShip };

@@ -8,7 +8,7 @@ import { appendFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileS
 import { join } from 'node:path';
 import { sha256Hex } from './manifest.ts';
 import type { FileStat } from './walk.ts';
-import { defaultCacheDir } from '../runtime/cache-dir.ts';
+import { defaultCacheDir, ensureCacheDir } from '../runtime/cache-dir.ts';
 
 /**
  * A file modified less than this long before it was hashed is "racily clean" and rehashed next time.
@@ -79,9 +79,11 @@ export class StatCache {
   readonly #next = new Map<string, Row>();
   readonly #changed = new Map<string, Row>();
   readonly root: string;
+  readonly #cacheDir: string;
 
-  private constructor(root: string, file: string, rows: Map<string, Row>, logLines: number) {
+  private constructor(root: string, cacheDir: string, file: string, rows: Map<string, Row>, logLines: number) {
     this.root = root;
+    this.#cacheDir = cacheDir;
     this.file = file;
     this.#rows = rows;
     this.#logLines = logLines;
@@ -89,9 +91,10 @@ export class StatCache {
 
   /** Opens the cache of `root` (a real path). `cacheDir` defaults to the user cache folder. */
   static open(root: string, cacheDir?: string): StatCache {
-    const file = join(defaultCacheDir(cacheDir), 'statcache', `${sha256Hex(root).slice(0, 32)}.json`);
+    const dir = defaultCacheDir(cacheDir);
+    const file = join(dir, 'statcache', `${sha256Hex(root).slice(0, 32)}.json`);
     const state = memory.get(file) ?? load(file);
-    return new StatCache(root, file, state.rows, state.logLines);
+    return new StatCache(root, dir, file, state.rows, state.logLines);
   }
 
   /** The cached hash of `rel` when its stat is unchanged and it was not racily clean, else undefined. */
@@ -121,7 +124,7 @@ export class StatCache {
       return;
     }
     try {
-      mkdirSync(join(this.file, '..'), { recursive: true });
+      mkdirSync(join(ensureCacheDir(this.#cacheDir), 'statcache'), { recursive: true });
       if (this.#changed.size + removed.length <= maxLogRows && this.#logLines < maxLogLines && this.#rows.size > 0) {
         const line: LogLine = { set: Object.fromEntries(this.#changed), del: removed };
         appendFileSync(`${this.file}.log`, `${JSON.stringify(line)}\n`);
@@ -137,6 +140,33 @@ export class StatCache {
     } catch {
       // a cache that cannot be written only costs speed
       memory.set(this.file, { rows: this.#next, logLines: maxLogLines });
+    }
+  }
+
+  /**
+   * Saves only what this build looked at (a build that re-walked some folders): the rows it recorded, and the paths
+   * it names as removed; every other row stays.
+   */
+  saveChanges(removed: readonly string[]): void {
+    const gone = removed.filter((k) => this.#rows.has(k));
+    if (this.#changed.size === 0 && gone.length === 0) return;
+    for (const [k, v] of this.#changed) this.#rows.set(k, v);
+    for (const k of gone) this.#rows.delete(k);
+    try {
+      mkdirSync(join(ensureCacheDir(this.#cacheDir), 'statcache'), { recursive: true });
+      if (this.#changed.size + gone.length <= maxLogRows && this.#logLines < maxLogLines) {
+        const line: LogLine = { set: Object.fromEntries(this.#changed), del: gone };
+        appendFileSync(`${this.file}.log`, `${JSON.stringify(line)}\n`);
+        memory.set(this.file, { rows: this.#rows, logLines: this.#logLines + 1 });
+        return;
+      }
+      memory.set(this.file, { rows: this.#rows, logLines: 0 });
+      const tmp = `${this.file}.${process.pid}.${Date.now()}.tmp`;
+      writeFileSync(tmp, JSON.stringify({ format: 1, entries: Object.fromEntries(this.#rows) } satisfies CacheFile));
+      renameSync(tmp, this.file);
+      rmSync(`${this.file}.log`, { force: true });
+    } catch {
+      memory.set(this.file, { rows: this.#rows, logLines: maxLogLines });
     }
   }
 

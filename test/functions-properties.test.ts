@@ -1,0 +1,118 @@
+/* Own properties of functions and classes keep their attributes (value or accessor, writable, enumerable,
+ * configurable), deletions and extensibility, in process and through a fresh node process. */
+import { functionTable, type FunctionCase } from './harness/function-table.ts';
+
+/** Every own property of `o` with its attributes, in key order (functions by name, objects by their keys). */
+function shapeOf(o: object): unknown[] {
+  return Reflect.ownKeys(o).map((k) => {
+    const d = Object.getOwnPropertyDescriptor(o, k) as PropertyDescriptor;
+    const show = (v: unknown): unknown => (typeof v === 'function' ? `fn ${v.name}` : typeof v === 'object' && v !== null ? `{${Reflect.ownKeys(v).map(String).join(',')}}` : v);
+    const value = 'value' in d ? show(d.value) : `get ${show(d.get)} set ${show(d.set)}`;
+    return [String(k), value, d.writable, d.enumerable, d.configurable];
+  });
+}
+const full = (f: object): unknown[] => [shapeOf(f), Object.isExtensible(f)];
+
+const cases: FunctionCase[] = [
+  {
+    name: 'length redefined with defineProperty',
+    make: () => {
+      const f = (a: number, b: number) => a + b;
+      Object.defineProperty(f, 'length', { value: 7 });
+      return f;
+    },
+    check: (f) => [f.length, f(1, 2), full(f)],
+  },
+  {
+    name: 'name as a getter, length writable and enumerable',
+    make: () => {
+      const f = function (x: number) { return x; };
+      Object.defineProperty(f, 'name', { get: () => 'dynamic', configurable: true });
+      Object.defineProperty(f, 'length', { value: 3, writable: true, enumerable: true });
+      return f;
+    },
+    check: (f) => [f.name, f.length, full(f)],
+  },
+  {
+    name: 'deleted name and length stay deleted',
+    make: () => {
+      const f = function named(a: number) { return a; };
+      delete (f as { name?: string }).name;
+      delete (f as { length?: number }).length;
+      return f;
+    },
+    check: (f) => [Object.hasOwn(f, 'name'), Object.hasOwn(f, 'length'), f.name, f(4), full(f)],
+  },
+  {
+    name: 'non-writable, non-enumerable added property and a frozen function',
+    make: () => {
+      const f = (x: number) => x * 2;
+      Object.defineProperty(f, 'secret', { value: 42, enumerable: false });
+      (f as unknown as { tag: string }).tag = 't';
+      return Object.freeze(f);
+    },
+    check: (f) => [f.secret, f.tag, Object.isFrozen(f), full(f)],
+  },
+  {
+    name: 'prototype given to an arrow; read-only prototype of a function',
+    make: () => {
+      const a = () => 1;
+      (a as unknown as { prototype: object }).prototype = { z: 1 };
+      function F(this: { v: number }) { this.v = 1; }
+      Object.defineProperty(F, 'prototype', { writable: false });
+      return { a, F };
+    },
+    check: ({ a, F }) => [a.prototype.z, full(a), full(F), new F().v, shapeOf(F.prototype)],
+  },
+  {
+    name: 'function prototype with a non-default constructor attribute',
+    make: () => {
+      function G() {}
+      Object.defineProperty(G.prototype, 'constructor', { enumerable: true });
+      return G;
+    },
+    check: (G) => [shapeOf(G.prototype), new G() instanceof G],
+  },
+  {
+    name: 'class with redefined name and length, deleted static method',
+    make: () => {
+      class K {
+        constructor(_a: number) {}
+        static gone() { return 1; }
+        static kept() { return 2; }
+      }
+      Object.defineProperty(K, 'name', { value: 'Renamed' });
+      Object.defineProperty(K, 'length', { value: 5, enumerable: true });
+      delete (K as { gone?: unknown }).gone;
+      return K;
+    },
+    check: (K) => [K.name, K.length, 'gone' in K, K.kept(), full(K)],
+  },
+  {
+    name: 'frozen class keeps its static method attributes',
+    make: () => Object.freeze(class Frozen { static m() { return 'm'; } static v = 1; }),
+    check: (K) => [K.m(), Object.isFrozen(K), full(K)],
+  },
+  {
+    name: 'frozen class prototype keeps its attributes and extensibility',
+    make: () => {
+      class P { m() { return 'pm'; } get g() { return 1; } }
+      Object.freeze(P.prototype);
+      return P;
+    },
+    check: (P) => [new P().m(), Object.isFrozen(P.prototype), full(P.prototype)],
+  },
+  {
+    name: 'class prototype member deleted, enumerable method, replaced constructor',
+    make: () => {
+      class Q { a() { return 'a'; } b() { return 'b'; } }
+      delete (Q.prototype as { a?: unknown }).a;
+      Object.defineProperty(Q.prototype, 'b', { enumerable: true });
+      Object.defineProperty(Q.prototype, 'constructor', { value: Object, writable: false });
+      return Q;
+    },
+    check: (Q) => [new Q().b(), 'a' in Q.prototype, Q.prototype.constructor === Object, full(Q.prototype)],
+  },
+];
+
+functionTable('function and class own properties', cases);
