@@ -87,7 +87,7 @@ describe('an inline queue worker (--inline)', { timeout: 60_000 }, () => {
 
   test('a cancelled running task: its job fails and is removed at once, its result dropped, the worker goes on', async () => {
     const ac = new AbortController();
-    const active = events.next('active');
+    const active = events.next('active', await events.mark());
     const call = ex.call(() => new Promise<string>(() => {}), [], { signal: ac.signal });
     const rejected = assert.rejects(call, { code: 'ERR_MP_ABORTED' });
     const jobId = await active;

@@ -41,17 +41,29 @@ export function parseJobFrame(frame: Uint8Array): { kind: number; fnHash: Uint8A
   return { kind, fnHash, fnKey: Buffer.from(fnHash).toString('hex'), argsBytes: frame.subarray(HEAD) };
 }
 
-/** Serves blobs from Redis to the local pool's processes (they verify each blob against its hash). */
+/**
+ * Serves blobs from Redis to the local pool's processes (they verify each blob against its hash), and manifests by
+ * version id (payloads may name their version by id alone; the receiver checks the text against the id).
+ */
 export function redisBlobSource(store: RedisBlobStore): BlobSource {
+  const get = async (hashes: readonly string[]): Promise<Map<string, Uint8Array>> => {
+    const out = new Map<string, Uint8Array>();
+    const rest: string[] = [];
+    for (const [h, b] of await store.getBlobs(hashes)) (b ? out.set(h, b) : rest.push(h));
+    for (const h of rest) {
+      const manifest = await store.getManifest(h);
+      if (manifest) out.set(h, manifest);
+    }
+    return out;
+  };
   return {
     async missing(hashes) {
-      return await store.missing(hashes);
+      const absent = await store.missing(hashes);
+      if (absent.length === 0) return absent;
+      const noManifest = new Set(await store.missingKeys(absent.map((h) => store.manifestKey(h))));
+      return absent.filter((h) => noManifest.has(store.manifestKey(h)));
     },
-    async get(hashes) {
-      const out = new Map<string, Uint8Array>();
-      for (const [h, b] of await store.getBlobs(hashes)) if (b) out.set(h, b);
-      return out;
-    },
+    get,
   };
 }
 
