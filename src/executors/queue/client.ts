@@ -62,6 +62,8 @@ export interface ShipUpload {
 export interface Submission {
   readonly frame: Uint8Array;
   readonly refs?: FrameRefs;
+  /** More blob ids to keep alive while the job is in flight, not listed in the job (e.g. the files of its code versions). */
+  readonly keep?: readonly string[];
 }
 
 /** A job handed to {@link QueueClient.enqueue}. */
@@ -79,6 +81,7 @@ export type CancelResult = 'removed' | 'stopping' | 'finishing';
 interface Pending {
   readonly jobId: string;
   readonly refs: FrameRefs | undefined;
+  readonly keep: readonly string[] | undefined;
   resolve(outcome: FrameOutcome): void;
   reject(err: Error): void;
   added: boolean;
@@ -260,7 +263,7 @@ export class QueueClient {
     const jobId = `${this.#idPrefix}-${++this.#seq}`;
     let entry!: Pending;
     const outcome = new Promise<FrameOutcome>((resolve, reject) => {
-      entry = { jobId, refs: sub.refs, resolve, reject, added: false, missingSweeps: 0 };
+      entry = { jobId, refs: sub.refs, keep: sub.keep, resolve, reject, added: false, missingSweeps: 0 };
     });
     outcome.catch(() => {}); // the submitter observes it; a job cancelled meanwhile rejects unobserved
     let addedFns!: Unsent['added'];
@@ -506,6 +509,7 @@ export class QueueClient {
     for (const p of this.#pending.values()) {
       p.refs?.manifests?.forEach((m) => manifests.add(m));
       p.refs?.blobs?.forEach((b) => blobs.add(b));
+      p.keep?.forEach((b) => blobs.add(b));
     }
     await this.store.touch([...blobs], [...manifests]).catch(() => {});
   }
