@@ -75,13 +75,23 @@ describe('module reference payloads', () => {
     assert.ok(bytes.length < 1500, `payload is ${bytes.length} bytes`);
   });
 
-  it('dumpsSync/loadsSync work when every module loads synchronously; ES modules and namespaces need loads', async () => {
+  it('dumpsSync/loadsSync work when every module loads synchronously; an ES module needs loads until a payload imported it', async () => {
     const { dumpsSync, loadsSync } = await import('../src/index.ts');
     const cjs = loadsSync(dumpsSync((x: number) => util.add(x, 2) + (fs.existsSync('/') ? 1 : 0))) as (x: number) => number;
     assert.equal(cjs(1), 4);
-    const esmBytes = dumpsSync((x: number) => esmUtil.triple(x));
-    assert.throws(() => loadsSync(esmBytes), (e: Error & { code?: string }) => e.code === 'ERR_MP_ASYNC_REQUIRED');
-    assert.equal(((await loads(esmBytes)) as (x: number) => number)(2), 6);
+    // An ES module no payload has loaded yet needs `loads` (import() is asynchronous); once `loads` imported it, the
+    // module is known and a later payload that needs it loads synchronously too.
+    const file = join(import.meta.dirname, 'fixtures', 'functions', 'lib', `.sync-${process.pid}.mjs`);
+    await writeFile(file, 'export const quad = (x) => x * 4;\n');
+    try {
+      const { quad } = (await import(file)) as { quad: (x: number) => number };
+      const esmBytes = dumpsSync((x: number) => quad(x) + esmUtil.triple(x));
+      assert.throws(() => loadsSync(esmBytes), (e: Error & { code?: string }) => e.code === 'ERR_MP_ASYNC_REQUIRED');
+      assert.equal(((await loads(esmBytes)) as (x: number) => number)(2), 14);
+      assert.equal((loadsSync(esmBytes) as (x: number) => number)(3), 21);
+    } finally {
+      await rm(file, { force: true });
+    }
   });
 
   it('an instance with #private fields of a class that travels by reference fails at dumps time', async () => {

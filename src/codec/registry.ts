@@ -149,7 +149,8 @@ export class Registry {
 
   /** Reducer registered for this exact object, if any. */
   byIdentity(value: object): AnyReducer | undefined {
-    return this.#byIdentity.get(value) ?? this.#parent?.byIdentity(value);
+    const own = this.#byIdentity.size === 0 ? undefined : this.#byIdentity.get(value);
+    return own ?? this.#parent?.byIdentity(value);
   }
 
   /** Whether any identity reducers exist (lets the encoder skip the lookup). */

@@ -10,7 +10,7 @@ import { findModuleValue } from '../modules/module-index.ts';
 import { urlToPath } from '../modules/locate.ts';
 import { projectRoot } from '../modules/project-root.ts';
 import type { ExportRef, ModuleRef } from '../modules/module-ref.ts';
-import { currentInspection, functionInfo, liveScopes } from './function-info.ts';
+import { anyInspection, currentInspection, functionInfo, liveScopes } from './function-info.ts';
 import type { FunctionLocation, ScopeSnapshot } from './inspector.ts';
 import { esmExportRef, getterExportRef, isMainFile, ModuleValue, requireFunctionRef, wrapModuleValue } from './module-values.ts';
 import { ownKeysToKeep, shapeState, type ShapeState } from './class-parts.ts';
@@ -112,7 +112,7 @@ export function travelsByReference(fn: Function, ctx: ReduceContext): boolean {
   const ref = findModuleValue(fn, root);
   if (ref && allowReference(ref, ctx)) return true;
   const info = functionInfo(fn);
-  const esmRef = esmExportRef(fn, info, liveScopes(info.firstInspection), root) ?? getterExportRef(fn, info, root);
+  const esmRef = esmExportRef(fn, info, liveScopes(anyInspection(fn, info)), root) ?? getterExportRef(fn, info, root);
   return esmRef !== undefined && allowReference(esmRef, ctx);
 }
 

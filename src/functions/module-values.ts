@@ -3,7 +3,7 @@
  * of ES modules are found through their defining module's scope, `require` functions are recognized, and the entry
  * script is never referenced.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { Module as CjsModule } from 'node:module';
 import { EncodeError } from '../errors.ts';
 import type { ReduceContext } from '../codec/registry.ts';
@@ -69,24 +69,22 @@ export function isMainFile(ref: ExportRef): boolean {
 
 const exportsByScript = new Map<string, ReturnType<typeof esmExports>>();
 
-/**
- * Export names of an ES module: parsed from the file on disk when that parses (plain JS), else from the source V8
- * runs (TypeScript through a loader), which needs a debugger round trip.
- */
+/** Export names of an ES module, from the source V8 runs (the file on disk may have been edited since it loaded). */
 function moduleExports(loc: FunctionLocation): ReturnType<typeof esmExports> {
   if (exportsByScript.has(loc.scriptId)) return exportsByScript.get(loc.scriptId);
-  let exp: ReturnType<typeof esmExports>;
-  const file = urlToPath(loc.url);
-  if (file && /\.(m?js)$/.test(file)) {
-    try {
-      exp = esmExports(readFileSync(file, 'utf8'));
-    } catch {
-      exp = undefined;
-    }
-  }
-  exp ??= esmExports(scriptSource(loc.scriptId));
+  const exp = esmExports(scriptSource(loc.scriptId));
   exportsByScript.set(loc.scriptId, exp);
   return exp;
+}
+
+const files = new Set<string>();
+/** Whether a module URL names a file on disk (remembered once seen: a module that ran from a file stays one). */
+function isFile(url: string): boolean {
+  if (files.has(url)) return true;
+  const file = urlToPath(url);
+  if (!file || !existsSync(file)) return false;
+  files.add(url);
+  return true;
 }
 
 /** An exported function or class of an ES module (held by an exported binding of its defining module). */
@@ -98,9 +96,6 @@ export function esmExportRef(fn: Function, info: FunctionInfo, allScopes: readon
   // and exported as `export const pack = packr.pack`): what counts is that an exported binding holds it.
   const top = scopes[scopes.length - 1];
   if (!loc?.isModule || !loc.url.startsWith('file:') || top?.type !== 'module') return undefined;
-  // Code that is no file (`node -e`, `--input-type`) exports nothing anyone could import.
-  const file = urlToPath(loc.url);
-  if (!file || !existsSync(file)) return undefined;
   const vars = top.vars;
   const exp = moduleExports(loc);
   if (!exp) return undefined;
@@ -112,6 +107,8 @@ export function esmExportRef(fn: Function, info: FunctionInfo, allScopes: readon
     }
   }
   if (name === undefined) return undefined;
+  // Code that is no file (`node -e`, `--input-type`) exports nothing anyone could import.
+  if (!isFile(loc.url)) return undefined;
   const mod = esmModuleRef(loc.url, root);
   return mod ? { module: mod, view: 'exports', path: [name] } : undefined;
 }

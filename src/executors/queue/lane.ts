@@ -100,13 +100,13 @@ class QueueLane implements Lane {
     const client = this.#client!;
     let outcome: FrameOutcome;
     try {
-      const refs = await this.#upload(client, entry.task);
+      const { refs, keep } = await this.#upload(client, entry.task);
       if (entry.stopped) return;
       const stats = this.#o.stats;
       const frame = taskBody(entry.task, false);
       stats.argsBytes += entry.task.argsBytes.length;
       stats.bytesSent += frame.length;
-      const handle = client.enqueue({ frame, refs });
+      const handle = client.enqueue({ frame, refs, keep });
       entry.jobId = handle.jobId;
       await handle.added;
       outcome = await handle.outcome;
@@ -132,10 +132,12 @@ class QueueLane implements Lane {
   }
 
   /** Makes the task's code versions and function payload present in Redis; returns what the job references. */
-  async #upload(client: QueueClient, task: EncodedTask): Promise<{ manifests: string[]; blobs: string[] }> {
+  async #upload(client: QueueClient, task: EncodedTask): Promise<{ refs: { manifests: string[]; blobs: string[] }; keep: string[] }> {
     const versions = this.#o.versions;
     const manifests = versions.idsOf(task);
-    const blobs = [task.fnKey];
+    // The job names its code versions and function payload; the versions' files (thousands of ids) stay out of it,
+    // and this client keeps them alive while the job is in flight.
+    const keep: string[] = [];
     for (const id of manifests) {
       const build = versions.build(id);
       if (!build) {
@@ -150,7 +152,7 @@ class QueueLane implements Lane {
         blobIds: [...build.files.keys()],
         load: (h) => source.getSync([h]).get(h) ?? Promise.reject(new WorkerError('ERR_MP_SHIP_CHANGED', `a file of ${build.root} changed while it was being uploaded; call again`)),
       });
-      blobs.push(...build.files.keys());
+      keep.push(...build.files.keys());
     }
     const before = client.store.uploads.blobs;
     await client.store.ensureBlobs([task.fnKey], () => task.fnBytes);
@@ -158,7 +160,7 @@ class QueueLane implements Lane {
       this.#o.stats.functionsSent++;
       this.#o.stats.functionBytes += task.fnBytes.length;
     }
-    return { manifests, blobs };
+    return { refs: { manifests, blobs: [task.fnKey] }, keep };
   }
 
   stop(id: number, mode: StopMode, reason?: string): void {
