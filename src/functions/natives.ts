@@ -75,6 +75,29 @@ function load(): Intrinsics | null {
   return got;
 }
 
+/**
+ * Runs `use` with the natives. V8 may flush an idle function's bytecode and recompile it later, when
+ * `--allow-natives-syntax` is off again: the recompile throws a SyntaxError. Then the natives are compiled anew
+ * (flag on for that moment) and `use` retried once; a second failure turns them off for the process.
+ */
+function withNatives<T>(use: (n: Intrinsics) => T): T | undefined {
+  const n = load();
+  if (!n) return undefined;
+  try {
+    return use(n);
+  } catch {
+    const again = compile();
+    intrinsics = again;
+    if (!again) return undefined;
+    try {
+      return use(again);
+    } catch {
+      intrinsics = null;
+      return undefined;
+    }
+  }
+}
+
 /** Whether the natives are in use (compiled and checked). */
 export function nativesAvailable(): boolean {
   return load() !== null;
@@ -85,25 +108,25 @@ export function nativesAvailable(): boolean {
  * the natives are unavailable. One script never holds two functions at one position, and script ids are never reused.
  */
 export function nativeLocation(fn: Function): NativeLocation | undefined {
-  const n = load();
-  if (!n) return undefined;
-  const scriptId = n.scriptId(fn);
-  if (!(scriptId > 0)) return undefined;
-  return { scriptId, position: n.position(fn) };
+  return withNatives((n) => {
+    const scriptId = n.scriptId(fn);
+    return scriptId > 0 ? { scriptId, position: n.position(fn) } : undefined;
+  });
 }
 
 /** The source text of the script that defines `fn`, as V8 runs it (after any loader transform). */
 export function nativeScriptSource(fn: Function): string | undefined {
-  const n = load();
-  if (!n || !(n.scriptId(fn) > 0)) return undefined;
-  const src = n.source(fn);
-  return typeof src === 'string' ? src : undefined;
+  return withNatives((n) => {
+    if (!(n.scriptId(fn) > 0)) return undefined;
+    const src = n.source(fn);
+    return typeof src === 'string' ? src : undefined;
+  });
 }
 
 /** The script id of `fn` from the natives (`undefined` when unavailable or not a script function). */
 export function nativeScriptId(fn: Function): number | undefined {
-  const n = load();
-  if (!n) return undefined;
-  const id = n.scriptId(fn);
-  return id > 0 ? id : undefined;
+  return withNatives((n) => {
+    const id = n.scriptId(fn);
+    return id > 0 ? id : undefined;
+  });
 }
