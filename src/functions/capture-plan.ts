@@ -15,7 +15,7 @@
  */
 import { esmExports } from '../modules/esm-exports.ts';
 import type { SourceInfo } from './free-variables.ts';
-import { scriptSource, type FunctionInspection, type FunctionLocation } from './inspector.ts';
+import { scriptSource, type FunctionInspection, type FunctionLocation, type ScopeSnapshot } from './inspector.ts';
 import { moduleBindings } from './module-bindings.ts';
 
 /** A reusable scope chain: the last read, valid for the closures of its location that {@link planFits}. */
@@ -49,8 +49,18 @@ function hasVars(vars: Readonly<Record<string, unknown>>): boolean {
   return false;
 }
 
-/** The plan a fresh read allows for its location, or `null` when each closure's scopes must be read. */
-export function capturePlan(insp: FunctionInspection, source: SourceInfo | undefined, location: FunctionLocation | undefined): CapturePlan | null {
+interface Shape {
+  /** The one scope with variables besides global lexical ones (the module, or the CommonJS wrapper). */
+  readonly top: ScopeSnapshot | undefined;
+  /** Free names the function takes from `top`. */
+  readonly used: readonly string[];
+}
+
+/**
+ * What the scope chain's shape allows, from the lexical structure alone (the same for every closure of a
+ * location): `null` when no closure of it can ever reuse a read.
+ */
+function shape(insp: FunctionInspection, source: SourceInfo | undefined, location: FunctionLocation | undefined): Shape | null {
   if (insp.bound || !source || !location || source.free.includes('eval')) return null;
   const live = insp.scopes.filter((s) => hasVars(s.vars));
   // Global lexical bindings (`let` in a classic script) are shared and mutable: reusable only while unused.
@@ -61,11 +71,37 @@ export function capturePlan(insp: FunctionInspection, source: SourceInfo | undef
   const boundIn = (vars: Readonly<Record<string, unknown>>): string[] => source.free.filter((n) => Object.prototype.hasOwnProperty.call(vars, n));
   const used = top ? boundIn(top.vars) : [];
   if (script.some((s) => boundIn(s.vars).some((n) => !used.includes(n)))) return null;
-  if (!top) return { inspection: insp, ...noExports };
-  if (top.type !== 'module' || !location.isModule) {
+  if (top && (top.type !== 'module' || !location.isModule)) {
     // The CommonJS wrapper (or an outer function of a plain script): reusable only when nothing in it is used.
-    return used.length === 0 && top.type !== 'with' && top.type !== 'eval' ? { inspection: insp, ...noExports } : null;
+    if (used.length > 0 || top.type === 'with' || top.type === 'eval') return null;
   }
+  return { top, used };
+}
+
+/** Whether closures of this location may ever reuse a read (so the last read is worth keeping). */
+export function planCandidate(insp: FunctionInspection, source: SourceInfo | undefined, location: FunctionLocation | undefined): boolean {
+  return shape(insp, source, location) !== null;
+}
+
+/**
+ * The read's scopes with only the values a reuse needs: the names stay (scope records list them), the other values
+ * are dropped so that a kept plan does not hold the last closure's unrelated data alive.
+ */
+function kept(insp: FunctionInspection, keep: ReadonlySet<string>, top: ScopeSnapshot | undefined): FunctionInspection {
+  const scopes = insp.scopes.map((s) => {
+    const vars = Object.create(null) as Record<string, unknown>;
+    for (const name of Object.keys(s.vars)) vars[name] = s === top && keep.has(name) ? s.vars[name] : undefined;
+    return { type: s.type, description: s.description, vars };
+  });
+  return { location: insp.location, scopes };
+}
+
+/** The plan a fresh read allows for its location, or `null` when this read cannot be reused. */
+export function capturePlan(insp: FunctionInspection, source: SourceInfo | undefined, location: FunctionLocation | undefined): CapturePlan | null {
+  const sh = shape(insp, source, location);
+  if (!sh || !location) return null;
+  const { top, used } = sh;
+  if (!top || top.type !== 'module') return { inspection: kept(insp, new Set(), top), ...noExports };
   const vars = top.vars;
   let text: string;
   try {
@@ -84,5 +120,5 @@ export function capturePlan(insp: FunctionInspection, source: SourceInfo | undef
   }
   const exports = exported ? [...exported.keys()].filter((n) => Object.prototype.hasOwnProperty.call(vars, n)) : [];
   const unstableExport = exports.findIndex((n) => !bindings.stable.has(n) || vars[n] === undefined);
-  return { inspection: insp, exports, unstableExport };
+  return { inspection: kept(insp, new Set([...used, ...exports]), top), exports, unstableExport };
 }
