@@ -1,28 +1,32 @@
-// Queue executor: trivial job round trip and the throughput of 1,000 trivial jobs (worker concurrency 1 and 8)
-// through createQueueExecutor, against raw BullMQ (JSON payload, hard-coded processor) on the same private Redis,
-// in one run; then the first call after a one-file edit in a 2,000-file project with two queue workers.
+// Queue executor: the warm path from a generated TypeScript user project (under tsx, and compiled by tsc), against
+// raw BullMQ on the same private Redis in one run (bench/user-scripts/queue-warm.ts): an inline `run(() => 1)` round
+// trip, the same on a worker started with --inline, jobs/s at worker concurrency 8; then where a round trip's time
+// goes, stage by stage; then the first call after a one-file edit in a 2,000-file project with two queue workers.
 // Run: npm run build && node --import tsx bench/queue.bench.ts   (or: npm run bench -- queue). Needs redis-server.
 import { makeEditProject } from './project.ts';
+import { makeUserProject, runUserScript, type RunMode } from './user-project.ts';
 import { mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Queue, QueueEvents } from 'bullmq';
 import { createQueueExecutor } from '../src/index.ts';
+import { createShipping } from '../src/executors/shipping.ts';
+import { encodeTask, runTask, taskBody, FunctionCache } from '../src/executors/task.ts';
+import { openEnvelope, sealFrame } from '../src/executors/queue/envelope.ts';
+import { resolveKey } from '../src/executors/queue/sign.ts';
+import { LocalPool } from '../src/executors/queue/local-pool.ts';
 import { startRedis, type TestRedis } from '../test/fixtures/queue/redis.ts';
 import { startWorkerProc, type WorkerProc } from '../test/fixtures/queue/procs.ts';
 
 const KEY = 'bench-key-0123456789abcdef';
-const LAT_CALLS = Number(process.env['BENCH_QUEUE_LAT_CALLS'] ?? 300);
-const JOBS = Number(process.env['BENCH_QUEUE_JOBS'] ?? 1000);
 const cli = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const rawWorker = fileURLToPath(new URL('./queue-raw-worker.mjs', import.meta.url));
 const work = realpathSync(mkdtempSync(join(tmpdir(), 'mp-bench-queue-')));
 const procs: WorkerProc[] = [];
 
-interface Contender {
-  call(x: number): Promise<unknown>;
-  close(): Promise<unknown>;
+interface Out {
+  latency: { name: string; us: number }[];
+  throughput: { name: string; perSec: number }[];
 }
 
 function median(xs: number[]): number {
@@ -30,88 +34,100 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-async function latency(c: Contender): Promise<number> {
-  for (let i = 0; i < 200; i++) await c.call(i);
-  const times: number[] = [];
-  for (let i = 0; i < LAT_CALLS; i++) {
-    const t = performance.now();
-    await c.call(i);
-    times.push(performance.now() - t);
-  }
-  return median(times);
-}
-
-/** Jobs per second: one warm-up burst, then the median of three bursts of JOBS jobs. */
-async function throughput(c: Contender): Promise<number> {
-  const rates: number[] = [];
-  for (let round = 0; round < 4; round++) {
-    const t = performance.now();
-    await Promise.all(Array.from({ length: JOBS }, (_, i) => c.call(i)));
-    if (round > 0) rates.push(JOBS / ((performance.now() - t) / 1000));
-  }
-  return median(rates);
-}
-
-async function raw(redis: TestRedis, queue: string, concurrency: number): Promise<Contender> {
-  procs.push(await startWorkerProc([rawWorker, '127.0.0.1', String(redis.port), queue, String(concurrency)], { cwd: work, env: process.env }));
-  const q = new Queue(queue, { connection: redis.connection });
-  const events = new QueueEvents(queue, { connection: redis.connection });
-  await events.waitUntilReady();
-  const waiting = new Map<string, (v: unknown) => void>();
-  events.on('completed', ({ jobId, returnvalue }) => {
-    waiting.get(jobId)?.(returnvalue);
-    waiting.delete(jobId);
-  });
-  let n = 0;
-  return {
-    async call(x) {
-      const jobId = `r${++n}`;
-      const done = new Promise((resolve) => waiting.set(jobId, resolve));
-      await q.add('x', { x }, { jobId, removeOnComplete: { age: 3600, count: 10_000 }, removeOnFail: { age: 3600, count: 10_000 } });
-      return await done;
-    },
-    close: () => Promise.all([events.close(), q.close()]),
-  };
-}
-
-async function ours(redis: TestRedis, queue: string, concurrency: number): Promise<Contender> {
-  const cwd = mkdtempSync(join(work, 'w-'));
-  procs.push(
-    await startWorkerProc([cli, 'worker', '--redis', redis.url, '--queue', queue, '--concurrency', String(concurrency), '--cache', join(cwd, 'cache')], {
+async function startWorkers(redis: TestRedis): Promise<void> {
+  const ours = async (queue: string, extra: string[]): Promise<WorkerProc> => {
+    const cwd = mkdtempSync(join(work, 'w-'));
+    return await startWorkerProc([cli, 'worker', '--redis', redis.url, '--queue', queue, '--cache', join(cwd, 'cache'), ...extra], {
       cwd,
       env: { ...process.env, MODULEPICKLE_KEY: KEY },
       ready: /ready on queue/,
-    }),
+    });
+  };
+  const raw = (queue: string, concurrency: number): Promise<WorkerProc> =>
+    startWorkerProc([rawWorker, '127.0.0.1', String(redis.port), queue, String(concurrency)], { cwd: work, env: process.env });
+  procs.push(
+    ...(await Promise.all([
+      raw('raw1', 1),
+      raw('raw8', 8),
+      ours('mp1', ['--concurrency', '1']),
+      ours('mpi1', ['--concurrency', '1', '--inline']),
+      ours('mp8', ['--concurrency', '8']),
+      ours('mpi8', ['--concurrency', '8', '--inline']),
+    ])),
   );
-  const ex = createQueueExecutor({ connection: redis.url, queue, key: KEY });
-  await ex.ready();
-  const inc = (x: number): number => x + 1;
-  return { call: (x) => ex.run(inc, x), close: () => ex.close() };
+}
+
+/** Median µs of `f` over `n` calls (after a warm-up), with an idle gap before each, as between real calls. */
+async function micro(f: () => unknown, n = 400, gap = false): Promise<number> {
+  for (let i = 0; i < 100; i++) await f();
+  const t: number[] = [];
+  for (let i = 0; i < n; i++) {
+    if (gap) await new Promise((r) => setTimeout(r, 1));
+    const s = performance.now();
+    await f();
+    t.push((performance.now() - s) * 1000);
+  }
+  return median(t);
+}
+
+/** The stages of a round trip that can be timed on their own, in this process (compiled TypeScript under tsx). */
+async function stages(): Promise<{ name: string; us: number }[]> {
+  const shipping = createShipping({});
+  const dumpsOptions = shipping.dumpsOptions;
+  const key = resolveKey(KEY);
+  const store = { putValue: async () => 'unused' } as never;
+  const task = await encodeTask(() => 1, [], { dumpsOptions });
+  const frame = taskBody(task, false);
+  const job = await sealFrame('job', frame, { key, queue: 'q', jobId: 'abc-1', store });
+  const jobJson = JSON.parse(JSON.stringify(job)) as unknown;
+  const pool = new LocalPool({ processes: 1, blobServer: { missing: async (h) => [...h], get: async () => new Map() }, onLog: () => {} });
+  await pool.ready();
+  const cache = new FunctionCache();
+  const full = taskBody(task, true);
+  const out = [
+    { name: 'client: pickle the call (`encodeTask(() => 1, [])`, a new closure each time)', us: await micro(() => encodeTask(() => 1, [], { dumpsOptions })) },
+    { name: 'client: seal + sign the job envelope (HMAC-SHA256, base64 frame)', us: await micro(() => sealFrame('job', frame, { key, queue: 'q', jobId: 'abc-1', store })) },
+    { name: 'worker: check the job signature, open the envelope', us: await micro(() => openEnvelope('job', jobJson, { key, queue: 'q', jobId: 'abc-1' })) },
+    { name: 'worker: run the task in process (`runTask`: decode args, call, pickle the result)', us: await micro(() => runTask(full, { cache })) },
+    { name: 'worker: local-pool hop + run (`LocalPool.run`, pipes to a pool process, 1 ms idle before)', us: await micro(() => pool.run(task), 400, true) },
+  ];
+  await pool.close();
+  return out;
 }
 
 async function main(): Promise<void> {
   const redis = await startRedis();
   try {
-    const rows: string[] = [];
-    let rawLat = 0;
-    let oursLat = 0;
-    for (const concurrency of [1, 8]) {
-      const r = await raw(redis, `raw${concurrency}`, concurrency);
-      const o = await ours(redis, `mp${concurrency}`, concurrency);
-      if (concurrency === 1) {
-        rawLat = await latency(r);
-        oursLat = await latency(o);
-      }
-      const rawTp = await throughput(r);
-      const oursTp = await throughput(o);
-      rows.push(`| ${JOBS} trivial jobs at once, worker concurrency ${concurrency} (jobs/s, median of 3) | ${rawTp.toFixed(0)} | ${oursTp.toFixed(0)} | ${(oursTp / rawTp).toFixed(2)}x |`);
-      await Promise.all([r.close(), o.close()]);
+    await startWorkers(redis);
+    console.log(`Node ${process.version}, ${new Date().toISOString()}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}; private Redis, one run.`);
+    console.log('Latency: median of sequential calls, contenders interleaved in 15 rounds; throughput: 1,000 calls at once, median of 3 bursts.\n');
+    const dir = join(work, 'user');
+    const files = Number(process.env['BENCH_PROJECT_FILES'] ?? 2000);
+    makeUserProject(dir, files);
+    let tsxLatency: Out['latency'] = [];
+    for (const mode of ['tsx', 'js'] as RunMode[]) {
+      const out = await runUserScript<Out>(dir, 'queue-warm.ts', mode, { BENCH_REDIS_PORT: String(redis.port), BENCH_KEY: KEY });
+      if (mode === 'tsx') tsxLatency = out.latency;
+      const floor = out.latency[0]!.us;
+      const rawRate = out.throughput[0]!.perSec;
+      console.log(`#### ${files.toLocaleString('en')}-file project, ${mode === 'tsx' ? 'TypeScript under tsx' : 'compiled by tsc, plain node'}\n`);
+      console.log('| round trip (one worker, concurrency 1) | latency (µs) | vs raw BullMQ |');
+      console.log('| --- | ---: | ---: |');
+      for (const r of out.latency) console.log(`| ${r.name} | ${r.us.toFixed(0)} | ${(r.us / floor).toFixed(2)}x |`);
+      console.log('\n| 1,000 calls at once | jobs/s | vs raw BullMQ |');
+      console.log('| --- | ---: | ---: |');
+      for (const r of out.throughput) console.log(`| ${r.name} | ${r.perSec.toFixed(0)} | ${(r.perSec / rawRate).toFixed(2)}x |`);
+      console.log('');
     }
-    console.log(`Trivial job (x => x + 1), one worker process (ours: queue worker + its local pool), private Redis ${redis.url}:\n`);
-    console.log('| measure | raw BullMQ | createQueueExecutor | ratio |');
-    console.log('| --- | ---: | ---: | ---: |');
-    console.log(`| round trip, median of ${LAT_CALLS} (ms) | ${rawLat.toFixed(2)} | ${oursLat.toFixed(2)} | ${(oursLat / rawLat).toFixed(2)}x |`);
-    for (const row of rows) console.log(row);
+    const st = await stages();
+    const [raw, ours, inline] = tsxLatency.map((r) => r.us);
+    console.log('#### Where a round trip goes (µs, medians; the first rows timed alone in this process)\n');
+    console.log('| stage | µs |');
+    console.log('| --- | ---: |');
+    for (const r of st) console.log(`| ${r.name} | ${r.us.toFixed(0)} |`);
+    console.log(`| raw BullMQ round trip (add, worker fetch, complete, QueueEvents): the floor | ${raw!.toFixed(0)} |`);
+    console.log(`| ours with --inline minus raw: pickling, signatures, envelopes, bigger jobs, unpickling | ${(inline! - raw!).toFixed(0)} |`);
+    console.log(`| ours (local pool) minus ours --inline: the local-pool hop in place | ${(ours! - inline!).toFixed(0)} |`);
     await editLatency(redis);
   } finally {
     await Promise.all(procs.map((p) => p.stop()));

@@ -38,10 +38,9 @@ const blockUntil = (file: string): Promise<string> =>
     }, 5);
   });
 
-/** Notes that it ran (a line per attempt, and on stdout), then loops forever: only killing its process stops it. */
+/** Notes that it ran (a line per attempt), then loops forever: only killing its process stops it. */
 const spin = (file: string): never => {
   appendFileSync(file, 'ran\n');
-  console.log(`started ${file}`);
   for (;;);
 };
 
@@ -104,9 +103,11 @@ describe('cancelling queue jobs (real Redis, one worker running one job at a tim
       name: 'abort signal',
       cancel: (call) => {
         const ac = new AbortController();
-        const p = call({ signal: ac.signal });
-        void events.next('added').then(() => ac.abort(new Error('user gave up')));
-        return p;
+        return events.mark().then((since) => {
+          const p = call({ signal: ac.signal });
+          void events.next('added', since).then(() => ac.abort(new Error('user gave up')));
+          return p;
+        });
       },
       code: 'ERR_MP_ABORTED',
     },
@@ -115,10 +116,10 @@ describe('cancelling queue jobs (real Redis, one worker running one job at a tim
     test(`${c.name}: a job still waiting is removed from Redis and never runs`, async () => {
       const release = mark();
       const ran = mark();
-      const blockerActive = events.next('active');
+      const blockerActive = events.next('active', await events.mark());
       const blocker = ex.call(blockUntil, [release]);
       const blockerId = await blockerActive;
-      const added = events.next('added');
+      const added = events.next('added', await events.mark());
       const cancelled = c.cancel((opts) => ex.call((f: string) => writeFileSync(f, 'ran'), [ran], opts));
       const jobId = await Promise.race([added, cancelled.then(() => '', () => '')]);
       assert.notEqual(jobId, '', 'the call was added to Redis before it was cancelled');
@@ -159,16 +160,17 @@ describe('cancelling queue jobs (real Redis, one worker running one job at a tim
     test(`${c.name}: the running job is stopped on its worker, its process replaced, never retried, nothing left`, async () => {
       const before = await poolPid();
       const ran = mark();
-      const active = events.next('active');
+      const active = events.next('active', await events.mark());
       const call = c.cancel((opts) => ex.call(c.fn, [ran], opts), ran);
+      const rejected = assert.rejects(call, (err: Error & { code?: string }) => {
+        assert.equal(err.code, c.code);
+        return true;
+      });
       // A timeout that fired before the worker took the job would leave no 'active' event: say so instead of hanging.
       // (An abort is sent once the task printed that it started, so its job was active.)
       const jobId = c.code === 'ERR_MP_TIMEOUT' ? await Promise.race([active, call.then(() => '', () => '')]) : await active;
       assert.notEqual(jobId, '', 'the job was running when it was cancelled');
-      await assert.rejects(call, (err: Error & { code?: string }) => {
-        assert.equal(err.code, c.code);
-        return true;
-      });
+      await rejected;
       await events.until(jobId, 'removed');
       assert.deepEqual(await leftovers(jobId), [], 'nothing of the cancelled job is left in Redis');
       const after = await poolPid();
@@ -190,14 +192,14 @@ describe('cancelling queue jobs (real Redis, one worker running one job at a tim
     try {
       const release = mark();
       const added: string[] = [];
-      const first = events.next('added').then((id) => added.push(id));
+      const first = events.next('added', await events.mark()).then((id) => added.push(id));
       const blocker = one.call(blockUntil, [release]);
       await first;
       const ac = new AbortController();
       const local = one.call(() => 'never', [], { signal: ac.signal });
       ac.abort();
       await assert.rejects(local, { code: 'ERR_MP_ABORTED' });
-      const next = events.next('added');
+      const next = events.next('added', await events.mark());
       writeFileSync(release, '');
       assert.equal(await blocker, 'released');
       assert.equal(await one.run(() => 'after'), 'after');
@@ -212,9 +214,11 @@ describe('cancelling queue jobs (real Redis, one worker running one job at a tim
     const mapper = createQueueExecutor({ connection: redis.url, queue: QUEUE, key: KEY });
     const ran = mark();
     const ac = new AbortController();
-    const active = events.next('active');
-    const done = mapper.map((f: string) => spin(f), [ran, ran, ran, ran, ran, ran], { chunkSize: 1, concurrency: 4, signal: ac.signal }).toArray();
+    const active = events.next('active', await events.mark());
+    // A task that never settles (a spinning one could not even flush its 'started' line).
+    const done = mapper.map((f: string) => hang(f), [ran, ran, ran, ran, ran, ran], { chunkSize: 1, concurrency: 4, signal: ac.signal }).toArray();
     const first = await active;
+    await worker.waitFor(new RegExp(`started ${ran}`)); // the first chunk runs: abort with it running
     ac.abort();
     await assert.rejects(done, { code: 'ERR_MP_ABORTED' });
     const jobs = (await mapper.client()).stats.jobs;
@@ -234,7 +238,7 @@ describe('cancelling queue jobs (real Redis, one worker running one job at a tim
   test('close({ force: true }) cancels the jobs in flight', async () => {
     const ex2 = createQueueExecutor({ connection: redis.url, queue: QUEUE, key: KEY });
     const ran = mark();
-    const active = events.next('active');
+    const active = events.next('active', await events.mark());
     const p = ex2.call(spin, [ran]);
     const jobId = await active;
     const rejected = assert.rejects(p, { code: 'ERR_MP_CLOSED' });

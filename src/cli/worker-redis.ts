@@ -22,6 +22,9 @@ Options:
   --queue NAME             Queue name (required).
   --concurrency N          Jobs run at the same time (default 1).
   --processes N            Local worker processes (default: min(concurrency, CPUs)).
+  --inline                 Run tasks in this process instead (no local pool): fastest for very short tasks, but a
+                           task that blocks stalls every job here, a crash stops this worker, and a running task
+                           that is cancelled cannot be stopped (its job is failed and removed, its result dropped).
   --cache DIR              Cache folder for blobs and trees (default: $MODULEPICKLE_CACHE, else the user cache).
   --key-file FILE          Read the signing key from FILE instead of MODULEPICKLE_KEY.
   --insecure               Run unsigned jobs. Anyone who can write to the queue can then run code here.
@@ -45,6 +48,7 @@ const SPEC: Spec = {
   '--cache-dir': 'value',
   '--key-file': 'value',
   '--insecure': 'bool',
+  '--inline': 'bool',
   '--lock-duration': 'value',
   '--stalled-interval': 'value',
   '--max-stalled': 'value',
@@ -124,7 +128,8 @@ export async function redisWorker(args: readonly string[]): Promise<number> {
   await import('../index.ts'); // registers every layer into the default registry
   const { createQueueWorker } = await import('../executors/queue/worker.ts');
   const { LocalPool } = await import('../executors/queue/local-pool.ts');
-  const { poolRunner, redisBlobSource } = await import('../executors/queue/runner.ts');
+  const { inlineRunner, poolRunner, redisBlobSource } = await import('../executors/queue/runner.ts');
+  const inline = flags.has('--inline');
   process.setSourceMapsEnabled(true);
 
   // The pool's processes ask for blobs only while a job runs, after the worker (and its blob store) exists.
@@ -133,12 +138,12 @@ export async function redisWorker(args: readonly string[]): Promise<number> {
     missing: (h) => (source ? source.missing(h) : Promise.resolve([...h])),
     get: (h) => (source ? source.get(h) : Promise.resolve(new Map())),
   };
-  const pool = new LocalPool({ processes, cacheDir, blobServer, maxCodeVersions: int(flags, '--max-code-versions', 1) });
-  const runner = poolRunner(pool);
+  const pool = inline ? undefined : new LocalPool({ processes, cacheDir, blobServer, maxCodeVersions: int(flags, '--max-code-versions', 1) });
+  const runner = pool ? poolRunner(pool) : inlineRunner({ cacheDir });
   let worker: Awaited<ReturnType<typeof createQueueWorker>> | undefined;
   try {
     // Connect to Redis while the local processes start; a Redis that does not answer fails fast.
-    const poolReady = pool.ready();
+    const poolReady = pool?.ready() ?? Promise.resolve();
     poolReady.catch(() => {});
     worker = await createQueueWorker({
       connection: flags.get('--redis') as string,
@@ -158,26 +163,26 @@ export async function redisWorker(args: readonly string[]): Promise<number> {
     await poolReady;
   } catch (err) {
     await worker?.close({ force: true });
-    await pool.close({ force: true });
+    await pool?.close({ force: true });
     throw err;
   }
   const running = worker;
   process.stderr.write(
-    `[modulepickle worker] ready on queue '${queue}' (${running.name}): concurrency ${concurrency}, ${processes} local process${processes === 1 ? '' : 'es'}` +
+    `[modulepickle worker] ready on queue '${queue}' (${running.name}): concurrency ${concurrency}, ${pool ? `${processes} local process${processes === 1 ? '' : 'es'}` : 'tasks run inline, in this process'}` +
       `${cacheDir ? `, cache ${cacheDir}` : ''}\n`,
   );
   return await new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (): void => {
       if (stopping) {
-        void Promise.allSettled([running.close({ force: true }), pool.close({ force: true })]).then(() => resolve(0));
+        void Promise.allSettled([running.close({ force: true }), pool?.close({ force: true })]).then(() => resolve(0));
         return;
       }
       stopping = true;
       process.stderr.write('[modulepickle worker] stopping: waiting for running jobs (signal again to stop now)\n');
       void running
         .close()
-        .then(() => pool.close())
+        .then(() => pool?.close())
         .then(() => resolve(0), () => resolve(1));
     };
     process.on('SIGTERM', stop);

@@ -3,6 +3,7 @@
  * `concurrency` chunks are in flight, and results come out in input order. Memory stays bounded by the window when
  * streamed (`for await`); awaiting the map collects every result into an array.
  */
+import { setMaxListeners } from 'node:events';
 import { RemoteError } from '../errors.ts';
 import type { PickleOptions } from './pickler.ts';
 import { TaskKind, encodeTask, type EncodedFunction, type EncodedTask } from './task.ts';
@@ -43,6 +44,8 @@ export function mapStream<R>(items: Iterable<unknown> | AsyncIterable<unknown>, 
     const fn = await deps.encodeFunction();
     const source = Symbol.asyncIterator in items ? (items as AsyncIterable<unknown>)[Symbol.asyncIterator]() : (items as Iterable<unknown>)[Symbol.iterator]();
     const internal = new AbortController();
+    // Every chunk in flight listens to it (a queue executor keeps 64 by default): not a leak.
+    setMaxListeners(0, internal.signal);
     const outer = options.signal;
     const forward = (): void => internal.abort(outer?.reason);
     outer?.addEventListener('abort', forward, { once: true });

@@ -7,7 +7,8 @@ import { existsSync } from 'node:fs';
 import { Module as CjsModule } from 'node:module';
 import { EncodeError } from '../errors.ts';
 import type { ReduceContext } from '../codec/registry.ts';
-import { findModuleValue, isModuleNamespace, mainModuleFile, matchNamespace, esmModuleRef } from '../modules/module-index.ts';
+import { findModuleValue, isModuleNamespace, mainModuleFile, matchNamespace, esmModuleRef, resolveAccessorExports } from '../modules/module-index.ts';
+import { readGetterValue } from './getter-value.ts';
 import { esmExports } from '../modules/esm-exports.ts';
 import { locateModule, urlToPath } from '../modules/locate.ts';
 import type { ExportRef, ModuleRef } from '../modules/module-ref.ts';
@@ -19,6 +20,9 @@ import { recordModule } from './module-records.ts';
 export class ModuleValue {
   constructor(readonly ref: ExportRef) {}
 }
+
+/** ES module namespaces identified from the loaded scripts (a module's namespace never changes its module). */
+const namespaceRefs = new WeakMap<object, ExportRef>();
 
 /** Replaces module objects (namespaces, `module.exports`, interop objects, package exports) with references. */
 export function wrapModuleValue(v: unknown, ctx: ReduceContext, root: string): unknown {
@@ -33,6 +37,7 @@ export function wrapModuleValue(v: unknown, ctx: ReduceContext, root: string): u
   }
   let ref = findModuleValue(v, root);
   if (ref && isMainFile(ref)) return v;
+  if (!ref && isModuleNamespace(v)) ref = namespaceRefs.get(v);
   if (!ref && isModuleNamespace(v)) {
     const candidates: { url: string; source: () => string }[] = [];
     const ids: string[] = [];
@@ -48,6 +53,7 @@ export function wrapModuleValue(v: unknown, ctx: ReduceContext, root: string): u
       throw new EncodeError('ERR_MP_UNKNOWN_MODULE', 'an ES module namespace was captured but its module could not be identified; import the names you need instead of `* as ns`', ctx.path() as never);
     }
     ref = { module: mod, view: 'exports', path: [] };
+    namespaceRefs.set(v, ref);
   }
   if (!ref) return v;
   recordModule(ctx, ref.module, ref.view === 'namespace');
@@ -117,3 +123,22 @@ export function requireFunctionRef(fn: Function, info: FunctionInfo, scopes: rea
   return undefined;
 }
 
+
+/**
+ * An export of a CommonJS module behind a getter (esbuild, tsc and Babel output) that holds this function: the
+ * getters of the function's own file are read without calling them (see `getter-value.ts`), once per file.
+ */
+export function getterExportRef(fn: Function, info: FunctionInfo, root: string): ExportRef | undefined {
+  const loc = info.location;
+  if (!loc || loc.isModule || !loc.url.startsWith('file:')) return undefined;
+  const file = urlToPath(loc.url);
+  if (!file) return undefined;
+  let name = '';
+  try {
+    name = typeof fn.name === 'string' ? fn.name : '';
+  } catch {
+    // a throwing `name` getter: no preferred export
+  }
+  resolveAccessorExports(file, root, (get) => readGetterValue(get), fn, name);
+  return findModuleValue(fn, root);
+}

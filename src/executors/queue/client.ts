@@ -13,7 +13,7 @@ import { WorkerError, type ModulePickleError } from '../../errors.ts';
 import { RedisBlobStore, type BlobLoader, type UploadStats } from './blob-store.ts';
 import { ConnectionWatch, closeBullmq, connectRedis, describeConnection, redisOptions, unreachable, withTimeout, type QueueConnection } from './connection.ts';
 import { cancelChannel, sealCancel } from './cancel.ts';
-import { failureError, frameOf, openEnvelope, parseFailure, sealFrame, type Envelope, type FrameRefs } from './envelope.ts';
+import { failureError, frameOf, inlineFrame, openEnvelope, parseFailure, sealFrame, sealInline, type Envelope, type FrameRefs } from './envelope.ts';
 import { loadBullmq } from './peers.ts';
 import { resolveKey, type SigningKey } from './sign.ts';
 
@@ -62,6 +62,8 @@ export interface ShipUpload {
 export interface Submission {
   readonly frame: Uint8Array;
   readonly refs?: FrameRefs;
+  /** More blob ids to keep alive while the job is in flight, not listed in the job (e.g. the files of its code versions). */
+  readonly keep?: () => Iterable<string>;
 }
 
 /** A job handed to {@link QueueClient.enqueue}. */
@@ -79,6 +81,7 @@ export type CancelResult = 'removed' | 'stopping' | 'finishing';
 interface Pending {
   readonly jobId: string;
   readonly refs: FrameRefs | undefined;
+  readonly keep: (() => Iterable<string>) | undefined;
   resolve(outcome: FrameOutcome): void;
   reject(err: Error): void;
   added: boolean;
@@ -260,7 +263,7 @@ export class QueueClient {
     const jobId = `${this.#idPrefix}-${++this.#seq}`;
     let entry!: Pending;
     const outcome = new Promise<FrameOutcome>((resolve, reject) => {
-      entry = { jobId, refs: sub.refs, resolve, reject, added: false, missingSweeps: 0 };
+      entry = { jobId, refs: sub.refs, keep: sub.keep, resolve, reject, added: false, missingSweeps: 0 };
     });
     outcome.catch(() => {}); // the submitter observes it; a job cancelled meanwhile rejects unobserved
     let addedFns!: Unsent['added'];
@@ -278,8 +281,8 @@ export class QueueClient {
     this.#unsent.push({ entry, sub, added: addedFns });
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
-      // After this tick's microtasks: the calls submitted together share one round trip.
-      setImmediate(() => {
+      // After the microtasks queued so far: the calls submitted together share one round trip.
+      queueMicrotask(() => {
         this.#flushScheduled = false;
         const batch = this.#unsent;
         this.#unsent = [];
@@ -308,13 +311,15 @@ export class QueueClient {
     let jobs: { name: string; data: Envelope; opts: JobsOptions }[];
     try {
       this.#checkConnection();
-      jobs = await Promise.all(
-        live.map(async ({ entry, sub }) => ({
-          name: JOB_NAME,
-          data: await sealFrame('job', sub.frame, { key: this.#key, queue: this.queueName, jobId: entry.jobId, store: this.store, inlineLimit: this.#inlineLimit, refs: sub.refs }),
-          opts: { ...this.#jobOptions, jobId: entry.jobId },
-        })),
-      );
+      const seal = ({ entry, sub }: Unsent): { name: string; data: Envelope; opts: JobsOptions } | Promise<{ name: string; data: Envelope; opts: JobsOptions }> => {
+        const ctx = { key: this.#key, queue: this.queueName, jobId: entry.jobId, store: this.store, inlineLimit: this.#inlineLimit, refs: sub.refs };
+        const opts = { ...this.#jobOptions, jobId: entry.jobId };
+        // Small frames (the usual case) are sealed without a round trip; big ones are stored as blobs first.
+        const data = sealInline('job', sub.frame, ctx);
+        return data ? { name: JOB_NAME, data, opts } : sealFrame('job', sub.frame, ctx).then((d) => ({ name: JOB_NAME, data: d, opts }));
+      };
+      const sealed = live.map(seal);
+      jobs = sealed.some((j) => j instanceof Promise) ? await Promise.all(sealed) : (sealed as { name: string; data: Envelope; opts: JobsOptions }[]);
       if (jobs.length === 1) await this.#queue.add(jobs[0]!.name, jobs[0]!.data, jobs[0]!.opts);
       else await this.#queue.addBulk(jobs);
     } catch (err) {
@@ -406,7 +411,8 @@ export class QueueClient {
     try {
       const value = typeof returnvalue === 'string' ? (JSON.parse(returnvalue) as unknown) : returnvalue;
       const body = openEnvelope('result', value, { key: this.#key, queue: this.queueName, jobId });
-      const frame = await frameOf(body, this.store);
+      // An inline result settles within the event's own callback (no extra turn behind the listener's next read).
+      const frame = inlineFrame(body) ?? (await frameOf(body, this.store));
       this.#settle(jobId, (q) => q.resolve({ ok: true, frame }));
     } catch (err) {
       this.#settle(jobId, (q) => q.reject(asResultError(err, jobId, this.queueName)));
@@ -421,7 +427,7 @@ export class QueueClient {
       const parsed = parseFailure(failedReason ?? '');
       if ('code' in parsed) throw failureError(parsed.code, parsed.message, jobId, this.queueName);
       const body = openEnvelope('error', parsed.envelope, { key: this.#key, queue: this.queueName, jobId });
-      const frame = await frameOf(body, this.store);
+      const frame = inlineFrame(body) ?? (await frameOf(body, this.store));
       this.#settle(jobId, (q) => q.resolve({ ok: false, frame }));
     } catch (err) {
       this.#settle(jobId, (q) => q.reject(asResultError(err, jobId, this.queueName)));
@@ -503,6 +509,7 @@ export class QueueClient {
     for (const p of this.#pending.values()) {
       p.refs?.manifests?.forEach((m) => manifests.add(m));
       p.refs?.blobs?.forEach((b) => blobs.add(b));
+      if (p.keep) for (const b of p.keep()) blobs.add(b);
     }
     await this.store.touch([...blobs], [...manifests]).catch(() => {});
   }

@@ -1,6 +1,6 @@
 /**
  * Which code versions (ship builds) a task needs in Redis before its job is added. The payloads say it themselves:
- * each `ship` section carries the manifest of one version, whose id is the sha256 of its text. The builds come from
+ * each `ship` section carries the manifest of one version (whose id is the sha256 of its text), or its id alone. The builds come from
  * the pickler's build reports (`ship.onBuild`), kept by id; a function's versions are cached by its content hash,
  * and argument payloads are looked at only when their header says they carry code.
  */
@@ -56,8 +56,11 @@ export function manifestIds(payload: Uint8Array): string[] {
   }
   const ids: string[] = [];
   for (const s of sections) {
-    const manifest = s.name === 'ship' ? (s.data as { manifest?: unknown } | null)?.manifest : undefined;
-    if (typeof manifest === 'string') ids.push(createHash('sha256').update(manifest).digest('hex'));
+    if (s.name !== 'ship') continue;
+    // The section carries the manifest text, or (ship.manifest 'id') names the version by its id alone.
+    const d = s.data as { manifest?: unknown; id?: unknown } | null;
+    if (typeof d?.manifest === 'string') ids.push(createHash('sha256').update(d.manifest).digest('hex'));
+    else if (typeof d?.id === 'string') ids.push(d.id);
   }
   return ids;
 }

@@ -42,16 +42,20 @@ export interface FrameRefs {
   readonly blobs?: readonly string[];
 }
 
+type SealContext = { key: SigningKey; queue: string; jobId: string; store: RedisBlobStore; inlineLimit?: number; refs?: FrameRefs };
+
 /** Builds a signed envelope around a frame, storing the frame as a blob when it is big. */
-export async function sealFrame(
-  kind: 'job' | 'result' | 'error',
-  frame: Uint8Array,
-  ctx: { key: SigningKey; queue: string; jobId: string; store: RedisBlobStore; inlineLimit?: number; refs?: FrameRefs },
-): Promise<Envelope> {
-  const limit = ctx.inlineLimit ?? DEFAULT_INLINE_LIMIT;
-  const b: { f?: string; r?: string; m?: readonly string[]; b?: readonly string[] } = {};
-  if (frame.byteLength <= limit) b.f = Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength).toString('base64');
-  else b.r = await ctx.store.putValue(frame);
+export async function sealFrame(kind: 'job' | 'result' | 'error', frame: Uint8Array, ctx: SealContext): Promise<Envelope> {
+  return sealInline(kind, frame, ctx) ?? seal(kind, { r: await ctx.store.putValue(frame) }, ctx);
+}
+
+/** {@link sealFrame} without a round trip, for a frame small enough to travel inline; `undefined` when it is not. */
+export function sealInline(kind: 'job' | 'result' | 'error', frame: Uint8Array, ctx: SealContext): Envelope | undefined {
+  if (frame.byteLength > (ctx.inlineLimit ?? DEFAULT_INLINE_LIMIT)) return undefined;
+  return seal(kind, { f: Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength).toString('base64') }, ctx);
+}
+
+function seal(kind: 'job' | 'result' | 'error', b: { f?: string; r?: string; m?: readonly string[]; b?: readonly string[] }, ctx: SealContext): Envelope {
   if (ctx.refs?.manifests?.length) b.m = ctx.refs.manifests;
   if (ctx.refs?.blobs?.length) b.b = ctx.refs.blobs;
   const body = JSON.stringify(b);
@@ -103,7 +107,15 @@ export function openEnvelope(
 
 /** The frame an opened envelope holds, fetched from the blob store (and hash-checked) when it is a reference. */
 export async function frameOf(body: EnvelopeBody, store: RedisBlobStore): Promise<Uint8Array> {
-  if (body.f !== undefined) return Buffer.from(body.f, 'base64');
+  return inlineFrame(body) ?? (await blobFrame(body, store));
+}
+
+/** The frame an opened envelope carries inline, or `undefined` when it is a reference. */
+export function inlineFrame(body: EnvelopeBody): Uint8Array | undefined {
+  return body.f === undefined ? undefined : Buffer.from(body.f, 'base64');
+}
+
+async function blobFrame(body: EnvelopeBody, store: RedisBlobStore): Promise<Uint8Array> {
   if (body.r === undefined) throw new DecodeError('ERR_MP_BAD_JOB', 'envelope has neither an inline frame nor a blob reference');
   return await store.getBlob(body.r, true);
 }

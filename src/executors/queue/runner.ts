@@ -1,5 +1,5 @@
 /**
- * Turns queue job frames into tasks for the local pool. A job frame is a task body without the function's bytes
+ * Turns queue job frames into tasks for the local pool (or, opted in, runs them in the queue worker itself). A job frame is a task body without the function's bytes
  * (`kind | sha256 of the function payload | 0 | args payload`); the function payload is a blob in Redis named by
  * that hash, fetched once per worker host and kept in memory. Outcomes stay pickled; an error outcome that says the
  * payload itself cannot be decoded (wrong format version, a blob nobody can provide, a corrupt manifest) is marked
@@ -8,7 +8,8 @@
 import { ModulePickleError, ShipError } from '../../errors.ts';
 import { loads, type BlobSource } from '../pickler.ts';
 import { ResultStatus, readU32 } from '../protocol.ts';
-import { TaskKind, type EncodedTask, type ErrorInfo } from '../task.ts';
+import { FunctionCache, TaskKind, runTask, taskBody, type EncodedTask, type ErrorInfo, type TaskOutcome } from '../task.ts';
+import type { FrameOutcome } from './client.ts';
 import type { RedisBlobStore } from './blob-store.ts';
 import type { LocalPool } from './local-pool.ts';
 import type { FrameRunContext, FrameRunner } from './worker.ts';
@@ -40,17 +41,29 @@ export function parseJobFrame(frame: Uint8Array): { kind: number; fnHash: Uint8A
   return { kind, fnHash, fnKey: Buffer.from(fnHash).toString('hex'), argsBytes: frame.subarray(HEAD) };
 }
 
-/** Serves blobs from Redis to the local pool's processes (they verify each blob against its hash). */
+/**
+ * Serves blobs from Redis to the local pool's processes (they verify each blob against its hash), and manifests by
+ * version id (payloads may name their version by id alone; the receiver checks the text against the id).
+ */
 export function redisBlobSource(store: RedisBlobStore): BlobSource {
+  const get = async (hashes: readonly string[]): Promise<Map<string, Uint8Array>> => {
+    const out = new Map<string, Uint8Array>();
+    const rest: string[] = [];
+    for (const [h, b] of await store.getBlobs(hashes)) (b ? out.set(h, b) : rest.push(h));
+    for (const h of rest) {
+      const manifest = await store.getManifest(h);
+      if (manifest) out.set(h, manifest);
+    }
+    return out;
+  };
   return {
     async missing(hashes) {
-      return await store.missing(hashes);
+      const absent = await store.missing(hashes);
+      if (absent.length === 0) return absent;
+      const noManifest = new Set(await store.missingKeys(absent.map((h) => store.manifestKey(h))));
+      return absent.filter((h) => noManifest.has(store.manifestKey(h)));
     },
-    async get(hashes) {
-      const out = new Map<string, Uint8Array>();
-      for (const [h, b] of await store.getBlobs(hashes)) if (b) out.set(h, b);
-      return out;
-    },
+    get,
   };
 }
 
@@ -92,11 +105,11 @@ export async function payloadProblem(payload: Uint8Array): Promise<string | unde
   return undefined;
 }
 
-/** A {@link FrameRunner} that runs job frames in a local pool. */
-export function poolRunner(pool: LocalPool, options: { maxFunctionBytes?: number } = {}): FrameRunner {
-  const fns = new FunctionBytes(options.maxFunctionBytes ?? 64 * 1024 * 1024);
+/** Fetches function payloads from Redis by hash, once per worker (concurrent asks share one fetch), kept in memory. */
+function functionPayloads(maxBytes: number): (fnKey: string, ctx: FrameRunContext) => Promise<Uint8Array> {
+  const fns = new FunctionBytes(maxBytes);
   const inflight = new Map<string, Promise<Uint8Array>>();
-  const fnBytesOf = async (fnKey: string, ctx: FrameRunContext): Promise<Uint8Array> => {
+  return async (fnKey, ctx) => {
     const have = fns.get(fnKey);
     if (have) return have;
     let p = inflight.get(fnKey);
@@ -117,13 +130,47 @@ export function poolRunner(pool: LocalPool, options: { maxFunctionBytes?: number
       throw err;
     }
   };
+}
+
+async function toFrameOutcome(out: TaskOutcome): Promise<FrameOutcome> {
+  if (out.status === ResultStatus.ok) return { ok: true, frame: out.payload };
+  const unrecoverable = await payloadProblem(out.payload);
+  return unrecoverable ? { ok: false, frame: out.payload, unrecoverable } : { ok: false, frame: out.payload };
+}
+
+/** A {@link FrameRunner} that runs job frames in a local pool. */
+export function poolRunner(pool: LocalPool, options: { maxFunctionBytes?: number } = {}): FrameRunner {
+  const fnBytesOf = functionPayloads(options.maxFunctionBytes ?? 64 * 1024 * 1024);
   return async (frame, ctx) => {
     const { kind, fnHash, fnKey, argsBytes } = parseJobFrame(frame);
     const fnBytes = await fnBytesOf(fnKey, ctx);
     const task: EncodedTask = { kind: kind as EncodedTask['kind'], fnKey, fnHash, fnBytes, argsBytes };
-    const out = await pool.run(task, { signal: ctx.signal });
-    if (out.status === ResultStatus.ok) return { ok: true, frame: out.payload };
-    const unrecoverable = await payloadProblem(out.payload);
-    return unrecoverable ? { ok: false, frame: out.payload, unrecoverable } : { ok: false, frame: out.payload };
+    return await toFrameOutcome(await pool.run(task, { signal: ctx.signal }));
+  };
+}
+
+/**
+ * A {@link FrameRunner} that runs job frames in this process, in the queue worker's own thread (`--inline`): no
+ * hop to a local process, so a short task costs what its work costs. The price, which is why it is opt-in: a task
+ * that blocks the thread also blocks BullMQ's lock renewal (its job is taken as stalled after the lock duration), a
+ * task that crashes (`process.exit`, out of memory) takes the queue worker down, code versions cannot be recycled
+ * (loaded modules stay in memory), and a cancelled task that is running cannot be stopped: its job is failed and
+ * removed at once, and its result is dropped when it ends.
+ */
+export function inlineRunner(options: { cacheDir?: string; maxFunctionBytes?: number } = {}): FrameRunner {
+  const fnBytesOf = functionPayloads(options.maxFunctionBytes ?? 64 * 1024 * 1024);
+  const cache = new FunctionCache();
+  let source: { store: RedisBlobStore; blobs: BlobSource } | undefined;
+  return async (frame, ctx) => {
+    if (source?.store !== ctx.store) source = { store: ctx.store, blobs: redisBlobSource(ctx.store) };
+    const run = { blobSource: source.blobs, cache, cacheDir: options.cacheDir };
+    parseJobFrame(frame); // checks the frame
+    // A job frame carries the function's hash alone: a function already decoded here runs at once.
+    let out = await runTask(frame, run);
+    if (out.status === ResultStatus.needFunction) {
+      const { kind, fnHash, fnKey, argsBytes } = parseJobFrame(frame);
+      out = await runTask(taskBody({ kind: kind as EncodedTask['kind'], fnKey, fnHash, fnBytes: await fnBytesOf(fnKey, ctx), argsBytes }, true), run);
+    }
+    return await toFrameOutcome(out);
   };
 }

@@ -13,7 +13,7 @@ import { RedisBlobStore } from './blob-store.ts';
 import type { FrameOutcome } from './client.ts';
 import { ConnectionWatch, closeBullmq, connectRedis, describeConnection, redisOptions, type QueueConnection } from './connection.ts';
 import { RecentCancels, cancelChannel, openCancel } from './cancel.ts';
-import { failureReason, frameOf, openEnvelope, sealFrame, type EnvelopeBody } from './envelope.ts';
+import { failureReason, frameOf, inlineFrame, openEnvelope, sealFrame, sealInline, type EnvelopeBody } from './envelope.ts';
 import { loadBullmq } from './peers.ts';
 import { KEY_ENV, resolveKey } from './sign.ts';
 
@@ -163,9 +163,11 @@ export async function createQueueWorker(o: QueueWorkerOptions): Promise<QueueWor
     const active = blobIds.length + manifestIds.length > 0 ? { blobIds, manifestIds } : undefined;
     if (active) running.add(active);
     try {
-      const frame = await frameOf(body, store);
+      const frame = inlineFrame(body) ?? (await frameOf(body, store));
       const outcome = await untilAborted(o.runner(frame, { jobId, attempt: job.attemptsMade + 1, store, body, signal: abort }), abort);
-      const env = await sealFrame(outcome.ok ? 'result' : 'error', outcome.frame, { key, queue: o.queue, jobId, store, inlineLimit: o.inlineLimit });
+      const sealCtx = { key, queue: o.queue, jobId, store, inlineLimit: o.inlineLimit };
+      const kind = outcome.ok ? 'result' : 'error';
+      const env = sealInline(kind, outcome.frame, sealCtx) ?? (await sealFrame(kind, outcome.frame, sealCtx));
       if (outcome.ok) {
         stats.completed++;
         return env;
