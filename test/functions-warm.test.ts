@@ -10,6 +10,7 @@ import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { createPool } from '../src/index.ts';
 
 const run = promisify(execFile);
 const fixtures = 'test/fixtures/projects/warm';
@@ -119,6 +120,25 @@ describe('executors: a payload kept per location', () => {
       assert.ok(r.same, `${name}: the kept payload is the bytes of a fresh dumps`);
       if (reused.has(name)) assert.equal(r.hits, 5, `${name}: kept payload reused`);
       else assert.equal(r.hits, 0, `${name}: not reused`);
+    }
+  });
+});
+
+const k = 3;
+describe('a pool: a new closure object per call does not defeat the worker\'s function cache', () => {
+  it('each distinct function is sent once per worker; changed captures are sent and give their value', async () => {
+    const pool = createPool({ workers: 2, onLog: () => {} });
+    try {
+      await pool.ready();
+      for (let i = 0; i < 20; i++) assert.equal(await pool.run(() => 1), 1);
+      for (let i = 0; i < 20; i++) assert.equal(await pool.run((x: number) => x + k, i), i + 3);
+      // Two distinct functions, each sent at most once to each of the two workers.
+      assert.ok(pool.stats.functionsSent <= 4, `functions sent: ${pool.stats.functionsSent}`);
+      const before = pool.stats.functionsSent;
+      for (let i = 0; i < 5; i++) assert.equal(await pool.run(() => i * 2), i * 2);
+      assert.equal(pool.stats.functionsSent - before, 5, 'a closure over a per-call local travels every call');
+    } finally {
+      await pool.close();
     }
   });
 });
