@@ -36,8 +36,11 @@ const expected: Record<string, { results: unknown[]; reuse: 'yes' | 'no' | 'any'
   'class captured': { results: [2, 2, 2, 4, 4, 4], reuse: 'any' },
   'nested closures': { results: [0, 2, 4, 6, 0, 2], reuse: 'no' },
   'same location, different captured values': { results: [1, 'one', { one: 1 }, [1, 'one'], null, 1], reuse: 'no' },
-  // The closure reads its import binding each call; the imported function itself is reused (its export is settled).
+  // An import of a function its module never reassigns is settled: neither the closure nor the function is re-read.
   'module import used (ESM binding)': { results: [3, 3, 3, 3, 3, 3], reuse: 'yes' },
+  'import through a .js specifier of a .ts module': { results: [6, 6, 6, 6, 6, 6], reuse: 'yes' },
+  'imported binding its module reassigns': { results: ['first', 'second', 'first', 'second', 'first', 'second'], reuse: 'any' },
+  'import through a re-exporting module': { results: [9, 9, 9, 9, 9, 9], reuse: 'any' },
   'imported const object mutated': { results: [11, 12, 11, 12, 11, 12], reuse: 'yes' },
   'exported binding reassigned at one location': { results: [11, 12, 11, 12, 11, 12], reuse: 'no' },
   'a former export at the same location': { results: [11, 12, 13, 14], reuse: 'any' },
@@ -82,6 +85,14 @@ describe('closures made per call: reused facts give the bytes of a fresh dumps',
       if (want.reuse === 'no') assert.equal(f.reused, 0, 'nothing that may have changed was reused');
     });
   }
+
+  it('an import binding is settled only when it can never change', () => {
+    // Both reads skipped: the closure's import of a function declaration, and that function's own export.
+    assert.ok(fast['module import used (ESM binding)']!.reads <= 2);
+    // The closure over a binding its module reassigns is read every step (the reused reads are the swapped-in arrows).
+    assert.ok(fast['imported binding its module reassigns']!.reads >= 6);
+    assert.ok(fast['import through a re-exporting module']!.reads >= 6, 'a re-export is not taken for the home module');
+  });
 
   it('a changed capture travels: payloads differ exactly where the captured state differs', () => {
     const hex = fast['captured const object mutated between calls']!.hex;

@@ -10,13 +10,18 @@
  *   one compiled script more than once);
  * - in an ES module (one instance per script), each value it uses (the free names bound there, and the exported
  *   bindings that decide whether the function itself is an export) is a binding no code ever assigns
- *   (module-bindings.ts) whose value was already initialized at the last read.
+ *   (module-bindings.ts) whose value was already initialized at the last read, or an import of a function whose
+ *   home module is the one the relative specifier names and exports it from such a binding.
  * Otherwise the scopes are read again, so the result is always what a fresh `dumps` gives.
  */
+import { realpathSync, statSync } from 'node:fs';
+import { extname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { esmExports } from '../modules/esm-exports.ts';
+import { urlToPath } from '../modules/locate.ts';
 import type { SourceInfo } from './free-variables.ts';
 import { scriptSource, type FunctionInspection, type FunctionLocation, type ScopeSnapshot } from './inspector.ts';
-import { moduleBindings } from './module-bindings.ts';
+import { moduleBindings, type ImportBinding } from './module-bindings.ts';
 
 /** A reusable scope chain: the last read, valid for the closures of its location that {@link planFits}. */
 export interface CapturePlan {
@@ -96,8 +101,68 @@ function kept(insp: FunctionInspection, keep: ReadonlySet<string>, top: ScopeSna
   return { location: insp.location, scopes };
 }
 
-/** The plan a fresh read allows for its location, or `null` when this read cannot be reused. */
-export function capturePlan(insp: FunctionInspection, source: SourceInfo | undefined, location: FunctionLocation | undefined): CapturePlan | null {
+const isFile = (p: string): boolean => {
+  try {
+    return statSync(p).isFile();
+  } catch {
+    return false;
+  }
+};
+const tsFor: Record<string, readonly string[]> = { '.js': ['.ts', '.tsx'], '.mjs': ['.mts'], '.cjs': ['.cts'], '.jsx': ['.tsx'] };
+const bareExts = ['.ts', '.tsx', '.mts', '.cts', '.js', '.mjs', '.cjs', '.jsx'];
+
+/**
+ * The file a relative import specifier names from `base`, when only one file fits: the file itself, else (as
+ * TypeScript loaders resolve) its `.ts` twin or, without an extension, the one existing `<spec>.<ext>` or
+ * `<spec>/index.<ext>`. Real path; `undefined` when none or several fit.
+ */
+function relativeTarget(spec: string, base: string): string | undefined {
+  let target: string;
+  try {
+    target = fileURLToPath(new URL(spec, base));
+  } catch {
+    return undefined;
+  }
+  if (isFile(target)) return realpathSync(target);
+  const ext = extname(target);
+  const mapped = tsFor[ext];
+  const candidates = mapped ? mapped.map((e) => target.slice(0, -ext.length) + e) : ext === '' ? [...bareExts.map((e) => target + e), ...bareExts.map((e) => join(target, `index${e}`))] : [];
+  const found = candidates.filter(isFile);
+  return found.length === 1 ? realpathSync(found[0] as string) : undefined;
+}
+
+/**
+ * Whether an import binding can never change: it holds a function whose home module is the one its relative
+ * specifier names, and that module exports it from a binding no code assigns.
+ */
+function importSettled(binding: ImportBinding, value: unknown, importer: FunctionLocation, locate: (fn: Function) => FunctionLocation | undefined): boolean {
+  const spec = binding.specifier;
+  if (typeof value !== 'function' || !(spec.startsWith('./') || spec.startsWith('../')) || /[?#]/.test(spec)) return false;
+  const home = locate(value);
+  if (!home?.isModule || !home.url.startsWith('file:') || /[?#]/.test(home.url)) return false;
+  const file = urlToPath(home.url);
+  if (!file || relativeTarget(spec, importer.url) !== file) return false;
+  let text: string;
+  try {
+    text = scriptSource(home.scriptId);
+  } catch {
+    return false;
+  }
+  const locals = [...(esmExports(text)?.locals ?? [])].filter(([, names]) => names.includes(binding.imported));
+  if (locals.length !== 1) return false;
+  return moduleBindings(home.scriptId, text)?.stable.has((locals[0] as [string, readonly string[]])[0]) === true;
+}
+
+/**
+ * The plan a fresh read allows for its location, or `null` when this read cannot be reused. `locate` gives the
+ * location of an imported function (to settle import bindings).
+ */
+export function capturePlan(
+  insp: FunctionInspection,
+  source: SourceInfo | undefined,
+  location: FunctionLocation | undefined,
+  locate: (fn: Function) => FunctionLocation | undefined = () => undefined,
+): CapturePlan | null {
   const sh = shape(insp, source, location);
   if (!sh || !location) return null;
   const { top, used } = sh;
@@ -116,7 +181,10 @@ export function capturePlan(insp: FunctionInspection, source: SourceInfo | undef
   if (fileModule && !exported) return null;
   for (const name of used) {
     // `undefined` may be a binding still in its temporal dead zone: read again until it is initialized.
-    if (!bindings.stable.has(name) || vars[name] === undefined) return null;
+    if (vars[name] === undefined) return null;
+    if (bindings.stable.has(name)) continue;
+    const imported = bindings.imports.get(name);
+    if (!imported || !importSettled(imported, vars[name], location, locate)) return null;
   }
   const exports = exported ? [...exported.keys()].filter((n) => Object.prototype.hasOwnProperty.call(vars, n)) : [];
   const unstableExport = exports.findIndex((n) => !bindings.stable.has(n) || vars[n] === undefined);

@@ -51,11 +51,20 @@ export interface FunctionSite {
   readonly candidate: boolean;
 }
 
+/** Where an imported function lives (its facts are computed if needed). */
+function locate(fn: Function): FunctionLocation | undefined {
+  try {
+    return functionInfo(fn).location;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The site's plan, made from its last read on first use. */
 function sitePlan(site: FunctionSite): CapturePlan | null {
   if (!site.candidate) return null;
   if (site.plan === undefined) {
-    site.plan = site.lastRead ? capturePlan(site.lastRead, site.source, site.location) : null;
+    site.plan = site.lastRead ? capturePlan(site.lastRead, site.source, site.location, locate) : null;
     site.lastRead = undefined;
   }
   return site.plan;
