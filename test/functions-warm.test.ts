@@ -10,6 +10,7 @@ import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { createPool } from '../src/index.ts';
 
 const run = promisify(execFile);
 const fixtures = 'test/fixtures/projects/warm';
@@ -18,7 +19,7 @@ type Result = { hex: string[]; results: unknown[]; reads: number; reused: number
 
 async function fixture<T>(file: string, natives: boolean): Promise<T> {
   const env = { ...process.env, MODULEPICKLE_NATIVES: natives ? '1' : '0' };
-  const { stdout } = await run(process.execPath, ['--import', 'tsx', `${fixtures}/${file}`], { env, maxBuffer: 64 * 1024 * 1024 });
+  const { stdout } = await run(process.execPath, ['--expose-gc', '--import', 'tsx', `${fixtures}/${file}`], { env, maxBuffer: 64 * 1024 * 1024 });
   return JSON.parse(stdout.trim().split('\n').pop() as string) as T;
 }
 
@@ -35,8 +36,11 @@ const expected: Record<string, { results: unknown[]; reuse: 'yes' | 'no' | 'any'
   'class captured': { results: [2, 2, 2, 4, 4, 4], reuse: 'any' },
   'nested closures': { results: [0, 2, 4, 6, 0, 2], reuse: 'no' },
   'same location, different captured values': { results: [1, 'one', { one: 1 }, [1, 'one'], null, 1], reuse: 'no' },
-  // The closure reads its import binding each call; the imported function itself is reused (its export is settled).
+  // An import of a function its module never reassigns is settled: neither the closure nor the function is re-read.
   'module import used (ESM binding)': { results: [3, 3, 3, 3, 3, 3], reuse: 'yes' },
+  'import through a .js specifier of a .ts module': { results: [6, 6, 6, 6, 6, 6], reuse: 'yes' },
+  'imported binding its module reassigns': { results: ['first', 'second', 'first', 'second', 'first', 'second'], reuse: 'any' },
+  'import through a re-exporting module': { results: [9, 9, 9, 9, 9, 9], reuse: 'any' },
   'imported const object mutated': { results: [11, 12, 11, 12, 11, 12], reuse: 'yes' },
   'exported binding reassigned at one location': { results: [11, 12, 11, 12, 11, 12], reuse: 'no' },
   'a former export at the same location': { results: [11, 12, 13, 14], reuse: 'any' },
@@ -47,6 +51,7 @@ const expected: Record<string, { results: unknown[]; reuse: 'yes' | 'no' | 'any'
     results: ['esm v1', 'esm v1', 'cjs v1', 'cjs v1', 'esm v2', 'esm v2', 'cjs v2', 'cjs v2', 'esm v3', 'esm v3', 'cjs v3', 'cjs v3'],
     reuse: 'any',
   },
+  'a kept plan holds no replaced module value': { results: [true, 'function'], reuse: 'any' },
   'cjs: no captures': { results: [1, 1, 1, 1, 1, 1], reuse: 'any' },
   'cjs: module import used ((0, import_x.add) form)': { results: [0, 5, 10, 15, 20, 25], reuse: 'no' },
   'cjs: module let changed': { results: [0, 1, 2, 3, 4, 5], reuse: 'no' },
@@ -80,6 +85,14 @@ describe('closures made per call: reused facts give the bytes of a fresh dumps',
       if (want.reuse === 'no') assert.equal(f.reused, 0, 'nothing that may have changed was reused');
     });
   }
+
+  it('an import binding is settled only when it can never change', () => {
+    // Both reads skipped: the closure's import of a function declaration, and that function's own export.
+    assert.ok(fast['module import used (ESM binding)']!.reads <= 2);
+    // The closure over a binding its module reassigns is read every step (the reused reads are the swapped-in arrows).
+    assert.ok(fast['imported binding its module reassigns']!.reads >= 6);
+    assert.ok(fast['import through a re-exporting module']!.reads >= 6, 'a re-export is not taken for the home module');
+  });
 
   it('a changed capture travels: payloads differ exactly where the captured state differs', () => {
     const hex = fast['captured const object mutated between calls']!.hex;
@@ -118,6 +131,25 @@ describe('executors: a payload kept per location', () => {
       assert.ok(r.same, `${name}: the kept payload is the bytes of a fresh dumps`);
       if (reused.has(name)) assert.equal(r.hits, 5, `${name}: kept payload reused`);
       else assert.equal(r.hits, 0, `${name}: not reused`);
+    }
+  });
+});
+
+const k = 3;
+describe('a pool: a new closure object per call does not defeat the worker\'s function cache', () => {
+  it('each distinct function is sent once per worker; changed captures are sent and give their value', async () => {
+    const pool = createPool({ workers: 2, onLog: () => {} });
+    try {
+      await pool.ready();
+      for (let i = 0; i < 20; i++) assert.equal(await pool.run(() => 1), 1);
+      for (let i = 0; i < 20; i++) assert.equal(await pool.run((x: number) => x + k, i), i + 3);
+      // Two distinct functions, each sent at most once to each of the two workers.
+      assert.ok(pool.stats.functionsSent <= 4, `functions sent: ${pool.stats.functionsSent}`);
+      const before = pool.stats.functionsSent;
+      for (let i = 0; i < 5; i++) assert.equal(await pool.run(() => i * 2), i * 2);
+      assert.equal(pool.stats.functionsSent - before, 5, 'a closure over a per-call local travels every call');
+    } finally {
+      await pool.close();
     }
   });
 });

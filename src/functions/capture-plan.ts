@@ -10,13 +10,18 @@
  *   one compiled script more than once);
  * - in an ES module (one instance per script), each value it uses (the free names bound there, and the exported
  *   bindings that decide whether the function itself is an export) is a binding no code ever assigns
- *   (module-bindings.ts) whose value was already initialized at the last read.
+ *   (module-bindings.ts) whose value was already initialized at the last read, or an import of a function whose
+ *   home module is the one the relative specifier names and exports it from such a binding.
  * Otherwise the scopes are read again, so the result is always what a fresh `dumps` gives.
  */
+import { realpathSync, statSync } from 'node:fs';
+import { extname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { esmExports } from '../modules/esm-exports.ts';
+import { urlToPath } from '../modules/locate.ts';
 import type { SourceInfo } from './free-variables.ts';
-import { scriptSource, type FunctionInspection, type FunctionLocation } from './inspector.ts';
-import { moduleBindings } from './module-bindings.ts';
+import { scriptSource, type FunctionInspection, type FunctionLocation, type ScopeSnapshot } from './inspector.ts';
+import { moduleBindings, type ImportBinding } from './module-bindings.ts';
 
 /** A reusable scope chain: the last read, valid for the closures of its location that {@link planFits}. */
 export interface CapturePlan {
@@ -49,8 +54,18 @@ function hasVars(vars: Readonly<Record<string, unknown>>): boolean {
   return false;
 }
 
-/** The plan a fresh read allows for its location, or `null` when each closure's scopes must be read. */
-export function capturePlan(insp: FunctionInspection, source: SourceInfo | undefined, location: FunctionLocation | undefined): CapturePlan | null {
+interface Shape {
+  /** The one scope with variables besides global lexical ones (the module, or the CommonJS wrapper). */
+  readonly top: ScopeSnapshot | undefined;
+  /** Free names the function takes from `top`. */
+  readonly used: readonly string[];
+}
+
+/**
+ * What the scope chain's shape allows, from the lexical structure alone (the same for every closure of a
+ * location): `null` when no closure of it can ever reuse a read.
+ */
+function shape(insp: FunctionInspection, source: SourceInfo | undefined, location: FunctionLocation | undefined): Shape | null {
   if (insp.bound || !source || !location || source.free.includes('eval')) return null;
   const live = insp.scopes.filter((s) => hasVars(s.vars));
   // Global lexical bindings (`let` in a classic script) are shared and mutable: reusable only while unused.
@@ -61,11 +76,97 @@ export function capturePlan(insp: FunctionInspection, source: SourceInfo | undef
   const boundIn = (vars: Readonly<Record<string, unknown>>): string[] => source.free.filter((n) => Object.prototype.hasOwnProperty.call(vars, n));
   const used = top ? boundIn(top.vars) : [];
   if (script.some((s) => boundIn(s.vars).some((n) => !used.includes(n)))) return null;
-  if (!top) return { inspection: insp, ...noExports };
-  if (top.type !== 'module' || !location.isModule) {
+  if (top && (top.type !== 'module' || !location.isModule)) {
     // The CommonJS wrapper (or an outer function of a plain script): reusable only when nothing in it is used.
-    return used.length === 0 && top.type !== 'with' && top.type !== 'eval' ? { inspection: insp, ...noExports } : null;
+    if (used.length > 0 || top.type === 'with' || top.type === 'eval') return null;
   }
+  return { top, used };
+}
+
+/** Whether closures of this location may ever reuse a read (so the last read is worth keeping). */
+export function planCandidate(insp: FunctionInspection, source: SourceInfo | undefined, location: FunctionLocation | undefined): boolean {
+  return shape(insp, source, location) !== null;
+}
+
+/**
+ * The read's scopes with only the values a reuse needs: the names stay (scope records list them), the other values
+ * are dropped so that a kept plan does not hold the last closure's unrelated data alive.
+ */
+function kept(insp: FunctionInspection, keep: ReadonlySet<string>, top: ScopeSnapshot | undefined): FunctionInspection {
+  const scopes = insp.scopes.map((s) => {
+    const vars = Object.create(null) as Record<string, unknown>;
+    for (const name of Object.keys(s.vars)) vars[name] = s === top && keep.has(name) ? s.vars[name] : undefined;
+    return { type: s.type, description: s.description, vars };
+  });
+  return { location: insp.location, scopes };
+}
+
+const isFile = (p: string): boolean => {
+  try {
+    return statSync(p).isFile();
+  } catch {
+    return false;
+  }
+};
+const tsFor: Record<string, readonly string[]> = { '.js': ['.ts', '.tsx'], '.mjs': ['.mts'], '.cjs': ['.cts'], '.jsx': ['.tsx'] };
+const bareExts = ['.ts', '.tsx', '.mts', '.cts', '.js', '.mjs', '.cjs', '.jsx'];
+
+/**
+ * The file a relative import specifier names from `base`, when only one file fits: the file itself, else (as
+ * TypeScript loaders resolve) its `.ts` twin or, without an extension, the one existing `<spec>.<ext>` or
+ * `<spec>/index.<ext>`. Real path; `undefined` when none or several fit.
+ */
+function relativeTarget(spec: string, base: string): string | undefined {
+  let target: string;
+  try {
+    target = fileURLToPath(new URL(spec, base));
+  } catch {
+    return undefined;
+  }
+  if (isFile(target)) return realpathSync(target);
+  const ext = extname(target);
+  const mapped = tsFor[ext];
+  const candidates = mapped ? mapped.map((e) => target.slice(0, -ext.length) + e) : ext === '' ? [...bareExts.map((e) => target + e), ...bareExts.map((e) => join(target, `index${e}`))] : [];
+  const found = candidates.filter(isFile);
+  return found.length === 1 ? realpathSync(found[0] as string) : undefined;
+}
+
+/**
+ * Whether an import binding can never change: it holds a function whose home module is the one its relative
+ * specifier names, and that module exports it from a binding no code assigns.
+ */
+function importSettled(binding: ImportBinding, value: unknown, importer: FunctionLocation, locate: (fn: Function) => FunctionLocation | undefined): boolean {
+  const spec = binding.specifier;
+  if (typeof value !== 'function' || !(spec.startsWith('./') || spec.startsWith('../')) || /[?#]/.test(spec)) return false;
+  const home = locate(value);
+  if (!home?.isModule || !home.url.startsWith('file:') || /[?#]/.test(home.url)) return false;
+  const file = urlToPath(home.url);
+  if (!file || relativeTarget(spec, importer.url) !== file) return false;
+  let text: string;
+  try {
+    text = scriptSource(home.scriptId);
+  } catch {
+    return false;
+  }
+  const locals = [...(esmExports(text)?.locals ?? [])].filter(([, names]) => names.includes(binding.imported));
+  if (locals.length !== 1) return false;
+  return moduleBindings(home.scriptId, text)?.stable.has((locals[0] as [string, readonly string[]])[0]) === true;
+}
+
+/**
+ * The plan a fresh read allows for its location, or `null` when this read cannot be reused. `locate` gives the
+ * location of an imported function (to settle import bindings).
+ */
+export function capturePlan(
+  insp: FunctionInspection,
+  source: SourceInfo | undefined,
+  location: FunctionLocation | undefined,
+  locate: (fn: Function) => FunctionLocation | undefined = () => undefined,
+): CapturePlan | null {
+  const sh = shape(insp, source, location);
+  if (!sh || !location) return null;
+  const { top, used } = sh;
+  if (!top || top.type !== 'module') return { inspection: kept(insp, new Set(), top), ...noExports };
   const vars = top.vars;
   let text: string;
   try {
@@ -80,9 +181,12 @@ export function capturePlan(insp: FunctionInspection, source: SourceInfo | undef
   if (fileModule && !exported) return null;
   for (const name of used) {
     // `undefined` may be a binding still in its temporal dead zone: read again until it is initialized.
-    if (!bindings.stable.has(name) || vars[name] === undefined) return null;
+    if (vars[name] === undefined) return null;
+    if (bindings.stable.has(name)) continue;
+    const imported = bindings.imports.get(name);
+    if (!imported || !importSettled(imported, vars[name], location, locate)) return null;
   }
   const exports = exported ? [...exported.keys()].filter((n) => Object.prototype.hasOwnProperty.call(vars, n)) : [];
   const unstableExport = exports.findIndex((n) => !bindings.stable.has(n) || vars[n] === undefined);
-  return { inspection: insp, exports, unstableExport };
+  return { inspection: kept(insp, new Set([...used, ...exports]), top), exports, unstableExport };
 }

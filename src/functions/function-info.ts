@@ -7,7 +7,7 @@
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { urlToPath } from '../modules/locate.ts';
-import { capturePlan, planFits, type CapturePlan } from './capture-plan.ts';
+import { capturePlan, planCandidate, planFits, type CapturePlan } from './capture-plan.ts';
 import { analyzeSource, isNativeSource, type SourceInfo } from './free-variables.ts';
 import { inspectFunction, scriptSource, type FunctionInspection, type FunctionLocation, type ScopeSnapshot } from './inspector.ts';
 import { nativeLocation } from './natives.ts';
@@ -47,12 +47,24 @@ export interface FunctionSite {
   plan: CapturePlan | null | undefined;
   /** The read the plan is made from, while it is not made yet. */
   lastRead: FunctionInspection | undefined;
+  /** The chain's shape lets closures of this location reuse a read at all (else nothing is kept). */
+  readonly candidate: boolean;
+}
+
+/** Where an imported function lives (its facts are computed if needed). */
+function locate(fn: Function): FunctionLocation | undefined {
+  try {
+    return functionInfo(fn).location;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The site's plan, made from its last read on first use. */
 function sitePlan(site: FunctionSite): CapturePlan | null {
+  if (!site.candidate) return null;
   if (site.plan === undefined) {
-    site.plan = site.lastRead ? capturePlan(site.lastRead, site.source, site.location) : null;
+    site.plan = site.lastRead ? capturePlan(site.lastRead, site.source, site.location, locate) : null;
     site.lastRead = undefined;
   }
   return site.plan;
@@ -153,7 +165,8 @@ export function functionInfo(fn: Function): FunctionInfo {
   let newSite: FunctionSite | undefined;
   // The natives and the inspector must agree on the script, or the location is not a key.
   if (key !== undefined && location && location.scriptId === String(at?.scriptId)) {
-    newSite = { key, text, source, native, location, strict, hasCaptures, plan: undefined, lastRead: insp };
+    const candidate = planCandidate(insp, source, location);
+    newSite = { key, text, source, native, location, strict, hasCaptures, plan: candidate ? undefined : null, lastRead: candidate ? insp : undefined, candidate };
     if (sites.size >= siteLimit) sites.clear();
     sites.set(key, newSite);
   }
@@ -190,8 +203,11 @@ export function currentInspection(fn: Function, info: FunctionInfo): FunctionIns
       return plan.inspection;
     }
     const insp = read(fn);
-    site.plan = undefined;
-    site.lastRead = insp;
+    if (site.candidate) {
+      // This read may allow what the last did not (a binding initialized since): the plan is made again from it.
+      site.plan = undefined;
+      site.lastRead = insp;
+    }
     return insp;
   }
   if (!info.hasCaptures && info.firstInspection) return info.firstInspection;

@@ -3,20 +3,29 @@
  * a top-level declaration (not an import) that no code of the module ever assigns. ES modules are strict and
  * importers cannot assign imports, so only the module's own code (or a direct `eval` in it) could. Repeated dumps
  * of closures over such bindings reuse the value from the last scope read instead of reading the scope again.
+ * Also lists the import bindings, whose stability is that of the exporting module's binding (capture-plan.ts).
  */
 import { parse, type Node as AcornNode } from 'acorn';
 import { ancestor } from 'acorn-walk';
 import { analyze, type Scope } from 'periscopic';
 import type * as ESTree from 'estree';
 
+/** An import binding: the module specifier and the name it imports (`default` for a default import). */
+export interface ImportBinding {
+  readonly specifier: string;
+  readonly imported: string;
+}
+
 /** What the source says about the module-level bindings. */
 export interface ModuleBindings {
   /** Top-level declarations (not imports) that nothing assigns after their declaration ran. */
   readonly stable: ReadonlySet<string>;
+  /** Named and default import bindings by local name (namespace imports are not listed). */
+  readonly imports: ReadonlyMap<string, ImportBinding>;
 }
 
 const cache = new Map<string, ModuleBindings | null>();
-const none: ModuleBindings = { stable: new Set() };
+const none: ModuleBindings = { stable: new Set(), imports: new Map() };
 
 /** Analyses an ES module's source (cached per script id); `undefined` when it does not parse as a module. */
 export function moduleBindings(scriptId: string, source: string): ModuleBindings | undefined {
@@ -114,5 +123,17 @@ function analyse(program: ESTree.Program): ModuleBindings {
   if (directEval) return none;
   const stable = new Set<string>();
   for (const name of declared) if (!written.has(name)) stable.add(name);
-  return { stable };
+  const imports = new Map<string, ImportBinding>();
+  for (const st of program.body) {
+    if (st.type !== 'ImportDeclaration' || typeof st.source.value !== 'string') continue;
+    for (const sp of st.specifiers) {
+      if (sp.type === 'ImportSpecifier') {
+        const imported = sp.imported.type === 'Identifier' ? sp.imported.name : String((sp.imported as ESTree.Literal).value);
+        imports.set(sp.local.name, { specifier: st.source.value, imported });
+      } else if (sp.type === 'ImportDefaultSpecifier') {
+        imports.set(sp.local.name, { specifier: st.source.value, imported: 'default' });
+      }
+    }
+  }
+  return { stable, imports };
 }
