@@ -1,6 +1,7 @@
 // Codec benchmark: dumpsSync+loadsSync against v8.serialize+deserialize, structuredClone, msgpackr
 // (structured clone mode), devalue and JSON on the same payloads in one run. Medians; ratios vs v8.
-// Run: `npm run bench -- codec` (or `node --expose-gc --import tsx bench/codec.bench.ts`).
+// Run: `npm run bench -- codec` (or `node --expose-gc --import tsx bench/codec.bench.ts`); set CODEC_BENCH=records
+// (a substring of payload names, comma-separated) to run some payloads only.
 import { Buffer } from 'node:buffer';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -76,10 +77,11 @@ function graph(n: number): unknown {
   return g;
 }
 
-const floats = new Float64Array(100 * 1024 * 1024 / 8);
+const FLOAT_MB = 50;
+const floats = new Float64Array(FLOAT_MB * 1024 * 1024 / 8);
 for (let i = 0; i < floats.length; i += 4096) floats[i] = i * 0.25;
 
-const payloads: Payload[] = [
+const allPayloads: Payload[] = [
   {
     name: 'records: 10,000 API-like JSON records',
     value: records(10_000),
@@ -93,7 +95,7 @@ const payloads: Payload[] = [
     runs: [10, 40],
   },
   {
-    name: 'Float64Array of 100 MB',
+    name: `Float64Array of ${FLOAT_MB} MB`,
     value: floats,
     check: (b) => b instanceof Float64Array && b.length === floats.length && b[4096 * 100] === floats[4096 * 100],
     runs: [5, 5],
@@ -110,6 +112,9 @@ const payloads: Payload[] = [
     runs: [5, 30],
   },
 ];
+
+const only = (process.env['CODEC_BENCH'] ?? '').split(',').filter(Boolean);
+const payloads = allPayloads.filter((p) => only.length === 0 || only.some((o) => p.name.includes(o)));
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
@@ -208,9 +213,35 @@ for (const p of payloads) {
   }
   if (p.name.startsWith('Float64Array')) {
     const copy = memcpyBaseline();
-    console.log(`| (memory copy of 100 MB, once) | – | – | ${fmt(copy)} | ${(copy / v8rt).toFixed(2)}x | – | – | – |`);
-    summary.push(`Float64Array 100 MB: modulepickle round trip ${fmt(mp.rt)} ms = ${(mp.rt / copy).toFixed(2)}x ` +
-      `one 100 MB memory copy (${fmt(copy)} ms); a round trip that returns an independent array needs two copies (out and in)`);
+    console.log(`| (memory copy of ${FLOAT_MB} MB, once) | – | – | ${fmt(copy)} | ${(copy / v8rt).toFixed(2)}x | – | – | – |`);
+    summary.push(`Float64Array ${FLOAT_MB} MB: modulepickle round trip ${fmt(mp.rt)} ms = ${(mp.rt / copy).toFixed(2)}x ` +
+      `one ${FLOAT_MB} MB memory copy (${fmt(copy)} ms), ${(mp.rt / results.get('v8.serialize')!.rt).toFixed(2)}x v8.serialize; a round trip that ` +
+      'returns an independent array needs two copies (out and in); v8.deserialize returns a view into its input instead');
   }
+}
+if (only.length === 0 || only.includes('tiny')) {
+  // The fixed cost of one call: dumpsSync([1]) and loadsSync of its bytes, per call, against v8.
+  const tiny = [1];
+  const perCall = (f: () => unknown): number => {
+    const runs: number[] = [];
+    for (let r = 0; r < 15; r++) {
+      const t0 = performance.now();
+      for (let i = 0; i < 20_000; i++) f();
+      runs.push(((performance.now() - t0) / 20_000) * 1000);
+    }
+    return median(runs);
+  };
+  const mpBytes = dumpsSync(tiny);
+  const v8Bytes = v8.serialize(tiny);
+  const rows: [string, number][] = [
+    ['modulepickle dumpsSync([1])', perCall(() => dumpsSync(tiny))],
+    ['modulepickle loadsSync', perCall(() => loadsSync(mpBytes))],
+    ['v8.serialize([1])', perCall(() => v8.serialize(tiny))],
+    ['v8.deserialize', perCall(() => v8.deserialize(v8Bytes))],
+    ['structuredClone([1])', perCall(() => structuredClone(tiny))],
+  ];
+  console.log(`\n#### tiny value: fixed cost per call\n\n| call | µs per call |\n|---|---:|`);
+  for (const [name, us] of rows) console.log(`| ${name} | ${us.toFixed(2)} |`);
+  summary.push(`tiny [1]: dumpsSync ${rows[0]![1].toFixed(2)} µs, loadsSync ${rows[1]![1].toFixed(2)} µs per call (v8 ${rows[2]![1].toFixed(2)} / ${rows[3]![1].toFixed(2)} µs)`);
 }
 console.log(`\n${summary.map((s) => `- ${s}`).join('\n')}`);

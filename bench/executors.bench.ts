@@ -3,10 +3,12 @@
 // child_process.fork IPC (the floor), workerpool's process pool and piscina in the same run (bench/user-scripts/
 // pool-warm.ts); then edit-and-call-at-once rounds. Ratios are what to compare across runs.
 // Run: npm run build && node --import tsx bench/executors.bench.ts   (or: npm run bench -- executors)
+// Before/after in one run: BENCH_BASELINE=<a built checkout of an older commit> adds its latency column (same rows,
+// same generated project, run right after this checkout's; each with its own fork floor).
 import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { makeUserProject, runUserScript, type RunMode } from './user-project.ts';
+import { baselineCheckout, makeUserProject, runUserScript, type RunMode } from './user-project.ts';
 
 interface Out {
   rows: { name: string; latencyUs: number | null; tasksPerSec: number }[];
@@ -19,21 +21,29 @@ const work = realpathSync(mkdtempSync(join(tmpdir(), 'mp-bench-exec-')));
 try {
   console.log(`Node ${process.version}, ${new Date().toISOString()}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}; 2 workers each.`);
   console.log('Latency: median of sequential calls (5 interleaved rounds); throughput: 10,000 tasks submitted at once.\n');
+  const baseline = baselineCheckout();
+  if (baseline) console.log(`Baseline (before) column: ${baseline}\n`);
   for (const files of sizes) {
     const dir = join(work, `p${files}`);
     makeUserProject(dir, files);
+    const baseDir = join(work, `b${files}`);
+    if (baseline) makeUserProject(baseDir, files, baseline);
     for (const mode of ['tsx', 'js'] as RunMode[]) {
       const out = await runUserScript<Out>(dir, 'pool-warm.ts', mode);
+      const before = baseline ? await runUserScript<Out>(baseDir, 'pool-warm.ts', mode) : undefined;
       const floor = out.rows[0]!.latencyUs!;
       const trivial = out.rows[1]!.latencyUs!;
       const wp = out.rows.find((r) => r.name.startsWith('workerpool'))!.tasksPerSec;
       console.log(`#### ${files.toLocaleString('en')}-file project (${out.shipped} shipped), ${mode === 'tsx' ? 'TypeScript under tsx' : 'compiled by tsc, plain node'}\n`);
-      console.log('| call | latency (µs) | vs fork floor | throughput (tasks/s) | vs workerpool |');
-      console.log('| --- | ---: | ---: | ---: | ---: |');
-      for (const r of out.rows) {
+      console.log(`| call | latency (µs) | vs fork floor | throughput (tasks/s) | vs workerpool |${before ? ' before: latency (µs) | before: vs its fork floor |' : ''}`);
+      console.log(`| --- | ---: | ---: | ---: | ---: |${before ? ' ---: | ---: |' : ''}`);
+      for (const [i, r] of out.rows.entries()) {
         const l = r.latencyUs === null ? '-' : r.latencyUs.toFixed(0);
         const ratio = r.latencyUs === null ? '-' : `${(r.latencyUs / floor).toFixed(2)}x`;
-        console.log(`| ${r.name} | ${l} | ${ratio} | ${r.tasksPerSec.toFixed(0)} | ${(r.tasksPerSec / wp).toFixed(2)}x |`);
+        const b = before?.rows[i];
+        const bl = b?.latencyUs == null ? '-' : b.latencyUs.toFixed(0);
+        const br = b?.latencyUs == null ? '-' : `${(b.latencyUs / before!.rows[0]!.latencyUs!).toFixed(2)}x`;
+        console.log(`| ${r.name} | ${l} | ${ratio} | ${r.tasksPerSec.toFixed(0)} | ${(r.tasksPerSec / wp).toFixed(2)}x |${before ? ` ${bl} | ${br} |` : ''}`);
       }
       const local = out.rows.find((r) => r.name.includes('local module'))!.latencyUs!;
       console.log(`\n- local-module call unchanged: ${(local / trivial).toFixed(2)}x the trivial inline call (goal <= 2x)`);

@@ -4,11 +4,17 @@
  *   node --import tsx bench/functions.bench.ts      (after `npm run build`: the fresh-process rows use dist/)
  * Rows: first call in a fresh process, a warm small closure (5 captures), a closure capturing a 200-function local
  * module, and loading each payload. Medians over repeated runs; Pulumi's "load" evaluates its module text.
+ * Then the first dumps of a closure over a local module in a fresh process of a generated TypeScript project, under
+ * tsx and compiled (bench/user-scripts/first-dumps.ts); BENCH_BASELINE=<built older checkout> adds a before column.
  */
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dumps, loads } from '../src/index.ts';
+import { baselineCheckout, makeUserProject, runUserScript, type RunMode } from './user-project.ts';
 
 const require = createRequire(import.meta.url);
 const repo = fileURLToPath(new URL('..', import.meta.url));
@@ -31,6 +37,52 @@ async function time(n: number, f: () => Promise<unknown> | unknown): Promise<num
     out.push(performance.now() - t);
   }
   return median(out);
+}
+
+interface FirstDumps {
+  importMs: number;
+  firstMs: number;
+  secondMs: number;
+}
+
+/** First dumps in fresh processes of a generated user project: median of `runs`, per mode. */
+async function projectFirstDumps(dir: string, runs: number): Promise<Map<string, FirstDumps>> {
+  const out = new Map<string, FirstDumps>();
+  for (const mode of ['tsx', 'js'] as RunMode[]) {
+    for (const ship of ['0', '1']) {
+      const rs: FirstDumps[] = [];
+      for (let i = 0; i < runs; i++) rs.push(await runUserScript<FirstDumps>(dir, 'first-dumps.ts', mode, { BENCH_SHIP: ship }));
+      out.set(`${mode}${ship === '1' ? ' +ship' : ''}`, {
+        importMs: median(rs.map((r) => r.importMs)),
+        firstMs: median(rs.map((r) => r.firstMs)),
+        secondMs: median(rs.map((r) => r.secondMs)),
+      });
+    }
+  }
+  return out;
+}
+
+async function firstDumpsTable(): Promise<void> {
+  const work = realpathSync(mkdtempSync(join(tmpdir(), 'mp-bench-first-')));
+  try {
+    const files = Number(process.env['BENCH_FIRST_FILES'] ?? 2000);
+    const runs = Number(process.env['BENCH_FIRST_RUNS'] ?? 5);
+    makeUserProject(join(work, 'after'), files);
+    const baseline = baselineCheckout();
+    if (baseline) makeUserProject(join(work, 'before'), files, baseline);
+    const after = await projectFirstDumps(join(work, 'after'), runs);
+    const before = baseline ? await projectFirstDumps(join(work, 'before'), runs) : undefined;
+    console.log(`\nFirst dumps of a closure over a local module, fresh process of a ${files.toLocaleString('en')}-file TypeScript project (median of ${runs}; the module travels by reference):\n`);
+    console.log(`| run as | import (ms) | first dumps (ms) | next closure (ms) |${before ? ' before: first dumps (ms) | before: next closure (ms) |' : ''}`);
+    console.log(`|---|---:|---:|---:|${before ? '---:|---:|' : ''}`);
+    const label: Record<string, string> = { tsx: 'TypeScript under tsx, ship: false', js: 'compiled by tsc, plain node, ship: false', 'tsx +ship': 'under tsx, project tree shipped', 'js +ship': 'compiled, project tree shipped' };
+    for (const [k, r] of after) {
+      const b = before?.get(k);
+      console.log(`| ${label[k]} | ${r.importMs.toFixed(1)} | ${r.firstMs.toFixed(1)} | ${r.secondMs.toFixed(2)} |${b ? ` ${b.firstMs.toFixed(1)} | ${b.secondMs.toFixed(2)} |` : ''}`);
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
 }
 
 /** First call in a fresh node process, timed inside the child (import excluded, reported apart). */
@@ -117,6 +169,7 @@ async function main(): Promise<void> {
   console.log('\n| feature (in process, behaviour compared with home) | modulepickle | Pulumi serializeFunction |');
   console.log('|---|---|---|');
   for (const [name, mp, pu] of coverage) console.log(`| ${name} | ${mp} | ${pu} |`);
+  await firstDumpsTable();
 }
 
 /** Which features survive a round trip: each case's check result after loading must equal the result at home. */

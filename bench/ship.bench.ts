@@ -2,14 +2,17 @@
 // Client: cold manifest build, warm builds (no change, one-file edit). Receiver: materializing a new version
 // that differs by one file. Side by side: `tar -c | sha256sum` and git (`git hash-object`, `git add`,
 // `git status`, `git ls-files -s`) on the same tree.
-// Run: node --import tsx bench/ship.bench.ts [files] [MB]
+// Then the watched tree from generated user projects of 2,000 and 20,000 files (BENCH_PROJECT_SIZES), under tsx and
+// compiled: the tree alone and end to end through a pool, watched vs the full check. BENCH_SHIP_PART=build|tree runs one.
+// Run: npm run build && node --import tsx bench/ship.bench.ts [files] [MB]
 import { execSync, spawnSync } from 'node:child_process';
 import { lstatSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   ProjectBlobSource, StatCache, blobHashes, buildManifest, diffManifests, materializeTree, type ShipBuild,
 } from '../src/index.ts';
+import { makeUserProject, runUserScript, type RunMode } from './user-project.ts';
 
 const FILES = Number(process.argv[2] ?? 20_000);
 const MB = Number(process.argv[3] ?? 200);
@@ -139,8 +142,38 @@ async function main(): Promise<void> {
   console.log(`\nNode ${process.version}, ${nproc} cores. warm runs: ${warm.map(f).join(', ')}; edits: ${editMs.map(f).join(', ')}; receiver: ${recvMs.map(f).join(', ')}`);
 }
 
+interface TreeOut {
+  shipped: number;
+  tree: { watchedUnchangedUs: number; fullUnchangedUs: number; watchedEditUs: number; fullEditUs: number };
+  watched: { trivialUs: number; localUs: number; editUs: number; blobsPerEdit: number; manifestsPerEdit: number; stale: number };
+  full: TreeOut['watched'];
+}
+
+/** What the tree costs a call, from generated user projects (tsx and compiled JS): the watched tree vs the full check. */
+async function treeRows(): Promise<void> {
+  const sizes = (process.env['BENCH_PROJECT_SIZES'] ?? '2000,20000').split(',').map(Number);
+  console.log('\n#### The watched tree: what an unchanged call and the first call after a one-file edit cost (bench/user-scripts/tree-warm.ts)\n');
+  console.log(`Node ${process.version}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}. Medians; a pool of 2 workers, a new inline closure per call; "full check" is \`ship: { watch: false }\` (a walk and a stat per file, as before).\n`);
+  console.log('| project | mode | tree alone, unchanged: watched / full check | tree alone, after an edit: watched / full | end to end: trivial `run(() => 1)` | unchanged `run(() => v(i))`: watched / full | ratio to trivial (goal <= 2x) | first call after an edit: watched / full (goal < 100 ms) | blobs + manifests per edit | stale |');
+  console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const files of sizes) {
+    const dir = join(work, `user-${files}`);
+    makeUserProject(dir, files);
+    for (const mode of ['tsx', 'js'] as RunMode[]) {
+      const o = await runUserScript<TreeOut>(dir, 'tree-warm.ts', mode);
+      const us = (n: number): string => (n >= 1000 ? `${(n / 1000).toFixed(1)} ms` : `${n.toFixed(0)} µs`);
+      console.log(
+        `| ${files.toLocaleString('en')} (${o.shipped} shipped) | ${mode} | ${us(o.tree.watchedUnchangedUs)} / ${us(o.tree.fullUnchangedUs)} | ${us(o.tree.watchedEditUs)} / ${us(o.tree.fullEditUs)} | ` +
+          `${us(o.watched.trivialUs)} | ${us(o.watched.localUs)} / ${us(o.full.localUs)} | ${(o.watched.localUs / o.watched.trivialUs).toFixed(2)}x / ${(o.full.localUs / o.full.trivialUs).toFixed(1)}x | ` +
+          `${us(o.watched.editUs)} / ${us(o.full.editUs)} | ${o.watched.blobsPerEdit} + ${o.watched.manifestsPerEdit} | ${o.watched.stale + o.full.stale} |`,
+      );
+    }
+  }
+}
+
 try {
-  await main();
+  if (process.env['BENCH_SHIP_PART'] !== 'tree') await main();
+  if (process.env['BENCH_SHIP_PART'] !== 'build') await treeRows();
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

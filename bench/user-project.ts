@@ -18,8 +18,11 @@ const linked = ['tsx', 'workerpool', 'piscina', 'tinypool', 'bullmq', 'ioredis']
 /** How the bench script runs: from TypeScript under tsx, or compiled by tsc to JavaScript. */
 export type RunMode = 'tsx' | 'js';
 
-/** Writes a project of about `files` files under `dir`. */
-export function makeUserProject(dir: string, files: number): void {
+/**
+ * Writes a project of about `files` files under `dir`. `modulepickle` is the checkout the project uses (default:
+ * this repository; a benchmark may pass an older checkout, built, to compare before and after in one run).
+ */
+export function makeUserProject(dir: string, files: number, modulepickle: string = repo): void {
   mkdirSync(join(dir, 'src', 'lib'), { recursive: true });
   mkdirSync(join(dir, 'src', 'gen'), { recursive: true });
   mkdirSync(join(dir, 'node_modules'), { recursive: true });
@@ -34,12 +37,21 @@ export function makeUserProject(dir: string, files: number): void {
   );
   writeFileSync(join(dir, 'src', 'lib', 'v.ts'), 'export const bump: number = 0;\nexport function v(x: number): number {\n  return x + bump;\n}\n');
   for (let i = 0; i < files - 5; i++) writeFileSync(join(dir, 'src', 'gen', `f${i}.ts`), `export const f${i} = (x: number): number => x + ${i};\n// ${'x'.repeat(160)}\n`);
-  symlinkSync(repo, join(dir, 'node_modules', 'modulepickle'));
+  symlinkSync(modulepickle, join(dir, 'node_modules', 'modulepickle'));
   for (const name of linked) if (existsSync(join(repo, 'node_modules', name))) symlinkSync(join(repo, 'node_modules', name), join(dir, 'node_modules', name));
   mkdirSync(join(dir, 'node_modules', '.bin'), { recursive: true });
   symlinkSync(join(repo, 'node_modules', 'tsx', 'dist', 'cli.mjs'), join(dir, 'node_modules', '.bin', 'tsx'));
   mkdirSync(join(dir, 'node_modules', '@types'), { recursive: true });
   symlinkSync(join(repo, 'node_modules', '@types', 'node'), join(dir, 'node_modules', '@types', 'node'));
+}
+
+/**
+ * The checkout to compare against, from `BENCH_BASELINE` (a built modulepickle checkout, e.g. a `git worktree` of
+ * an older commit with `npm run build` done), or undefined.
+ */
+export function baselineCheckout(): string | undefined {
+  const b = process.env['BENCH_BASELINE'];
+  return b && existsSync(join(b, 'dist', 'index.js')) ? b : undefined;
 }
 
 /** Runs `bench/user-scripts/<script>` inside the project; resolves with the JSON its last output line holds. */

@@ -138,12 +138,25 @@ throwing.register(Exploding, { name: 'test.exploding', reduce: () => { throw new
 
 const limits: Row[] = [
   { name: 'deeper than maxDepth', make: plain(chain(50)), code: 'ERR_MP_TOO_DEEP', options: { maxDepth: 20 } },
-  { name: 'very deep default limit (no stack overflow)', make: plain(chain(200_000)), code: 'ERR_MP_TOO_DEEP' },
+  { name: 'deeper than the default maxDepth (500,000)', make: plain(chain(500_001)), code: 'ERR_MP_TOO_DEEP' },
   { name: 'reducer that throws', make: plain(new Exploding()), code: 'ERR_MP_REDUCER_FAILED', options: { registry: throwing } },
   {
     name: 'detached ArrayBuffer',
     make: () => { const ab = new ArrayBuffer(8); structuredClone(ab, { transfer: [ab] }); return { value: ab }; },
-    code: 'ERR_MP_REDUCER_FAILED',
+    code: 'ERR_MP_UNSUPPORTED_TYPE',
+  },
+  {
+    name: 'view of a detached ArrayBuffer',
+    make: () => { const ab = new ArrayBuffer(8); const v = new Uint8Array(ab); structuredClone(ab, { transfer: [ab] }); return { value: v }; },
+    code: 'ERR_MP_UNSUPPORTED_TYPE',
+  },
+  {
+    name: 'view that may track the length of a growable SharedArrayBuffer',
+    make: () => {
+      const sab = new (SharedArrayBuffer as unknown as new (n: number, o: object) => SharedArrayBuffer)(8, { maxByteLength: 16 });
+      return { value: new Uint8Array(sab) };
+    },
+    code: 'ERR_MP_UNSUPPORTED_TYPE',
   },
 ];
 
@@ -183,6 +196,14 @@ for (const [table, rows] of Object.entries(tables)) {
     }
   });
 }
+
+test('the encoder does not use the JS stack: 200,000 levels encode from a deep caller', () => {
+  const value = chain(200_000);
+  const deepCaller = (n: number): Uint8Array => (n === 0 ? dumpsSync(value) : deepCaller(n - 1));
+  let back = loadsSync(deepCaller(5_000));
+  for (let i = 0; i < 200_000; i++) back = (back as { v: unknown }).v;
+  assert.equal(back, 'bottom');
+});
 
 test('process and globalThis travel by reference and load as the receiver\'s own', async () => {
   const back = (await loads(await dumps({ p: process, g: globalThis, m: Math }))) as Record<string, unknown>;

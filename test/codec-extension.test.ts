@@ -250,3 +250,55 @@ test('a code section is refused by { code: false }; an async section needs loads
   assert.equal(await loads(payload, { registry: slow }), 1);
   assert.throws(() => loadsSync(payload, { registry: slow }), (e: unknown) => e instanceof DecodeError && e.code === 'ERR_MP_ASYNC_REQUIRED');
 });
+
+test('reducers whose parts nest 100,000 deep: args, state and [reduceSymbol] go through the same iterative walk', () => {
+  class Link {
+    constructor(readonly value: number, public next: Link | null) {}
+  }
+  // One registry per way of nesting: through reduce() args, through getState, through a [reduceSymbol] method.
+  const byArgs = new Registry(defaultRegistry).register(Link, {
+    name: 'test.Link.args',
+    reduce: (l) => [l.value, l.next],
+    restore: ([value, next]) => new Link(value as number, next as Link | null),
+  });
+  const byState = new Registry(defaultRegistry).register(Link, {
+    name: 'test.Link.state',
+    reduce: (l) => l.value,
+    restore: (value) => new Link(value as number, null),
+    getState: (l) => ({ next: l.next }),
+    setState: (l, s) => { l.next = (s as { next: Link | null }).next; },
+  });
+  const DEEP = 100_000;
+  let chain: Link | null = null;
+  for (let i = 0; i < DEEP; i++) chain = new Link(i, chain);
+  for (const registry of [byArgs, byState]) {
+    const back = loadsSync(dumpsSync(chain, { registry }), { registry }) as Link;
+    let node: Link | null = back;
+    let count = 0;
+    for (; node; node = node.next) {
+      assert.ok(node instanceof Link);
+      assert.equal(node.value, DEEP - 1 - count++);
+    }
+    assert.equal(count, DEEP);
+  }
+
+  class Cell {
+    constructor(readonly inner: unknown) {}
+    [reduceSymbol]() {
+      return { reducer: 'test.Cell' };
+    }
+  }
+  const cells = new Registry(defaultRegistry).registerMatcher((v): v is Cell => v instanceof Cell, {
+    name: 'test.Cell',
+    reduce: (c: Cell) => c.inner,
+    restore: (inner) => new Cell(inner),
+  } as Reducer<Cell, unknown, unknown>);
+  let cell: unknown = 'bottom';
+  for (let i = 0; i < DEEP; i++) cell = new Cell(cell);
+  let out = loadsSync(dumpsSync(cell, { registry: cells }), { registry: cells });
+  for (let i = 0; i < DEEP; i++) {
+    assert.ok(out instanceof Cell);
+    out = out.inner;
+  }
+  assert.equal(out, 'bottom');
+});

@@ -43,7 +43,7 @@ describe('header', () => {
     { name: 'wrong magic', bytes: concat([0x58], body.subarray(1)), codes: ['ERR_MP_BAD_MAGIC'] },
     { name: 'JSON text', bytes: Buffer.from('{"a":1}'), codes: ['ERR_MP_BAD_MAGIC'] },
     { name: 'v8.serialize output', bytes: Buffer.from([0xff, 0x0f, 0x6f, 0x7b, 0x00]), codes: ['ERR_MP_BAD_MAGIC'] },
-    ...[0, 2, 9, 255].map((v) => ({ name: `format version ${v}`, bytes: concat(body.subarray(0, 3), [v], body.subarray(4)), codes: ['ERR_MP_BAD_VERSION'] })),
+    ...[0, 1, T.FORMAT_VERSION - 1, T.FORMAT_VERSION + 1, 255].map((v) => ({ name: `format version ${v}`, bytes: concat(body.subarray(0, 3), [v], body.subarray(4)), codes: ['ERR_MP_BAD_VERSION'] })),
     { name: 'trailing bytes', bytes: concat(body, [0]), codes: ['ERR_MP_TRAILING_BYTES'] },
     { name: 'a payload twice', bytes: concat(body, body), codes: ['ERR_MP_TRAILING_BYTES'] },
   ];
@@ -60,8 +60,8 @@ describe('header', () => {
     assert.equal(loadsSync(new Uint8Array(valid.object()).buffer) !== undefined, true, 'an ArrayBuffer is accepted');
   });
   test('the version error names the version and what to do', () => {
-    const err = expectDecodeError(concat(body.subarray(0, 3), [2], body.subarray(4)), ['ERR_MP_BAD_VERSION']);
-    assert.match(err.message, /2/);
+    const err = expectDecodeError(concat(body.subarray(0, 3), [7], body.subarray(4)), ['ERR_MP_BAD_VERSION']);
+    assert.match(err.message, /7/);
   });
 });
 
@@ -139,6 +139,13 @@ describe('nesting depth', () => {
     assert.doesNotThrow(() => loadsSync(bytes, { maxDepth: 1000 }));
     expectDecodeError(bytes, ['ERR_MP_TOO_DEEP'], { maxDepth: 100 });
   });
+  test('the decoder does not use the JS stack: 400,000 levels load at the default limit, also from a deep caller', () => {
+    const bytes = new Uint8Array([...H, ...nest(400_000)]);
+    const deepCaller = (n: number): unknown => (n === 0 ? loadsSync(bytes) : deepCaller(n - 1));
+    let v = deepCaller(5_000);
+    for (let i = 0; i < 400_000; i++) v = (v as unknown[])[0];
+    assert.equal(v, null);
+  });
 });
 
 // Crafted payloads, written tag by tag (src/codec/tags.ts). H is a data-only header with no sections.
@@ -156,6 +163,10 @@ const sparse = (len: number): number[] => [T.T_ARRAY, ...varint(len), 0, 0, 0, 0
 const dense = (...items: number[][]): number[] => [T.T_ARRAY_DENSE, items.length, ...items.flat()];
 const reduce = (name: string, flags: number, ...rest: number[]): number[] => [T.T_REDUCE, T.R_BY_NAME | flags, ...str(name), ...rest];
 const nest = (depth: number): number[] => [...new Array<number[]>(depth).fill([T.T_ARRAY_DENSE, 1]).flat(), T.T_NULL];
+/** A buffer-table record of a plain buffer of `n` bytes, and of a view: kind, flags, slot, offset, length. */
+const buf = (n: number): number[] => [0, ...varint(n), ...new Array<number>(n).fill(7)];
+const view = (kind: number, flags: number, slot: number, off: number, len = 0): number[] => [kind, flags, ...varint(slot), ...varint(off), ...varint(len)];
+const table = (buffers: number[][], views: number[][]): number[] => [T.T_TABLE, ...varint(buffers.length), ...buffers.flat(), ...varint(views.length), ...views.flat()];
 const assigned = new Set(Object.entries(T).filter(([k]) => k.startsWith('T_')).map(([, v]) => v as number));
 const unassigned = Array.from({ length: T.T_FIXSTR }, (_, i) => i).filter((t) => !assigned.has(t));
 
@@ -202,21 +213,47 @@ const crafted: Crafted[] = [
   { name: 'Map state: sparse array of length 2^32-2', body: reduce('Map', T.R_STATE, T.T_NULL, ...sparse(2 ** 32 - 2)), code: 'ERR_MP_BAD_VALUE' },
   { name: 'Set state: sparse array of length 2^32-1', body: reduce('Set', T.R_STATE, T.T_NULL, ...sparse(2 ** 32 - 1)), code: 'ERR_MP_BAD_VALUE' },
   { name: 'Map state of odd length', body: reduce('Map', T.R_STATE, T.T_NULL, ...dense([T.T_NULL])), code: 'ERR_MP_BAD_VALUE' },
-  { name: 'Float64Array over a sparse array of 2^27', body: reduce('Float64Array', 0, ...dense(sparse(2 ** 27), int(0), int(0))), code: 'ERR_MP_BAD_VALUE' },
-  { name: 'Uint8Array past the end of its buffer', body: reduce('Uint8Array', 0, ...dense(reduce('ArrayBuffer', 0, ...dense([T.T_BYTES, 2, 1, 2])), int(1), int(9))), code: 'ERR_MP_BAD_VALUE' },
-  { name: 'Uint8Array with a 2^40 length', body: reduce('Uint8Array', 0, ...dense(reduce('ArrayBuffer', 0, ...dense([T.T_BYTES, 0])), int(0), [T.T_INT, ...varint(2 ** 41)])), code: 'ERR_MP_BAD_VALUE' },
-  { name: 'DataView over a plain object', body: reduce('DataView', 0, ...dense([T.T_OBJECT_SIMPLE, 0], int(0), int(0))), code: 'ERR_MP_BAD_VALUE' },
-  { name: 'ArrayBuffer with a 2^40 max length', body: reduce('ArrayBuffer', 0, ...dense([T.T_BYTES, 0], [T.T_INT, ...varint(2 ** 41)])), code: 'ERR_MP_BAD_VALUE' },
-  { name: 'ArrayBuffer from data that is not bytes', body: reduce('ArrayBuffer', 0, ...dense(str('xx'))), code: 'ERR_MP_BAD_VALUE' },
   { name: 'Date from a sparse array of 2^28', body: reduce('Date', 0, ...sparse(2 ** 28)), code: 'ERR_MP_BAD_VALUE' },
   { name: 'RegExp from a sparse array of 2^28', body: reduce('RegExp', 0, ...dense(sparse(2 ** 28), str('g'))), code: 'ERR_MP_BAD_VALUE' },
   { name: 'RegExp with invalid flags', body: reduce('RegExp', 0, ...dense(str('a'), str('zz'))), code: 'ERR_MP_BAD_VALUE' },
   { name: 'URL from a sparse array', body: reduce('URL', 0, ...sparse(2 ** 28)), code: 'ERR_MP_BAD_VALUE' },
   { name: 'URL that does not parse', body: reduce('URL', 0, ...str('not a url')), code: 'ERR_MP_BAD_VALUE' },
   { name: 'boxed String from an object', body: reduce('BoxedString', 0, T.T_OBJECT_SIMPLE, 0), code: 'ERR_MP_BAD_VALUE' },
-  { name: 'Buffer from data that is not bytes', body: reduce('Buffer', 0, ...sparse(2 ** 28)), code: 'ERR_MP_BAD_VALUE' },
-  { name: 'nesting 100,000 deep (default maxDepth)', body: nest(100_000), code: 'ERR_MP_TOO_DEEP' },
-  { name: 'nesting 200,000 deep with maxDepth 10^9 (no stack overflow crash)', body: nest(200_000), code: 'ERR_MP_TOO_DEEP', options: { maxDepth: 1e9 } },
+  { name: 'object of a shape never defined', body: [T.T_SHAPE, 0, T.T_NULL], code: 'ERR_MP_BAD_REF' },
+  { name: 'object of shape #2 when one is defined', body: dense([T.T_SHAPE_DEF, 1, ...str('a'), T.T_NULL], [T.T_SHAPE, 2, T.T_NULL]), code: 'ERR_MP_BAD_REF' },
+  { name: 'shape definition with 2^40 keys', body: [T.T_SHAPE_DEF, ...varint(2 ** 40)], code: 'ERR_MP_BAD_LENGTH' },
+  { name: 'shape definition with a number as a key', body: [T.T_SHAPE_DEF, 1, T.T_FIXINT + 1, T.T_NULL], code: 'ERR_MP_BAD_VALUE' },
+  { name: 'shaped object cut short', body: dense([T.T_SHAPE_DEF, 2, ...str('a'), ...str('b'), T.T_NULL, T.T_NULL], [T.T_SHAPE, 0, T.T_NULL]), code: 'ERR_MP_TRUNCATED' },
+  // The buffer table: views and buffers reference it, and every record in it is checked before anything is made.
+  { name: 'view with no buffer table', body: [T.T_VIEW, 0, 0, 0], code: 'ERR_MP_BAD_REF' },
+  { name: 'buffer with no buffer table', body: [T.T_BUFFER, 0, 0, 0], code: 'ERR_MP_BAD_REF' },
+  { name: 'view index past the table', body: [...table([buf(4)], [view(1, 0, 0, 4)]), T.T_VIEW, 1, 0, 0], code: 'ERR_MP_BAD_REF' },
+  { name: 'buffer slot past the table', body: [...table([buf(4)], []), T.T_BUFFER, 3, 0, 0], code: 'ERR_MP_BAD_REF' },
+  { name: 'table not at the start of the value', body: dense([...table([], [])]), code: 'ERR_MP_BAD_TAG' },
+  { name: 'two tables', body: [...table([], []), ...table([], []), T.T_NULL], code: 'ERR_MP_BAD_TAG' },
+  { name: 'buffer count 2^40', body: [T.T_TABLE, ...varint(2 ** 40)], code: 'ERR_MP_BAD_LENGTH' },
+  { name: 'buffer of 2^40 bytes', body: [T.T_TABLE, 1, 0, ...varint(2 ** 40)], code: 'ERR_MP_BAD_LENGTH' },
+  { name: 'buffer with unknown flags', body: [T.T_TABLE, 1, 0x80, 0, 0, T.T_NULL], code: 'ERR_MP_BAD_VALUE' },
+  { name: 'resizable buffer with a 2^41 max length', body: [T.T_TABLE, 1, T.B_RESIZABLE, 0, ...varint(2 ** 41), 0, T.T_NULL], code: 'ERR_MP_BAD_VALUE' },
+  { name: 'resizable buffer with max below its length', body: [T.T_TABLE, 1, T.B_RESIZABLE, 2, 1, 7, 7, 0, T.T_NULL], code: 'ERR_MP_BAD_VALUE' },
+  { name: 'view count 2^40', body: [T.T_TABLE, 0, ...varint(2 ** 40)], code: 'ERR_MP_BAD_LENGTH' },
+  { name: 'view of a buffer that does not exist', body: [...table([buf(4)], [view(1, 0, 5, 0, 1)]), T.T_NULL], code: 'ERR_MP_BAD_REF' },
+  { name: 'view of an unknown kind', body: [...table([buf(4)], [view(13, 0, 0, 0, 1)]), T.T_NULL], code: 'ERR_MP_BAD_VALUE' },
+  { name: 'view with unknown flags', body: [...table([buf(4)], [view(1, 0x40, 0, 0, 1)]), T.T_NULL], code: 'ERR_MP_BAD_VALUE' },
+  { name: 'Uint8Array past the end of its buffer', body: [...table([buf(2)], [view(1, 0, 0, 1, 9)]), T.T_NULL], code: 'ERR_MP_BAD_VALUE' },
+  { name: 'Float64Array with a 2^40 length', body: [...table([buf(8)], [view(8, 0, 0, 0, 2 ** 40)]), T.T_NULL], code: 'ERR_MP_BAD_VALUE' },
+  { name: 'Float64Array at an unaligned offset', body: [...table([buf(16)], [view(8, 0, 0, 3, 1)]), T.T_NULL], code: 'ERR_MP_BAD_VALUE' },
+  { name: 'view offset past its buffer', body: [...table([buf(4)], [view(12, 0, 0, 9, 0)]), T.T_NULL], code: 'ERR_MP_BAD_VALUE' },
+  { name: 'length-tracking view of a fixed buffer', body: [...table([buf(8)], [view(1, T.VF_TRACKING, 0, 0, 0)]), T.T_NULL], code: 'ERR_MP_BAD_VALUE' },
+  { name: 'view with an index key among its properties', body: [...table([buf(4)], [view(1, 0, 0, 0, 4)]), T.T_VIEW, 0, T.O_ATTRS, 1, ...str('0'), 0, T.T_NULL], code: 'ERR_MP_BAD_VALUE' },
+  { name: 'nesting one level deeper than the default maxDepth (500,000)', body: nest(500_001), code: 'ERR_MP_TOO_DEEP' },
+  { name: 'nesting 100,001 deep with maxDepth 100,000', body: nest(100_001), code: 'ERR_MP_TOO_DEEP', options: { maxDepth: 100_000 } },
+  {
+    name: 'reducer arguments nested past maxDepth (Map state)',
+    body: reduce('Map', T.R_STATE, T.T_NULL, ...nest(2_000)),
+    code: 'ERR_MP_TOO_DEEP',
+    options: { maxDepth: 1_000 },
+  },
 ];
 
 describe('crafted payloads', () => {
@@ -229,6 +266,10 @@ describe('crafted payloads', () => {
     });
   }
   test('the crafting helpers make valid payloads', () => {
+    assert.deepEqual(loadsSync(new Uint8Array([...H, ...dense([T.T_SHAPE_DEF, 2, ...str('a'), ...str('b'), ...int(1), ...int(2)], [T.T_SHAPE, 0, ...int(3), ...int(4)])])), [{ a: 1, b: 2 }, { a: 3, b: 4 }]);
+    const views = loadsSync(new Uint8Array([...H, ...table([buf(16)], [view(1, 0, 0, 4, 2), view(8, 0, 0, 8, 1)]), ...dense([T.T_VIEW, 0, 0, 0], [T.T_VIEW, 1, 0, 0], [T.T_BUFFER, 0, 0, 0])])) as [Uint8Array, Float64Array, ArrayBuffer];
+    assert.deepEqual([views[0].byteOffset, views[0].length, views[1].byteOffset], [4, 2, 8]);
+    assert.ok(views[0].buffer === views[2] && views[1].buffer === views[2]);
     assert.deepEqual(loadsSync(new Uint8Array([...H, ...dense(int(-3), str('ab'), sparse(3))])), [-3, 'ab', [, , ,]]); // eslint-disable-line no-sparse-arrays
     const m = loadsSync(new Uint8Array([...H, ...reduce('Map', T.R_STATE, T.T_NULL, ...dense(str('k'), int(1)))]));
     assert.deepEqual(m, new Map([['k', 1]]));

@@ -126,6 +126,58 @@ class Counter {
     return `${this.#n}:${this.#log.join('')}`;
   }
 }
+class StaticCounter {
+  static #n = 0;
+  static inc(): number {
+    return ++StaticCounter.#n;
+  }
+  static get n(): number {
+    return StaticCounter.#n;
+  }
+}
+StaticCounter.inc();
+class StaticRegistry {
+  static #items = new Map<string, unknown>();
+  static #self: unknown = null;
+  static add(k: string, v: unknown): number {
+    StaticRegistry.#items.set(k, v);
+    StaticRegistry.#self = StaticRegistry;
+    return StaticRegistry.#items.size;
+  }
+  static entries(): unknown[] {
+    return [[...StaticRegistry.#items.keys()], StaticRegistry.#self === StaticRegistry];
+  }
+}
+StaticRegistry.add('a', { deep: [1] });
+StaticRegistry.add('b', 2);
+class BaseStatic {
+  static #base = 'base0';
+  static setBase(v: string): void {
+    BaseStatic.#base = v;
+  }
+  static get base(): string {
+    return BaseStatic.#base;
+  }
+}
+class DerivedStatic extends BaseStatic {
+  static #own = 0;
+  #inst = 'i0';
+  static bump(): number {
+    return (DerivedStatic.#own += 10);
+  }
+  static get own(): number {
+    return DerivedStatic.#own;
+  }
+  setInst(v: string): this {
+    this.#inst = v;
+    return this;
+  }
+  get inst(): string {
+    return this.#inst;
+  }
+}
+BaseStatic.setBase('base1');
+DerivedStatic.bump();
 function makeLocalClass(base: number) {
   return class Local {
     value(): number {
@@ -157,6 +209,9 @@ const cases: FunctionCase[] = [
   { name: 'instance of a Map subclass', make: () => new Registry([['x', 5]]), check: (r) => [r.total(), r.get('x')] },
   { name: 'instance of a builtin module class (EventEmitter)', make: () => new EventEmitter(), check: (e) => [e instanceof EventEmitter, typeof e.on] },
   { name: 'instance of an installed package class (by reference)', make: () => new Unpackr(), check: (p) => [p instanceof Unpackr, p.constructor === Unpackr, typeof p.unpack] },
+  { name: 'static #private field changed after the declaration', make: () => StaticCounter, check: (C) => [C.n, C.inc(), C.n] },
+  { name: 'static #private Map and a static #private pointing back at the class', make: () => StaticRegistry, check: (C) => [C.entries(), C.add('c', 3), C.entries()] },
+  { name: 'static #private fields of a base and a derived class, with an instance #private field', make: () => new DerivedStatic().setInst('i1'), check: (d) => { const C = d.constructor; return [C.base, C.own, C.bump(), d.inst, Object.getPrototypeOf(C).base]; } },
   { name: 'anonymous class expression', make: () => class { x = 1; }, check: (C) => [new C().x, C.name] },
   { name: 'class with a static method referencing the class', make: () => class Factory { static make() { return new Factory(); } kind = 'f'; }, check: (C) => C.make().kind },
 ];

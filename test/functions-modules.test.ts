@@ -26,6 +26,13 @@ const util = require('./fixtures/functions/lib/util.cjs') as {
 };
 const big = require('./fixtures/functions/lib/two-hundred.cjs') as Record<string, (x: number) => number>;
 
+/** Fixture modules whose namespaces are built by re-exports (`export * from`, `export * as`, `export { x } from`). */
+const ns = (file: string): string => new URL(`./fixtures/functions/lib/ns/${file}`, import.meta.url).href;
+const starUrl = ns('star.mjs');
+const starAsUrl = ns('star-as.mjs');
+const cycleA = ns('cycle-a.mjs');
+const cycleB = ns('cycle-b.mjs');
+
 const cases: FunctionCase[] = [
   { name: 'builtin function by reference (fs/promises readFile)', make: () => readFile, check: (f) => f === process.getBuiltinModule('fs/promises').readFile },
   { name: 'builtin namespace captured (import * as path)', make: () => (a: string, b: string) => path.join(a, b), check: (f) => f('x', 'y') },
@@ -44,6 +51,16 @@ const cases: FunctionCase[] = [
   { name: 'local ES module namespace captured', make: () => (x: number) => esmUtil.triple(x) + esmUtil.default().length, check: (f) => f(2) },
   { name: 'local ES module class instance', make: () => new Temperature(100), options: { ship: false }, check: async (t) => [t.f, t instanceof (await import('./fixtures/functions/lib/esm-util.mjs')).Temperature] },
   { name: 'local module state stays in the module (by reference)', make: () => bump, options: { ship: false }, check: async (f) => { f(); f(); return (await import('./fixtures/functions/lib/esm-util.mjs')).bump === f; } },
+  { name: 'namespace of a module that re-exports with export * from, captured', make: async () => { const m = await import(starUrl); return (n: number) => m.f(n) + m.y; }, check: (f) => f(1) },
+  { name: 'namespace with export * from as a value keeps identity', options: { ship: false }, make: () => import(starUrl), check: async (m) => [Object.keys(m), m === (await import(starUrl)), m.f(2)] },
+  { name: 'namespace with export * as inner from', options: { ship: false }, make: () => import(starAsUrl), check: async (m) => [Object.keys(m), m.inner.f(1), m.z, m === (await import(starAsUrl))] },
+  { name: 'namespace of export { f as g, default as baseDefault } from', make: () => import(ns('named-from.mjs')), check: (m) => [Object.keys(m), m.g(2), m.x, m.baseDefault] },
+  { name: 'namespace of a re-export chain (export * from a module that re-exports)', make: () => import(ns('chain.mjs')), check: (m) => [Object.keys(m), m.f(1), m.h()] },
+  // Both namespaces are the same bindings under the same names: either module may stand for either (content only).
+  { name: 'namespaces of two modules that export * from each other (a cycle)', make: async () => ({ a: await import(cycleA), b: await import(cycleB) }), check: ({ a, b }) => [Object.keys(a), Object.keys(b), a.ca + a.cb, b.ca + b.cb] },
+  { name: 'namespace where two export * give one name different bindings (left out)', make: () => import(ns('conflict.mjs')), check: (m) => [Object.keys(m), 'x' in m, m.f(1), m.h()] },
+  { name: 'namespace of a module that only re-exports another (same content)', make: () => import(ns('pure.mjs')), check: (m) => [Object.keys(m), m.f(1), m.y] },
+  { name: 'namespace of a module that imports a binding and exports it', make: () => import(ns('import-export.mjs')), check: (m) => [Object.keys(m), m.f(2), m.q] },
   { name: 'closure capturing a 200-function local module', make: () => (x: number) => big['f199']!(x) + big['f1']!(x), check: (f) => f(1) },
   { name: 'byValue option: instance of a local class with #private fields', make: () => new Vault(7), options: { byValue: true }, check: (v) => [v.open(), v.constructor.name] },
   { name: 'byValue option keeps builtins and packages by reference', make: () => (x: unknown) => unpack(pack(x)), options: { byValue: true }, check: (f) => f([1]) },
@@ -58,13 +75,23 @@ describe('module reference payloads', () => {
     assert.ok(bytes.length < 1500, `payload is ${bytes.length} bytes`);
   });
 
-  it('dumpsSync/loadsSync work when every module loads synchronously; ES modules and namespaces need loads', async () => {
+  it('dumpsSync/loadsSync work when every module loads synchronously; an ES module needs loads until a payload imported it', async () => {
     const { dumpsSync, loadsSync } = await import('../src/index.ts');
     const cjs = loadsSync(dumpsSync((x: number) => util.add(x, 2) + (fs.existsSync('/') ? 1 : 0))) as (x: number) => number;
     assert.equal(cjs(1), 4);
-    const esmBytes = dumpsSync((x: number) => esmUtil.triple(x));
-    assert.throws(() => loadsSync(esmBytes), (e: Error & { code?: string }) => e.code === 'ERR_MP_ASYNC_REQUIRED');
-    assert.equal(((await loads(esmBytes)) as (x: number) => number)(2), 6);
+    // An ES module no payload has loaded yet needs `loads` (import() is asynchronous); once `loads` imported it, the
+    // module is known and a later payload that needs it loads synchronously too.
+    const file = join(import.meta.dirname, 'fixtures', 'functions', 'lib', `.sync-${process.pid}.mjs`);
+    await writeFile(file, 'export const quad = (x) => x * 4;\n');
+    try {
+      const { quad } = (await import(file)) as { quad: (x: number) => number };
+      const esmBytes = dumpsSync((x: number) => quad(x) + esmUtil.triple(x));
+      assert.throws(() => loadsSync(esmBytes), (e: Error & { code?: string }) => e.code === 'ERR_MP_ASYNC_REQUIRED');
+      assert.equal(((await loads(esmBytes)) as (x: number) => number)(2), 14);
+      assert.equal((loadsSync(esmBytes) as (x: number) => number)(3), 21);
+    } finally {
+      await rm(file, { force: true });
+    }
   });
 
   it('an instance with #private fields of a class that travels by reference fails at dumps time', async () => {

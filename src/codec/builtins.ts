@@ -3,9 +3,7 @@
  * Their own extra properties (an Error's `cause`, a RegExp's `lastIndex`, props added to a Map)
  * are kept by the codec's generic property list (`ownProps`).
  */
-import { Buffer } from 'node:buffer';
-import { types } from 'node:util';
-import { DenseList, RawBytes } from './encode.ts';
+import { DenseList } from './encode.ts';
 import { Registry, type Reducer } from './registry.ts';
 
 type Ctor<T> = abstract new (...args: never[]) => T;
@@ -15,11 +13,6 @@ function add<T extends object, A, S>(ctor: Ctor<T>, reducer: Reducer<T, A, S>): 
   builtins.register(ctor, reducer);
 }
 
-function bytesOf(u: unknown): Uint8Array {
-  if (!(u instanceof Uint8Array)) throw new TypeError('expected raw bytes');
-  return u;
-}
-
 // Restore arguments come from untrusted bytes. Check their types before handing them to a constructor:
 // `new Float64Array(sparseArrayOfLength2e8)` or `String(sparseArray)` would otherwise allocate or loop
 // per (absent) element, so a 16-byte payload could hang the decoder or crash it out of memory.
@@ -27,7 +20,6 @@ function expect<T>(ok: boolean, what: string, v: unknown): T {
   if (!ok) throw new TypeError(`expected ${what}`);
   return v as T;
 }
-const isIndex = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
 
 /** A state array the codec wrote dense (T_ARRAY_DENSE): a hole means a crafted payload. */
 function denseArray(v: unknown, what: string): unknown[] {
@@ -133,73 +125,8 @@ for (const [C, name] of boxed) {
   });
 }
 
-add(ArrayBuffer, {
-  name: 'ArrayBuffer',
-  reduce: (ab) => [new RawBytes(new Uint8Array(ab)), ab.resizable ? ab.maxByteLength : undefined],
-  restore(a) {
-    const [raw, max] = expect<[unknown, number | undefined]>(Array.isArray(a) && (a[1] === undefined || isIndex(a[1])), 'bytes and a max length', a);
-    const bytes = bytesOf(raw);
-    if (max === undefined) return bytes.buffer.byteLength === bytes.byteLength ? bytes.buffer as ArrayBuffer : bytes.slice().buffer;
-    const ab = new ArrayBuffer(bytes.byteLength, { maxByteLength: max });
-    new Uint8Array(ab).set(bytes);
-    return ab;
-  },
-});
-
-add(SharedArrayBuffer, {
-  name: 'SharedArrayBuffer',
-  reduce: (sab) => new RawBytes(new Uint8Array(sab)),
-  restore(raw) {
-    const bytes = bytesOf(raw);
-    const sab = new SharedArrayBuffer(bytes.byteLength);
-    new Uint8Array(sab).set(bytes);
-    return sab;
-  },
-});
-
-// A Buffer travels as its own bytes: Node's small Buffers are slices of a shared 8 KiB pool,
-// which must not travel with them. It comes back as a Buffer over its own memory.
-add(Buffer, {
-  name: 'Buffer',
-  reduce: (b) => new RawBytes(b),
-  restore: (raw) => {
-    const u = bytesOf(raw);
-    return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
-  },
-});
-
-function viewArgs(a: unknown): [ArrayBuffer, number, number] {
-  const ok = Array.isArray(a) && types.isAnyArrayBuffer(a[0]) && isIndex(a[1]) && isIndex(a[2]);
-  return expect<[ArrayBuffer, number, number]>(ok, 'a buffer, an offset and a length', a);
-}
-
-const typedArrays = [
-  Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array,
-  Float32Array, Float64Array, BigInt64Array, BigUint64Array,
-] as const;
-for (const TA of typedArrays) {
-  add(TA as unknown as Ctor<ArrayBufferView>, {
-    name: TA.name,
-    subclassable: true,
-    ownProps: () => [],
-    // The buffer is pickled as a value, so views sharing one buffer still share it after loading.
-    reduce: (v) => [v.buffer, v.byteOffset, (v as Uint8Array).length],
-    restore(a) {
-      const [buf, off, len] = viewArgs(a);
-      return new (TA as unknown as new (b: ArrayBuffer, o: number, l: number) => ArrayBufferView)(buf, off, len);
-    },
-  });
-}
-
-add(DataView as Ctor<DataView>, {
-  name: 'DataView',
-  ownProps: true,
-  reduce: (v) => [v.buffer, v.byteOffset, v.byteLength],
-  restore(a) {
-    const [buf, off, len] = viewArgs(a);
-    return new DataView(buf, off, len);
-  },
-});
+// ArrayBuffer, SharedArrayBuffer, every TypedArray kind, DataView and Buffer are not reducers: the codec writes
+// them natively through one buffer table (buffers.ts), so that views over one buffer keep sharing it.
 
 add(URL, {
   name: 'URL',

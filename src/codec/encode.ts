@@ -1,6 +1,12 @@
-/** Value graph -> bytes. One pass, a memo for shared references and cycles, the registry for everything typed. */
+/**
+ * Value graph -> bytes. One pass, a memo for shared references and cycles, the registry for everything typed.
+ * The walk is iterative (an explicit stack of frames, not the JS call stack), so depth is bounded by `maxDepth`
+ * and memory only; reducers return parts that this driver encodes, so they never recurse either.
+ */
 import { types } from 'node:util';
 import { EncodeError, ModulePickleError, type PathSegment } from '../errors.ts';
+import { BufferTable, viewParts, viewProtos } from './buffers.ts';
+import { NAMED_KEYS_THRESHOLD, namedKeys } from './named-keys.ts';
 import { reduceSymbol, type Reducer, type ReduceContext, type ReducerOverride, type Reduction, type Registry } from './registry.ts';
 import { hiddenStateClass, refusal } from './refuse.ts';
 import { wellKnownSymbolNames } from './symbols.ts';
@@ -12,7 +18,7 @@ export interface DumpOptions {
   registry?: Registry;
   /** Per-call hook consulted before the registry for every object and function. */
   reducerOverride?: ReducerOverride;
-  /** Maximum nesting depth (default 1,000). */
+  /** Maximum nesting depth in containers (default 500,000; a Map or Set level takes two: itself and its entry list). */
   maxDepth?: number;
   [option: string]: unknown;
 }
@@ -46,63 +52,335 @@ function ownKeys(v: object): (string | symbol)[] {
   for (const s of symbols) names.push(s);
   return names;
 }
-export const DEFAULT_MAX_DEPTH = 1000;
+/** Default nesting limit of both sides: far deeper than any real data, small enough to bound memory. */
+export const DEFAULT_MAX_DEPTH = 500_000;
+
+const isDefault = (d: PropertyDescriptor): boolean => d.writable === true && d.enumerable === true && d.configurable === true;
+const isAccessor = (d: PropertyDescriptor): boolean => d.get !== undefined || d.set !== undefined || !('value' in d);
+const attrByte = (d: PropertyDescriptor, accessor: boolean): number =>
+  (d.writable ? T.A_WRITABLE : 0) | (d.enumerable ? T.A_ENUMERABLE : 0) | (d.configurable ? T.A_CONFIGURABLE : 0) | (accessor ? T.A_ACCESSOR : 0);
+
+// Frame kinds. A frame is one container whose children are being written.
+const F_VALUES = 0; // vals[i] with path segment i (dense arrays, DenseList)
+const F_ENTRIES = 1; // key(keys[i]) then vals[i] (simple objects)
+const F_PROPS = 2; // object flags, [prototype], then keys[i] with descriptors vals[i] (the shared tail)
+const F_INDICES = 3; // a sparse or attributed array's present indices, then its tail
+const F_REDUCE = 4; // a registered reducer's args, state, then (maybe) the tail
+const F_RESTORE = 5; // a restore function, its args, then state
+const F_SHAPE = 6; // vals[i] with path segment keys[i] (an object whose keys its shape gives)
+
+/** Shapes kept per first key: beyond this, objects of new key lists under that first key write their keys inline. */
+const SHAPES_PER_KEY = 8;
+
+const CTOR_SEG: PathSegment = { label: '.constructor' };
+const EMPTY: never[] = [];
+
+/** One container on the explicit stack. Frames are pooled per encoder (one per depth level). */
+class Frame {
+  kind = 0;
+  obj: object = ObjectProto;
+  keys: (string | symbol)[] = EMPTY;
+  vals: unknown[] = EMPTY;
+  i = 0;
+  n = 0;
+  phase = 0;
+  /** Tail: object flags; F_PROPS with attributes: whether an accessor's setter is still to write. */
+  flags = 0;
+  attrs = false;
+  pendingSet = false;
+  proto: unknown = undefined;
+  reducer: AnyReducer | undefined = undefined;
+  aux: unknown = undefined;
+  /** F_INDICES: the tail's keys and descriptors, used once the indices are written. */
+  tailKeys: (string | symbol)[] = EMPTY;
+  tailDescs: PropertyDescriptor[] = EMPTY;
+}
 
 export class Encoder implements ReduceContext {
   readonly w = new ByteWriter();
-  readonly scratch = new Map<unknown, unknown>();
   readonly options: DumpOptions;
   readonly registry: Registry;
+  #scratch: Map<unknown, unknown> | undefined;
+  #buffers: BufferTable | undefined;
   hasCode = false;
   readonly #memo = new Map<unknown, number>();
   #nextId = 0;
   readonly #strings = new Map<string, number>();
+  /** Key lists of simple objects seen so far, by first key; a shape's id is its index in definition order. */
+  readonly #shapes = new Map<string | symbol, { keys: (string | symbol)[]; id: number }[]>();
+  #shapeCount = 0;
+  /** Whether something put a `[reduceSymbol]` on Object.prototype (then every plain object must be asked). */
+  readonly #inheritedReduce = typeof (ObjectProto as Record<symbol, unknown>)[reduceSymbol] === 'function';
   readonly #pendingArgs = new Set<object>();
   readonly #override: ReducerOverride | undefined;
+  readonly #hasIdentities: boolean;
   readonly #maxDepth: number;
-  #depth = 0;
+  readonly #frames: Frame[] = [];
+  #top = 0;
+  /** One segment per object being written (frames, plus the object being dispatched); [0] is the root's. */
   readonly #path: PathSegment[] = [];
 
   constructor(registry: Registry, options: DumpOptions) {
     this.registry = registry;
     this.options = options;
     this.#override = options.reducerOverride;
+    this.#hasIdentities = registry.hasIdentities;
     this.#maxDepth = options.maxDepth ?? DEFAULT_MAX_DEPTH;
   }
 
   path(): PathSegment[] {
-    return this.#path.slice();
+    return this.#path.slice(1);
   }
 
+  get scratch(): Map<unknown, unknown> {
+    return (this.#scratch ??= new Map());
+  }
+
+  /** Every buffer and view the value reaches; written before the value (see buffers.ts). */
+  get buffers(): BufferTable {
+    return (this.#buffers ??= new BufferTable());
+  }
+
+  /** Whether the value reached any binary data (then the stream starts with the buffer table). */
+  get hasBuffers(): boolean {
+    return this.#buffers !== undefined && !this.#buffers.empty;
+  }
+
+  /** Encodes one complete value. */
   value(v: unknown): void {
+    if (this.#child(v, '')) this.#run();
+  }
+
+  /** The value stream of a sub-encoder (section data): the buffer table, if any, then the value. */
+  stream(): Uint8Array {
+    const value = this.w.result();
+    if (!this.hasBuffers) return value;
+    const out = Buffer.allocUnsafe(this.buffers.byteSize() + value.length);
+    out.set(value, this.buffers.write(out, 0));
+    return out;
+  }
+
+  /** Writes a primitive, or begins an object: returns true when a frame was pushed for its children. */
+  #child(v: unknown, seg: PathSegment): boolean {
     switch (typeof v) {
       case 'string':
-        return this.w.string(v, T.T_FIXSTR, T.FIXSTR_MAX, T.T_STR8, T.T_STR16);
+        this.w.string(v, T.T_FIXSTR, T.FIXSTR_MAX, T.T_STR8, T.T_STR16);
+        return false;
       case 'number':
-        return this.#number(v);
+        this.#number(v);
+        return false;
       case 'boolean':
-        return this.w.u8(v ? T.T_TRUE : T.T_FALSE);
+        this.w.u8(v ? T.T_TRUE : T.T_FALSE);
+        return false;
       case 'undefined':
-        return this.w.u8(T.T_UNDEFINED);
+        this.w.u8(T.T_UNDEFINED);
+        return false;
       case 'bigint':
-        return this.#bigint(v);
+        this.#bigint(v);
+        return false;
       case 'symbol':
-        return this.#symbol(v);
+        this.#symbol(v);
+        return false;
       case 'object':
-        if (v === null) return this.w.u8(T.T_NULL);
-        return this.#object(v);
-      case 'function':
-        return this.#object(v);
+        if (v === null) {
+          this.w.u8(T.T_NULL);
+          return false;
+        }
+        return this.#object(v, seg);
+      default:
+        return this.#object(v as object, seg);
     }
   }
 
-  /** Encodes `v` as the child at `seg`; the path stack locates any error thrown below. */
-  child(seg: PathSegment, v: unknown): void {
-    // Primitives cannot fail and call no user code: no path entry needed.
-    if ((typeof v !== 'object' && typeof v !== 'function') || v === null) return this.value(v);
-    this.#path.push(seg);
-    this.value(v);
-    this.#path.pop();
+  /** Runs the frames until the stack is empty. */
+  #run(): void {
+    const frames = this.#frames;
+    while (this.#top > 0) {
+      const f = frames[this.#top - 1]!;
+      if (this.#step(f)) {
+        this.#top--;
+        this.#path.pop();
+      }
+    }
+  }
+
+  /** Pushes a frame for `obj` (whose path segment is already on the path). @throws ERR_MP_TOO_DEEP */
+  #push(kind: number, obj: object): Frame {
+    if (this.#top >= this.#maxDepth) {
+      throw new EncodeError('ERR_MP_TOO_DEEP', `value nests deeper than maxDepth (${this.#maxDepth}); raise the maxDepth option or flatten the data`);
+    }
+    let f = this.#frames[this.#top];
+    if (f === undefined) this.#frames.push((f = new Frame()));
+    this.#top++;
+    f.kind = kind;
+    f.obj = obj;
+    f.i = 0;
+    f.phase = 0;
+    return f;
+  }
+
+  /** Writes the frame's next children; true when the frame is done, false when it pushed a child frame. */
+  #step(f: Frame): boolean {
+    switch (f.kind) {
+      case F_VALUES: {
+        const vals = f.vals;
+        const n = f.n;
+        let i = f.i;
+        while (i < n) {
+          const v = vals[i];
+          f.i = ++i;
+          if (this.#child(v, i - 1)) return false;
+        }
+        return true;
+      }
+      case F_ENTRIES: {
+        const keys = f.keys;
+        const vals = f.vals;
+        const n = f.n;
+        let i = f.i;
+        while (i < n) {
+          const k = keys[i]!;
+          this.key(k);
+          const v = vals[i];
+          f.i = ++i;
+          if (this.#child(v, k)) return false;
+        }
+        return true;
+      }
+      case F_SHAPE: {
+        const keys = f.keys;
+        const vals = f.vals;
+        const n = f.n;
+        let i = f.i;
+        while (i < n) {
+          const v = vals[i];
+          f.i = ++i;
+          if (this.#child(v, keys[i - 1]!)) return false;
+        }
+        return true;
+      }
+      case F_PROPS:
+        return this.#stepProps(f);
+      case F_INDICES:
+        return this.#stepIndices(f);
+      case F_REDUCE:
+        return this.#stepReduce(f);
+      default:
+        return this.#stepRestore(f);
+    }
+  }
+
+  #stepProps(f: Frame): boolean {
+    const w = this.w;
+    if (f.phase === 0) {
+      f.phase = 1;
+      w.u8(f.flags);
+      if (f.flags & T.O_PROTO && this.#child(f.proto, CTOR_SEG)) return false;
+    }
+    if (f.phase === 1) {
+      f.phase = 2;
+      w.varint(f.n);
+    }
+    const keys = f.keys;
+    const descs = f.vals as PropertyDescriptor[];
+    while (f.pendingSet || f.i < f.n) {
+      if (f.pendingSet) {
+        f.pendingSet = false;
+        const k = keys[f.i - 1]!;
+        if (this.#child(descs[f.i - 1]!.set, { label: `[set ${String(k)}]` })) return false;
+        continue;
+      }
+      const k = keys[f.i]!;
+      const d = descs[f.i]!;
+      f.i++;
+      this.key(k);
+      if (f.attrs) {
+        const accessor = isAccessor(d);
+        w.u8(attrByte(d, accessor));
+        if (accessor) {
+          f.pendingSet = true;
+          if (this.#child(d.get, { label: `[get ${String(k)}]` })) return false;
+          continue;
+        }
+      }
+      if (this.#child(d.value, k)) return false;
+    }
+    return true;
+  }
+
+  #stepIndices(f: Frame): boolean {
+    const w = this.w;
+    const keys = f.keys;
+    const descs = f.vals as PropertyDescriptor[];
+    while (f.pendingSet || f.i < f.n) {
+      if (f.pendingSet) {
+        f.pendingSet = false;
+        if (this.#child(descs[f.i - 1]!.set, { label: `[set ${Number(keys[f.i - 1])}]` })) return false;
+        continue;
+      }
+      const idx = Number(keys[f.i]);
+      const d = descs[f.i]!;
+      f.i++;
+      w.varint(idx);
+      if (f.attrs) {
+        const accessor = !('value' in d);
+        w.u8(attrByte(d, accessor));
+        if (accessor) {
+          f.pendingSet = true;
+          if (this.#child(d.get, { label: `[get ${idx}]` })) return false;
+          continue;
+        }
+      }
+      if (this.#child(d.value, idx)) return false;
+    }
+    // The indices are written: the same frame goes on with the array's tail.
+    this.#tailFrame(f, f.obj, f.proto as object | null, f.tailKeys, f.tailDescs, f.flags);
+    return false;
+  }
+
+  #stepReduce(f: Frame): boolean {
+    const r = f.reducer!;
+    const v = f.obj;
+    if (f.phase === 0) {
+      f.phase = 1;
+      this.#pendingArgs.add(v);
+      if (this.#child(f.aux, { label: `<${r.name} args>` })) return false;
+    }
+    if (f.phase === 1) {
+      f.phase = 2;
+      this.#pendingArgs.delete(v);
+      if (typeof r.getState === 'function') {
+        const state = this.#callReducer(() => r.getState!(v, this), `reducer '${r.name}' getState`);
+        if (this.#child(state, { label: `<${r.name} state>` })) return false;
+      }
+    }
+    const proto = f.proto as object | null;
+    if ((r.ownProps !== undefined && r.ownProps !== false) || proto !== null) {
+      const keys = typeof r.ownProps === 'function' ? r.ownProps(v) : ownKeys(v);
+      this.#tailFrame(f, v, proto, keys, keys.map((k) => getOwnPropertyDescriptor(v, k)!), 0);
+      return false;
+    }
+    return true;
+  }
+
+  #stepRestore(f: Frame): boolean {
+    const v = f.obj;
+    if (f.phase === 0) {
+      f.phase = 1;
+      if (this.#child(f.proto, { label: '<restore>' })) return false;
+    }
+    if (f.phase === 1) {
+      f.phase = 2;
+      this.#pendingArgs.add(v);
+      if (this.#child(f.aux, { label: '<args>' })) return false;
+    }
+    if (f.phase === 2) {
+      f.phase = 3;
+      this.#pendingArgs.delete(v);
+      const state = f.vals[0];
+      if (state !== undefined && this.#child(state, { label: '<state>' })) return false;
+    }
+    return true;
   }
 
   /** Writes a property key (interned string or symbol). */
@@ -159,28 +437,34 @@ export class Encoder implements ReduceContext {
     }
     this.#memo.set(s, this.#nextId++);
     this.w.u8(T.T_SYMBOL_UNIQUE);
-    this.value(s.description);
+    const d = s.description;
+    if (d === undefined) this.w.u8(T.T_UNDEFINED);
+    else this.w.string(d, T.T_FIXSTR, T.FIXSTR_MAX, T.T_STR8, T.T_STR16);
   }
 
-  #object(v: object): void {
-    const id = this.#memo.get(v);
-    if (id !== undefined) {
+  #object(v: object, seg: PathSegment): boolean {
+    // `has` first: on V8 a miss costs about half of a `get` miss, and most objects are met once.
+    if (this.#memo.has(v)) {
+      const id = this.#memo.get(v)!;
       if (this.#pendingArgs.has(v)) {
+        this.#path.push(seg);
         throw new EncodeError('ERR_MP_CYCLE_IN_ARGS', 'a reducer\'s arguments refer back to the object being reduced; move that part into getState/setState');
       }
       this.w.u8(T.T_REF);
-      return this.w.varint(id);
+      this.w.varint(id);
+      return false;
     }
-    if (++this.#depth > this.#maxDepth) {
-      throw new EncodeError('ERR_MP_TOO_DEEP', `value nests deeper than maxDepth (${this.#maxDepth}); raise the maxDepth option or flatten the data`);
-    }
+    const top = this.#top;
+    this.#path.push(seg);
     this.#dispatch(v);
-    this.#depth--;
+    if (this.#top !== top) return true;
+    this.#path.pop();
+    return false;
   }
 
   #dispatch(v: object): void {
     if (types.isProxy(v)) throw new EncodeError('ERR_MP_PROXY', 'a Proxy cannot be pickled: its behaviour lives in its handler; pickle the target instead');
-    if (this.registry.hasIdentities) {
+    if (this.#hasIdentities) {
       const r = this.registry.byIdentity(v);
       if (r) return this.#reduceWith(v, r, null);
     }
@@ -191,17 +475,13 @@ export class Encoder implements ReduceContext {
     const isFn = typeof v === 'function';
     const proto = isFn ? null : getPrototypeOf(v);
     if (proto === ObjectProto) {
-      if (typeof (v as Record<symbol, unknown>)[reduceSymbol] !== 'function') return this.#plainObject(v, null);
+      if (this.#plain(v)) return;
     } else if (proto === ArrayProto && Array.isArray(v)) {
       return this.#array(v as unknown[], null);
     }
     if (v instanceof DenseList) {
       this.#nextId++; // the loader memoizes every array; the wrapper itself is never reached twice
-      const items = v.items;
-      this.w.u8(T.T_ARRAY_DENSE);
-      this.w.varint(items.length);
-      for (let i = 0; i < items.length; i++) this.child(i, items[i]);
-      return;
+      return this.#values(v, v.items);
     }
     if (v instanceof RawBytes) {
       this.w.u8(T.T_BYTES);
@@ -218,9 +498,13 @@ export class Encoder implements ReduceContext {
       if (r) return this.#reduceWith(v, r, null);
       throw new EncodeError('ERR_MP_NO_FUNCTION_LAYER', `function ${(v as { name?: string }).name || '(anonymous)'} cannot be pickled: no function layer is registered`);
     }
-    if (proto === null && !types.isModuleNamespaceObject(v)) return this.#plainObject(v, null);
+    const view = types.isArrayBufferView(v);
+    const binary = view || types.isAnyArrayBuffer(v);
+    if (proto === null && !binary && !types.isModuleNamespaceObject(v)) return this.#plainObject(v, null);
     const exact = proto === null ? undefined : this.registry.byPrototype(proto);
     if (exact) return this.#reduceWith(v, exact, null);
+    if (view) return this.#view(v as ArrayBufferView, proto);
+    if (binary) return this.#buffer(v as ArrayBufferLike, proto);
     // Refusals come before matchers: a broad matcher (the class layer's "any instance") must not
     // pickle a socket or a WeakMap field by field. register() and reducerOverride still take precedence.
     const refused = refusal(v);
@@ -254,129 +538,297 @@ export class Encoder implements ReduceContext {
     }
   }
 
-  /** Plain objects, null-prototype objects and instances (proto given). */
+  /** A TypedArray, DataView or Buffer: its record in the buffer table, then its own non-index properties. */
+  #view(v: ArrayBufferView, proto: object | null): void {
+    const p = viewParts(v, proto);
+    const index = this.buffers.addView(v, p);
+    this.#memo.set(v, this.#nextId++);
+    this.w.u8(T.T_VIEW);
+    this.w.varint(index);
+    const keys: (string | symbol)[] = p.kind === T.V_DATAVIEW ? getOwnPropertyNames(v) : namedKeys(v, p.length, false);
+    this.#binaryTail(v, proto === viewProtos[p.kind] ? null : proto, keys);
+  }
+
+  /** An ArrayBuffer or SharedArrayBuffer reached directly: it travels whole. */
+  #buffer(v: ArrayBufferLike, proto: object | null): void {
+    const slot = this.buffers.addBuffer(v);
+    this.#memo.set(v, this.#nextId++);
+    this.w.u8(T.T_BUFFER);
+    this.w.varint(slot);
+    const standard = types.isSharedArrayBuffer(v) ? SharedArrayBuffer.prototype : ArrayBuffer.prototype;
+    this.#binaryTail(v, proto === standard ? null : proto, getOwnPropertyNames(v));
+  }
+
+  /** The tail of binary data: two zero bytes in the common case of no own properties. */
+  #binaryTail(v: object, proto: object | null, keys: (string | symbol)[]): void {
+    for (const s of getOwnPropertySymbols(v)) keys.push(s);
+    if (keys.length === 0 && proto === null && isExtensible(v) && getPrototypeOf(v) !== null) {
+      this.w.u8(0);
+      this.w.u8(0);
+      return;
+    }
+    this.#tailFrame(this.#push(F_PROPS, v), v, proto, keys, keys.map((k) => getOwnPropertyDescriptor(v, k)!), 0);
+  }
+
+  /** A dense array of known-plain values. */
+  #values(obj: object, items: unknown[]): void {
+    this.w.u8(T.T_ARRAY_DENSE);
+    this.w.varint(items.length);
+    this.#children(F_VALUES, obj, EMPTY, items);
+  }
+
+  /**
+   * Writes `vals` (children of `obj`): the leading primitives at once, and a frame for the rest only when an
+   * object comes (most small objects and arrays are all primitives, so they never need a frame).
+   */
+  #children(kind: number, obj: object, keys: (string | symbol)[], vals: unknown[]): void {
+    const n = vals.length;
+    let i = 0;
+    for (; i < n; i++) {
+      const v = vals[i];
+      if ((typeof v === 'object' && v !== null) || typeof v === 'function') break;
+      this.#child(v, '');
+    }
+    if (i === n) return;
+    const f = this.#push(kind, obj);
+    f.keys = keys;
+    f.vals = vals;
+    f.n = n;
+    f.i = i;
+  }
+
+  /**
+   * An object whose prototype is Object.prototype: proven plain with one descriptor read per property, then
+   * written by shape. Returns false (nothing written) when it has a `[reduceSymbol]` method.
+   */
+  #plain(v: object): boolean {
+    const names = getOwnPropertyNames(v);
+    const symbols = getOwnPropertySymbols(v);
+    if ((symbols.length !== 0 || this.#inheritedReduce) && typeof (v as Record<symbol, unknown>)[reduceSymbol] === 'function') return false;
+    this.#memo.set(v, this.#nextId++);
+    const keys: (string | symbol)[] = symbols.length === 0 ? names : [...names, ...symbols];
+    const n = keys.length;
+    if (!isExtensible(v)) return this.#general(v, null, keys), true;
+    const w = this.w;
+    if (n === 0) {
+      w.u8(T.T_OBJECT_SIMPLE);
+      w.u8(0);
+      return true;
+    }
+    const first = keys[0]!;
+    let list = this.#shapes.get(first);
+    if (list !== undefined) {
+      for (let s = 0; s < list.length; s++) {
+        const shape = list[s]!;
+        const sk = shape.keys;
+        if (sk.length !== n) continue;
+        let i = 1;
+        while (i < n && sk[i] === keys[i]) i++;
+        if (i === n) return this.#shaped(v, sk, shape.id);
+      }
+    }
+    const vals: unknown[] = new Array(n);
+    for (let i = 0; i < n; i++) {
+      const d = getOwnPropertyDescriptor(v, keys[i]!)!;
+      if (d.writable !== true || d.enumerable !== true || d.configurable !== true) return this.#general(v, null, keys), true;
+      vals[i] = d.value;
+    }
+    if (list === undefined) this.#shapes.set(first, (list = []));
+    if (list.length >= SHAPES_PER_KEY) {
+      w.u8(T.T_OBJECT_SIMPLE);
+      w.varint(n);
+      const f = this.#push(F_ENTRIES, v);
+      f.keys = keys;
+      f.vals = vals;
+      f.n = n;
+      return true;
+    }
+    list.push({ keys, id: this.#shapeCount++ });
+    // A shape definition lists its keys first, then its values.
+    w.u8(T.T_SHAPE_DEF);
+    w.varint(n);
+    for (let i = 0; i < n; i++) this.key(keys[i]!);
+    this.#children(F_SHAPE, v, keys, vals);
+    return true;
+  }
+
+  /**
+   * An object of a known shape: each property proven a default data property while its value is written
+   * (primitives at once, the rest from the first object on by a frame). A property that is not plain rewinds
+   * the writer and takes the general form.
+   */
+  #shaped(v: object, keys: (string | symbol)[], id: number): true {
+    const w = this.w;
+    const start = w.pos;
+    w.u8(T.T_SHAPE);
+    w.varint(id);
+    const n = keys.length;
+    let vals: unknown[] | undefined;
+    let from = n;
+    for (let i = 0; i < n; i++) {
+      const d = getOwnPropertyDescriptor(v, keys[i]!)!;
+      if (d.writable !== true || d.enumerable !== true || d.configurable !== true) {
+        w.pos = start;
+        this.#general(v, null, keys);
+        return true;
+      }
+      const x = d.value;
+      if (vals === undefined) {
+        // Primitives other than symbols have no side effect on the encoder, so the rewind above stays exact.
+        const t = typeof x;
+        if (x === null || (t !== 'object' && t !== 'function' && t !== 'symbol')) {
+          this.#child(x, '');
+          continue;
+        }
+        vals = new Array(n);
+        from = i;
+      }
+      vals[i] = x;
+    }
+    if (vals !== undefined) {
+      const f = this.#push(F_SHAPE, v);
+      f.keys = keys;
+      f.vals = vals;
+      f.n = n;
+      f.i = from;
+    }
+    return true;
+  }
+
+  /** Null-prototype objects and instances (proto given): simple when they can be, else the general form. */
   #plainObject(v: object, proto: object | null): void {
     this.#memo.set(v, this.#nextId++);
     const keys = ownKeys(v);
     const n = keys.length;
-    const descs: PropertyDescriptor[] = new Array(n);
-    let simple = proto === null && getPrototypeOf(v) !== null && isExtensible(v);
-    for (let i = 0; i < n; i++) {
-      const d = getOwnPropertyDescriptor(v, keys[i]!)!;
-      descs[i] = d;
-      if (simple && !(d.writable && d.enumerable && d.configurable)) simple = false;
-    }
-    const w = this.w;
-    if (simple) {
-      w.u8(T.T_OBJECT_SIMPLE);
-      w.varint(n);
-      for (let i = 0; i < n; i++) {
-        const k = keys[i]!;
-        this.key(k);
-        this.child(k, descs[i]!.value);
+    if (proto === null && getPrototypeOf(v) !== null && isExtensible(v)) {
+      const vals: unknown[] = new Array(n);
+      let i = 0;
+      for (; i < n; i++) {
+        const d = getOwnPropertyDescriptor(v, keys[i]!)!;
+        if (!isDefault(d)) break;
+        vals[i] = d.value;
       }
-      return;
+      if (i === n) {
+        this.w.u8(T.T_OBJECT_SIMPLE);
+        this.w.varint(n);
+        if (n === 0) return;
+        const f = this.#push(F_ENTRIES, v);
+        f.keys = keys;
+        f.vals = vals;
+        f.n = n;
+        return;
+      }
     }
-    w.u8(T.T_OBJECT);
-    this.#tail(v, proto, keys, descs);
+    this.#general(v, proto, keys);
+  }
+
+  /** T_OBJECT: flags, [prototype], properties with attributes. */
+  #general(v: object, proto: object | null, keys: (string | symbol)[]): void {
+    this.w.u8(T.T_OBJECT);
+    this.#tailFrame(this.#push(F_PROPS, v), v, proto, keys, keys.map((k) => getOwnPropertyDescriptor(v, k)!), 0);
   }
 
   /**
-   * The part every non-simple object shares: object flags, the prototype when it is not the
-   * default one, the own properties (with attributes when any is not the default) and extensibility.
+   * Sets `f` up to write the part every non-simple object shares: object flags, the prototype when it is not
+   * the default one, the own properties (with attributes when any is not the default) and extensibility.
    */
-  #tail(v: object, proto: object | null, keys: (string | symbol)[], descs: PropertyDescriptor[], extraFlags = 0): void {
+  #tailFrame(f: Frame, v: object, proto: object | null, keys: (string | symbol)[], descs: PropertyDescriptor[], extraFlags: number): void {
     let flags = extraFlags;
     if (!isExtensible(v)) flags |= T.O_NON_EXTENSIBLE;
     for (const d of descs) {
-      if (!(d.writable && d.enumerable && d.configurable)) {
+      if (!isDefault(d)) {
         flags |= T.O_ATTRS;
         break;
       }
     }
-    let protoValue: unknown;
+    f.proto = undefined;
     if (proto !== null) {
       flags |= T.O_PROTO;
       const ctor = getOwnPropertyDescriptor(proto, 'constructor')?.value as { prototype?: unknown } | undefined;
       if (typeof ctor === 'function' && ctor.prototype === proto) {
         flags |= T.O_PROTO_IS_CTOR;
-        protoValue = ctor;
-      } else protoValue = proto;
+        f.proto = ctor;
+      } else f.proto = proto;
     } else if (getPrototypeOf(v) === null) flags |= T.O_NULL_PROTO;
-    const w = this.w;
-    w.u8(flags);
-    if (flags & T.O_PROTO) this.child({ label: '.constructor' }, protoValue);
-    w.varint(keys.length);
-    const attrs = (flags & T.O_ATTRS) !== 0;
-    for (let i = 0; i < keys.length; i++) {
-      const k = keys[i]!;
-      const d = descs[i]!;
-      this.key(k);
-      if (attrs) {
-        const accessor = d.get !== undefined || d.set !== undefined || !('value' in d);
-        w.u8((d.writable ? T.A_WRITABLE : 0) | (d.enumerable ? T.A_ENUMERABLE : 0) | (d.configurable ? T.A_CONFIGURABLE : 0) | (accessor ? T.A_ACCESSOR : 0));
-        if (accessor) {
-          this.child({ label: `[get ${String(k)}]` }, d.get);
-          this.child({ label: `[set ${String(k)}]` }, d.set);
-          continue;
-        }
-      }
-      this.child(k, d.value);
-    }
+    f.kind = F_PROPS;
+    f.flags = flags;
+    f.attrs = (flags & T.O_ATTRS) !== 0;
+    f.pendingSet = false;
+    f.keys = keys;
+    f.vals = descs;
+    f.n = keys.length;
+    f.i = 0;
+    f.phase = 0;
   }
 
   #array(v: unknown[], proto: object | null): void {
     this.#memo.set(v, this.#nextId++);
     const len = v.length;
-    const keys = ownKeys(v);
     const w = this.w;
     const lengthDesc = getOwnPropertyDescriptor(v, 'length')!;
-    if (proto === null && keys.length === len + 1 && lengthDesc.writable && isExtensible(v)) {
-      // Dense form only when every element is a plain data property: reading v[i] would run a getter
-      // and drop attributes (an extensible array may still have a non-enumerable or accessor element).
-      let values: unknown[] | undefined = new Array(len);
-      for (let i = 0; i < len; i++) {
-        const d = getOwnPropertyDescriptor(v, i)!;
-        if (!(d.writable && d.enumerable && d.configurable)) {
-          values = undefined;
-          break;
-        }
-        values[i] = d.value;
-      }
-      if (values !== undefined) {
+    if (proto === null && lengthDesc.writable && isExtensible(v)) {
+      // Dense form only when there is no other own property and every element is a plain data property:
+      // reading v[i] would run a getter and drop attributes (an extensible array may still have a
+      // non-enumerable or accessor element). A hole shows as a missing descriptor.
+      const plainKeys = len <= NAMED_KEYS_THRESHOLD
+        ? Reflect.ownKeys(v).length === len + 1
+        : namedKeys(v, len, true).length === 1 && getOwnPropertySymbols(v).length === 0;
+      if (plainKeys) {
+        // Written while proven, as for shaped objects: a property that is not plain rewinds the writer.
+        const start = w.pos;
         w.u8(T.T_ARRAY_DENSE);
         w.varint(len);
-        for (let i = 0; i < len; i++) this.child(i, values[i]);
-        return;
+        let vals: unknown[] | undefined;
+        let from = len;
+        let i = 0;
+        for (; i < len; i++) {
+          const d = getOwnPropertyDescriptor(v, i);
+          if (d === undefined || d.writable !== true || d.enumerable !== true || d.configurable !== true) break;
+          const x = d.value;
+          if (vals === undefined) {
+            const t = typeof x;
+            if (x === null || (t !== 'object' && t !== 'function' && t !== 'symbol')) {
+              this.#child(x, '');
+              continue;
+            }
+            vals = new Array(len);
+            from = i;
+          }
+          vals[i] = x;
+        }
+        if (i === len) {
+          if (vals !== undefined) {
+            const f = this.#push(F_VALUES, v);
+            f.keys = EMPTY;
+            f.vals = vals;
+            f.n = len;
+            f.i = from;
+          }
+          return;
+        }
+        w.pos = start;
       }
     }
+    const keys = ownKeys(v);
     // General form: the present indices, then the other own properties.
     const lengthAt = keys.indexOf('length');
-    const rest = keys.slice(lengthAt + 1);
     const indexDescs = keys.slice(0, lengthAt).map((k) => getOwnPropertyDescriptor(v, k)!);
-    const restDescs = rest.map((k) => getOwnPropertyDescriptor(v, k)!);
+    const rest = keys.slice(lengthAt + 1);
     w.u8(T.T_ARRAY);
     w.varint(len);
     w.varint(lengthAt);
-    let attrs = false;
-    for (const d of indexDescs) if (!(d.writable && d.enumerable && d.configurable)) attrs = true;
+    const attrs = !indexDescs.every(isDefault);
     w.u8(attrs ? 1 : 0);
-    for (let i = 0; i < lengthAt; i++) {
-      const d = indexDescs[i]!;
-      const idx = Number(keys[i]);
-      w.varint(idx);
-      if (attrs) {
-        const accessor = !('value' in d);
-        w.u8((d.writable ? T.A_WRITABLE : 0) | (d.enumerable ? T.A_ENUMERABLE : 0) | (d.configurable ? T.A_CONFIGURABLE : 0) | (accessor ? T.A_ACCESSOR : 0));
-        if (accessor) {
-          this.child({ label: `[get ${idx}]` }, d.get);
-          this.child({ label: `[set ${idx}]` }, d.set);
-          continue;
-        }
-      }
-      this.child(idx, d.value);
-    }
-    this.#tail(v, proto, rest, restDescs, lengthDesc.writable ? 0 : T.O_LENGTH_READONLY);
+    const f = this.#push(F_INDICES, v);
+    f.keys = keys;
+    f.vals = indexDescs;
+    f.n = lengthAt;
+    f.attrs = attrs;
+    f.pendingSet = false;
+    f.proto = proto;
+    f.flags = lengthDesc.writable ? 0 : T.O_LENGTH_READONLY;
+    f.tailKeys = rest;
+    f.tailDescs = rest.map((k) => getOwnPropertyDescriptor(v, k)!);
   }
 
   #reduction(v: object, red: Reduction): void {
@@ -396,11 +848,10 @@ export class Encoder implements ReduceContext {
     this.hasCode = true;
     this.w.u8(T.T_REDUCE);
     this.w.u8(state !== undefined ? T.R_STATE : 0);
-    this.child({ label: '<restore>' }, restore);
-    this.#pendingArgs.add(v);
-    this.child({ label: '<args>' }, args);
-    this.#pendingArgs.delete(v);
-    if (state !== undefined) this.child({ label: '<state>' }, state);
+    const f = this.#push(F_RESTORE, v);
+    f.proto = restore;
+    f.aux = args;
+    f.vals = [state];
   }
 
   #reduceWith(v: object, r: AnyReducer, proto: object | null): void {
@@ -413,13 +864,9 @@ export class Encoder implements ReduceContext {
     w.u8(T.T_REDUCE);
     w.u8(T.R_BY_NAME | (hasState ? T.R_STATE : 0) | (props || proto !== null ? T.R_PROPS : 0));
     this.key(r.name);
-    this.#pendingArgs.add(v);
-    this.child({ label: `<${r.name} args>` }, args);
-    this.#pendingArgs.delete(v);
-    if (hasState) this.child({ label: `<${r.name} state>` }, this.#callReducer(() => r.getState!(v, this), `reducer '${r.name}' getState`));
-    if (props || proto !== null) {
-      const keys = typeof r.ownProps === 'function' ? r.ownProps(v) : ownKeys(v);
-      this.#tail(v, proto, keys, keys.map((k) => getOwnPropertyDescriptor(v, k)!));
-    }
+    const f = this.#push(F_REDUCE, v);
+    f.reducer = r;
+    f.aux = args;
+    f.proto = proto;
   }
 }

@@ -31,7 +31,7 @@ function encodeSectionData(enc: Encoder, data: unknown): Uint8Array {
   const sub = new Encoder(enc.registry, {});
   sub.value(data);
   if (sub.hasCode) throw new EncodeError('ERR_MP_REDUCER_FAILED', 'section data must be plain data');
-  return sub.w.result();
+  return sub.stream();
 }
 
 /** Bytes reserved before the body: the header plus a one-byte section count of zero. */
@@ -39,7 +39,8 @@ const BODY_START = T.HEADER_SIZE + 1;
 
 function assemble(body: Encoder, sections: EncodedSection[]): Uint8Array {
   const hasCode = body.hasCode || sections.some((s) => s.section.code);
-  if (sections.length === 0) {
+  const table = body.hasBuffers ? body.buffers.byteSize() : 0;
+  if (sections.length === 0 && table === 0) {
     // Common case: write the header into the reserved bytes; no copy of the body.
     const end = body.w.pos;
     body.w.pos = 0;
@@ -58,9 +59,11 @@ function assemble(body: Encoder, sections: EncodedSection[]): Uint8Array {
     w.bytes(bytes);
   }
   const bodyBytes = body.w.result().subarray(BODY_START);
-  const out = Buffer.allocUnsafe(w.pos + bodyBytes.length);
+  const out = Buffer.allocUnsafe(w.pos + table + bodyBytes.length);
   out.set(w.result(), 0);
-  out.set(bodyBytes, w.pos);
+  // The buffer table goes before the value; its bytes are copied from the buffers straight into the payload.
+  const pos = table === 0 ? w.pos : body.buffers.write(out, w.pos);
+  out.set(bodyBytes, pos);
   return out;
 }
 
@@ -68,16 +71,20 @@ function encodeBody(value: unknown, options: DumpOptions): Encoder {
   const enc = new Encoder(options.registry ?? defaultRegistry, options);
   enc.w.ensure(BODY_START);
   enc.w.pos = BODY_START;
+  for (const section of enc.registry.sections()) section.begin?.(enc);
   try {
     enc.value(value);
   } catch (e) {
-    // The stack ran out before maxDepth did (a deep caller or a large maxDepth): unwound, report it typed.
+    // The stack ran out (a reducer that recurses on its own): unwound, report it typed.
     if (e instanceof RangeError && e.message.includes('call stack')) {
       throw new EncodeError('ERR_MP_TOO_DEEP', 'value nests too deeply for the call stack; flatten it or lower maxDepth', enc.path(), { cause: e });
     }
     // The path stack was not unwound by the throw, so it still names where the error happened.
     if (e instanceof EncodeError) {
-      e.path.unshift(...enc.path());
+      // No spread: a path can be a million steps long.
+      const tail = e.path.splice(0);
+      for (const seg of enc.path()) e.path.push(seg);
+      for (const seg of tail) e.path.push(seg);
       e.refreshMessage();
     }
     throw e;

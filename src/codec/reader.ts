@@ -4,13 +4,11 @@ import { DecodeError } from '../errors.ts';
 
 export class ByteReader {
   readonly buf: Buffer;
-  readonly view: DataView;
   pos: number;
   readonly end: number;
 
   constructor(bytes: Uint8Array, start = 0) {
     this.buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.pos = start;
     this.end = bytes.byteLength;
   }
@@ -54,7 +52,7 @@ export class ByteReader {
 
   f64(): number {
     if (this.pos + 8 > this.end) this.truncated();
-    const x = this.view.getFloat64(this.pos, true);
+    const x = this.buf.readDoubleLE(this.pos);
     this.pos += 8;
     return x;
   }

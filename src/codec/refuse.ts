@@ -19,8 +19,6 @@ const timeout = setTimeout(() => {}, 0);
 clearTimeout(timeout);
 const immediate = setImmediate(() => {});
 clearImmediate(immediate);
-const generatorProto = Object.getPrototypeOf(function* () {}).prototype as object;
-const asyncGeneratorProto = Object.getPrototypeOf(async function* () {}).prototype as object;
 
 /** Live handles, by the prototype they inherit from, with the name used in errors. */
 const liveHandles: [object, string][] = [
@@ -40,8 +38,6 @@ const liveHandles: [object, string][] = [
   [TransformStream.prototype, 'web stream'],
   [Object.getPrototypeOf(timeout) as object, 'timer'],
   [Object.getPrototypeOf(immediate) as object, 'immediate'],
-  [generatorProto, 'generator object'],
-  [asyncGeneratorProto, 'async generator object'],
 ];
 
 /** Node-internal handle classes that are not exported: recognized by constructor name on an event emitter. */
@@ -88,11 +84,9 @@ export function refusal(v: object): Refusal | undefined {
   if (v === globalThis) return unsupported('global object', 'pickle the values you need from it');
   const handle = internalHandle(v);
   if (handle !== undefined) return live(handle);
-  for (const [proto, what] of liveHandles) {
-    if (inherits(v, proto)) {
-      return what.includes('generator') ? unsupported(what, 'its suspended state cannot be read') : live(what);
-    }
-  }
+  // Generator objects are recognized by their internal slot above: a generator function's `prototype` object,
+  // which only inherits from %GeneratorPrototype%, is data.
+  for (const [proto, what] of liveHandles) if (inherits(v, proto)) return live(what);
   return undefined;
 }
 

@@ -68,6 +68,8 @@ export interface Section {
   readonly rank: number;
   /** Carries code: refused by `loads(bytes, { code: false })`. */
   readonly code?: boolean;
+  /** Runs before the body is encoded (a layer may index values that appeared since the last payload). */
+  begin?(ctx: ReduceContext): void;
   /** Returns a data value to store, or `undefined` to omit the section. */
   encode(ctx: ReduceContext): unknown;
   /** Asynchronous `encode`, preferred by `dumps` (`dumpsSync` uses `encode`): e.g. to wait for file events first. */
@@ -147,7 +149,8 @@ export class Registry {
 
   /** Reducer registered for this exact object, if any. */
   byIdentity(value: object): AnyReducer | undefined {
-    return this.#byIdentity.get(value) ?? this.#parent?.byIdentity(value);
+    const own = this.#byIdentity.size === 0 ? undefined : this.#byIdentity.get(value);
+    return own ?? this.#parent?.byIdentity(value);
   }
 
   /** Whether any identity reducers exist (lets the encoder skip the lookup). */

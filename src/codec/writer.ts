@@ -3,12 +3,10 @@ import { Buffer } from 'node:buffer';
 
 export class ByteWriter {
   buf: Buffer;
-  view: DataView;
   pos = 0;
 
   constructor(initial = 256) {
     this.buf = Buffer.allocUnsafe(initial);
-    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
   }
 
   /** Makes room for `n` more bytes. */
@@ -20,7 +18,6 @@ export class ByteWriter {
     const next = Buffer.allocUnsafe(size);
     this.buf.copy(next, 0, 0, this.pos);
     this.buf = next;
-    this.view = new DataView(next.buffer, next.byteOffset, next.byteLength);
   }
 
   u8(b: number): void {
@@ -41,7 +38,7 @@ export class ByteWriter {
 
   f64(x: number): void {
     this.ensure(8);
-    this.view.setFloat64(this.pos, x, true);
+    this.buf.writeDoubleLE(x, this.pos);
     this.pos += 8;
   }
 
@@ -52,17 +49,17 @@ export class ByteWriter {
   }
 
   /**
-   * Writes a string as tag + length + bytes. Well-formed strings go as UTF-8 (short ones in a
-   * one-byte tag with the length inside), strings with lone surrogates as UTF-16LE.
+   * Writes a string as tag + length + bytes. Well-formed strings go as UTF-8 (those of at most `fixMax` bytes in a
+   * one-byte tag with the length inside), strings with lone surrogates as UTF-16LE. Short strings take one pass:
+   * an inline ASCII copy, falling back to `utf8Write` at the first non-ASCII character.
    */
   string(s: string, fixTag: number, fixMax: number, tag8: number, tag16: number): void {
     const len = s.length;
-    if (len <= 21) {
-      // At most 63 UTF-8 bytes: try the one-byte-header form with an inline ASCII loop.
-      this.ensure(1 + len * 3);
+    if (len <= 127) {
+      this.ensure(len * 3 + 3);
       const buf = this.buf;
-      const start = this.pos + 1;
-      let p = start;
+      const start = this.pos;
+      let p = start + (len <= fixMax ? 1 : 2);
       for (let i = 0; i < len; i++) {
         const c = s.charCodeAt(i);
         if (c >= 0x80) {
@@ -72,20 +69,34 @@ export class ByteWriter {
         buf[p++] = c;
       }
       if (p >= 0) {
-        buf[this.pos] = fixTag + len;
+        if (len <= fixMax) buf[start] = fixTag + len;
+        else {
+          buf[start] = tag8;
+          buf[start + 1] = len;
+        }
         this.pos = p;
         return;
       }
       if (!s.isWellFormed()) return this.#utf16(s, tag16);
-      const n = buf.utf8Write(s, start);
+      const n = buf.utf8Write(s, start + 1);
       if (n <= fixMax) {
-        buf[this.pos] = fixTag + n;
-        this.pos = start + n;
+        buf[start] = fixTag + n;
+        this.pos = start + 1 + n;
         return;
       }
-    } else if (!s.isWellFormed()) {
-      return this.#utf16(s, tag16);
+      // n <= 381: a one- or two-byte length goes between the tag and the bytes.
+      const head = n < 128 ? 2 : 3;
+      buf.copyWithin(start + head, start + 1, start + 1 + n);
+      buf[start] = tag8;
+      if (n < 128) buf[start + 1] = n;
+      else {
+        buf[start + 1] = (n & 0x7f) | 0x80;
+        buf[start + 2] = n >>> 7;
+      }
+      this.pos = start + head + n;
+      return;
     }
+    if (!s.isWellFormed()) return this.#utf16(s, tag16);
     const n = Buffer.byteLength(s, 'utf8');
     this.u8(tag8);
     this.varint(n);

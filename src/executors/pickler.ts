@@ -9,6 +9,7 @@ export { ProjectBlobSource } from '../ship/blob-source.ts';
 export type { BlobSource } from '../ship/blob-source.ts';
 export type { ShipBuild } from '../ship/build.ts';
 export { heldTrees } from '../runtime/leases.ts';
+export { encodingKey } from '../functions/function-info.ts';
 
 /** Options passed through to the codec and its layers (`ship`, `blobSource`, `cacheDir`, `root`, ...). */
 export type PickleOptions = Record<string, unknown>;

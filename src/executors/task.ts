@@ -20,7 +20,7 @@
 import { createHash } from 'node:crypto';
 import { ModulePickleError, RemoteError } from '../errors.ts';
 import { ResultStatus, concat, readU32, writeU32 } from './protocol.ts';
-import { dumps, loads, type BlobSource, type PickleOptions } from './pickler.ts';
+import { dumps, encodingKey, loads, type BlobSource, type PickleOptions } from './pickler.ts';
 import { walkPayload } from './payload-walk.ts';
 
 /** Task kind byte. */
@@ -45,6 +45,13 @@ export interface EncodedFunction {
 // every time: their payload is kept per function object, so `run(fn)` does not re-pickle them on every call.
 const selfContained = new WeakMap<object, EncodedFunction>();
 
+// A closure made per call (`run(() => 1)`) is a new object each time: its payload is kept by its encoding key
+// (its location, when that settles the bytes; see encodingKey), per dumps options, for payloads that reference no
+// module or file. The bytes, so the hash, are the same, and a worker that has the function gets the hash alone.
+const byEncodingKey = new WeakMap<object, Map<string, EncodedFunction>>();
+const encodingKeyLimit = 1024;
+const noOptions: PickleOptions = {};
+
 /** Pickles a function. @throws ModulePickleError ERR_MP_NOT_A_FUNCTION, EncodeError from the codec */
 export async function encodeFunction(fn: unknown, dumpsOptions?: PickleOptions): Promise<EncodedFunction> {
   if (typeof fn !== 'function') {
@@ -52,11 +59,34 @@ export async function encodeFunction(fn: unknown, dumpsOptions?: PickleOptions):
   }
   const cached = selfContained.get(fn);
   if (cached && sameOwnKeys(fn)) return cached;
+  let key: string | undefined;
+  try {
+    key = encodingKey(fn);
+  } catch {
+    key = undefined; // dumps reports what is wrong with the function
+  }
+  const keyed = key === undefined ? undefined : byEncodingKey.get(dumpsOptions ?? noOptions);
+  const hit = key === undefined ? undefined : keyed?.get(key);
+  if (hit) return hit;
   const fnBytes = await dumps(fn, dumpsOptions);
   const fnHash = createHash('sha256').update(fnBytes).digest();
   const encoded = { fnKey: fnHash.toString('hex'), fnHash, fnBytes };
   if (isSelfContained(fnBytes) && sameOwnKeys(fn)) selfContained.set(fn, encoded);
+  if (key !== undefined && hasNoSections(fnBytes)) {
+    let map = keyed;
+    if (!map) byEncodingKey.set(dumpsOptions ?? noOptions, (map = new Map()));
+    if (map.size >= encodingKeyLimit) map.clear();
+    map.set(key, encoded);
+  }
   return encoded;
+}
+
+function hasNoSections(bytes: Uint8Array): boolean {
+  try {
+    return walkPayload(bytes).sections.length === 0;
+  } catch {
+    return false;
+  }
 }
 
 function cachedFunction(fn: unknown): EncodedFunction | undefined {

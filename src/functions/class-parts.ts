@@ -1,12 +1,13 @@
 /**
  * Own and prototype properties of by-value functions and classes that their source text does not recreate: added
  * or redefined properties (`name`, `length`, a replaced `prototype`, static fields, members added after the
- * declaration), deleted ones, changed attributes of members the class body defines (`Object.freeze(C)`), and a
- * prototype made non-extensible. The sender computes them (`ownKeysToKeep`, `shapeState`); the receiver applies them
- * to the rebuilt function (`applyShapeState`) before the codec defines the kept own properties.
- */
+ * declaration), deleted ones, changed attributes of members the class body defines (`Object.freeze(C)`), a
+ * prototype made non-extensible, and the current values of static `#private` fields. The sender computes them
+ * (`ownKeysToKeep`, `shapeState`); the receiver applies them to the rebuilt function (`applyShapeState`) before
+ * the codec defines the kept own properties. */
 import { DecodeError } from '../errors.ts';
 import { functionInfo } from './function-info.ts';
+import { readPrivateMembers } from './inspector.ts';
 import type { SourceInfo } from './free-variables.ts';
 
 /** Attribute bits of a property whose value the class body recreates: only its attributes travel. */
@@ -26,7 +27,11 @@ export interface ShapeState {
   readonly protoKeys?: readonly (string | symbol)[];
   /** The class prototype was not extensible at home. */
   readonly protoClosed?: boolean;
+  /** Current values of the class's static `#private` fields: `[name, value, ...]`. */
+  readonly statics?: readonly unknown[];
 }
+
+const setStaticPrivate = Symbol.for('modulepickle.setStaticPrivate');
 
 // Injected by instance-private.ts; never deleted on the receiver.
 const hookKeys = new Set<string | symbol>([Symbol.for('modulepickle.setPrivate'), Symbol.for('modulepickle.setStaticPrivate')]);
@@ -121,12 +126,20 @@ export function shapeState(fn: Function, source: SourceInfo): ShapeState | undef
     const d = Object.getOwnPropertyDescriptor(fn, key) as PropertyDescriptor;
     if (key !== 'prototype' && definedInBody(d, source.expression) && bits(d) !== bodyDefault(d)) attrs.push(key, bits(d));
   }
+  const statics: unknown[] = [];
+  const staticFields = source.privateState?.staticFields;
+  if (staticFields?.length) {
+    // Static private fields are re-initialized when the receiver evaluates the class: their current values travel.
+    const wanted = new Set(staticFields);
+    for (const [name, value] of readPrivateMembers(fn)) if (wanted.has(name)) statics.push(name, value);
+  }
   const proto = (fn as { prototype?: unknown }).prototype;
   const hasProto = typeof proto === 'object' && proto !== null;
   const parts = hasProto ? protoParts(fn, proto, source.expression) : undefined;
   return {
     keys: Reflect.ownKeys(fn),
     ...(attrs.length ? { attrs } : {}),
+    ...(statics.length ? { statics } : {}),
     ...(parts ? { proto: parts } : {}),
     ...(hasProto ? { protoKeys: Reflect.ownKeys(proto) } : {}),
     ...(hasProto && !Object.isExtensible(proto) ? { protoClosed: true } : {}),
@@ -166,6 +179,12 @@ export function applyShapeState(fn: Function, state: ShapeState): void {
   if (attrs !== undefined) {
     if (!Array.isArray(attrs)) bad('attributes');
     for (let i = 0; i < attrs.length; i += 2) setAttrs(fn, attrs[i] as string | symbol, attrs[i + 1]);
+  }
+  const statics = state.statics;
+  if (statics !== undefined) {
+    const set = (fn as unknown as Record<symbol, unknown>)[setStaticPrivate];
+    if (!Array.isArray(statics) || typeof set !== 'function') bad('static private fields');
+    for (let i = 0; i < statics.length; i += 2) (set as (n: unknown, v: unknown) => void).call(fn, statics[i], statics[i + 1]);
   }
   if (state.proto === undefined && state.protoKeys === undefined && state.protoClosed === undefined) return;
   const target = (fn as { prototype?: object }).prototype;

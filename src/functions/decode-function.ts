@@ -3,7 +3,7 @@
  */
 import { DecodeError } from '../errors.ts';
 import type { RestoreContext } from '../codec/registry.ts';
-import { walkPath } from '../modules/intrinsics.ts';
+import { intrinsicValue } from '../modules/intrinsics.ts';
 import { loadModules, moduleFile, resolveExport, sameBases, type ModuleBases, type ModuleNeed } from '../modules/load.ts';
 import { createRequire } from 'node:module';
 import type { ExportRef, ModuleRef } from '../modules/module-ref.ts';
@@ -94,7 +94,7 @@ export function restoreFunction(args: FunctionArgs, ctx: RestoreContext): Functi
   switch (args.t) {
     case 'intrinsic': {
       if (!Array.isArray(args.path)) bad('intrinsic path');
-      const v = walkPath(globalThis, args.path);
+      const v = intrinsicValue(args.path);
       if (typeof v !== 'function') throw new DecodeError('ERR_MP_MODULE_EXPORT', `built-in '${args.path.join('.')}' does not exist in Node.js ${process.version}`);
       return v;
     }

@@ -5,14 +5,14 @@ import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { EncodeError } from '../errors.ts';
 import type { ReduceContext } from '../codec/registry.ts';
-import { intrinsicPath } from '../modules/intrinsics.ts';
+import { findIntrinsic, intrinsicPath } from '../modules/intrinsics.ts';
 import { findModuleValue } from '../modules/module-index.ts';
 import { urlToPath } from '../modules/locate.ts';
 import { projectRoot } from '../modules/project-root.ts';
 import type { ExportRef, ModuleRef } from '../modules/module-ref.ts';
-import { currentInspection, functionInfo, liveScopes } from './function-info.ts';
+import { anyInspection, currentInspection, functionInfo, liveScopes } from './function-info.ts';
 import type { FunctionLocation, ScopeSnapshot } from './inspector.ts';
-import { esmExportRef, isMainFile, ModuleValue, requireFunctionRef, wrapModuleValue } from './module-values.ts';
+import { esmExportRef, getterExportRef, isMainFile, ModuleValue, requireFunctionRef, wrapModuleValue } from './module-values.ts';
 import { ownKeysToKeep, shapeState, type ShapeState } from './class-parts.ts';
 import { arrowAtModuleLevel } from './this-context.ts';
 
@@ -112,7 +112,7 @@ export function travelsByReference(fn: Function, ctx: ReduceContext): boolean {
   const ref = findModuleValue(fn, root);
   if (ref && allowReference(ref, ctx)) return true;
   const info = functionInfo(fn);
-  const esmRef = esmExportRef(fn, info, liveScopes(info.firstInspection), root);
+  const esmRef = esmExportRef(fn, info, liveScopes(anyInspection(fn, info)), root) ?? getterExportRef(fn, info, root);
   return esmRef !== undefined && allowReference(esmRef, ctx);
 }
 
@@ -163,9 +163,11 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
   const required = requireFunctionRef(fn, info, scopes, root);
   // Only the file's place matters (createRequire on the receiver), the module itself is not loaded.
   if (required) return { t: 'require', module: required };
-  const esmRef = esmExportRef(fn, info, scopes, root);
+  const esmRef = esmExportRef(fn, info, scopes, root) ?? getterExportRef(fn, info, root);
   if (esmRef && allowReference(esmRef, ctx)) return encodeRef(esmRef, ctx);
   if (info.native) {
+    const costly = findIntrinsic(fn);
+    if (costly) return { t: 'intrinsic', path: costly };
     throw new EncodeError('ERR_MP_NATIVE_FUNCTION', `native function '${fnName(fn)}' is neither a built-in nor an export of a loaded module, so it cannot travel; call it inside a function you pickle, or pickle the module that exports it`, ctx.path() as never);
   }
   const source = info.source;
@@ -247,6 +249,10 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
     if (ps.fields.length) {
       const cases = ps.fields.map((f) => `case ${JSON.stringify(f)}: o.${f} = v; return;`).join(' ');
       edits.push({ start: ps.bodyEnd, end: ps.bodyEnd, text: ` static [Symbol.for('modulepickle.setPrivate')](o, n, v) { switch (n) { ${cases} } }` });
+    }
+    if (ps.staticFields.length) {
+      const cases = ps.staticFields.map((f) => `case ${JSON.stringify(f)}: this.${f} = v; return;`).join(' ');
+      edits.push({ start: ps.bodyEnd, end: ps.bodyEnd, text: ` static [Symbol.for('modulepickle.setStaticPrivate')](n, v) { switch (n) { ${cases} } }` });
     }
   }
   let expression = expr;

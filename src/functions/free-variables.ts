@@ -17,6 +17,8 @@ export type SourceKind = 'function' | 'arrow' | 'class' | 'method' | 'getter' | 
 export interface PrivateStateInfo {
   /** Private instance field names (`#x`). */
   readonly fields: readonly string[];
+  /** Private static field names (`static #x`): their current values travel with the class. */
+  readonly staticFields: readonly string[];
   /** Public instance fields initialized with an arrow function (`onClick = () => this.x`): recreated, not copied. */
   readonly arrowFields: readonly string[];
   /** Offset just after the `{` of the constructor body, when the class declares a constructor. */
@@ -235,19 +237,20 @@ function collectClassEager(cls: ESTree.ClassExpression, out: ESTree.Node[]): voi
 
 function classPrivateState(cls: ESTree.ClassExpression): PrivateStateInfo | undefined {
   const fields: string[] = [];
+  const staticFields: string[] = [];
   let ctorBodyStart: number | undefined;
   const arrowFields: string[] = [];
   for (const m of cls.body.body) {
-    if (m.type === 'PropertyDefinition' && !m.static && m.key.type === 'PrivateIdentifier') fields.push(`#${m.key.name}`);
+    if (m.type === 'PropertyDefinition' && m.key.type === 'PrivateIdentifier') (m.static ? staticFields : fields).push(`#${m.key.name}`);
     if (m.type === 'PropertyDefinition' && !m.static && !m.computed && m.value && isArrowInit(m.value)) {
       if (m.key.type === 'Identifier') arrowFields.push(m.key.name);
       else if (m.key.type === 'Literal') arrowFields.push(String(m.key.value));
     }
     if (m.type === 'MethodDefinition' && m.kind === 'constructor') ctorBodyStart = (m.value.body as unknown as { start: number }).start + 1;
   }
-  if (!fields.length && !arrowFields.length) return undefined;
+  if (!fields.length && !arrowFields.length && !staticFields.length) return undefined;
   const bodyEnd = (cls.body as unknown as { end: number }).end - 1;
-  return { fields, arrowFields, bodyEnd, derived: cls.superClass !== null && cls.superClass !== undefined, ...(ctorBodyStart !== undefined ? { ctorBodyStart } : {}) };
+  return { fields, staticFields, arrowFields, bodyEnd, derived: cls.superClass !== null && cls.superClass !== undefined, ...(ctorBodyStart !== undefined ? { ctorBodyStart } : {}) };
 }
 
 /** `() => ...`, or one wrapped by a helper call such as esbuild's keepNames `__name(() => ..., "x")`. */

@@ -78,7 +78,7 @@ let replayed = false;
 /** Coverage walks the heap: above this many bytes of heap in use, the debugger replay is cheaper. */
 const coverageHeapLimit = 64 * 1024 * 1024;
 
-/** How the last unknown script was found (for tests and benchmarks). */
+/** How often scripts were looked up by coverage, and how often the debugger was enabled (each time a full replay). */
 export const scriptLookups = { coverage: 0, replay: 0 };
 
 function post<T>(method: string, params?: object): T {
@@ -121,6 +121,7 @@ function connect(): void {
 function withDebugger<T>(f: () => T): T {
   post('Debugger.enable', {});
   replayed = true;
+  scriptLookups.replay++;
   try {
     // Never let a `debugger` statement pause on this session.
     post('Debugger.setSkipAllPauses', { skip: true });
@@ -156,7 +157,6 @@ function scriptInfo(scriptId: string): ScriptInfo | undefined {
     info = scripts.get(scriptId);
   }
   if (!info) {
-    scriptLookups.replay++;
     withDebugger(() => undefined);
     info = scripts.get(scriptId);
   }
@@ -198,9 +198,11 @@ export function refreshScripts(): void {
   withDebugger(() => undefined);
 }
 
-/** All loaded scripts, with whether they are ES modules (replays the script list first if it never was). */
+/** Loaded scripts with whether they are ES modules (replays first unless the last replay told about all known ones). */
 export function loadedScripts(): ReadonlyMap<string, { url: string; isModule: boolean }> {
-  if (!replayed) withDebugger(() => undefined);
+  let complete = replayed;
+  for (const s of scripts.values()) if (s.isModule === undefined) complete = false;
+  if (!complete) withDebugger(() => undefined);
   const out = new Map<string, { url: string; isModule: boolean }>();
   for (const [id, s] of scripts) if (s.isModule !== undefined) out.set(id, { url: s.url, isModule: s.isModule });
   return out;
@@ -284,13 +286,15 @@ export function inspectFunction(fn: Function): FunctionInspection {
   }
 }
 
+const readHeld = `globalThis[Symbol.for('modulepickle.inspector.holder')].fn`;
+
 /** A function's internal properties (`[[FunctionLocation]]`, `[[Scopes]]`, `[[TargetFunction]]`, ...). */
 function internalProperties(fn: Function): Map<string, RemoteObject | undefined> {
   if (!session) connect();
   holder.fn = fn;
   try {
-    const fnRef = post<{ result: PropertyDescriptor[] }>('Runtime.getProperties', { objectId: holderId, ownProperties: true, objectGroup: group })
-      .result.find((p) => p.name === 'fn')?.value;
+    // One fixed expression (V8 keeps it compiled): cheaper than listing the holder's properties.
+    const fnRef = post<{ result: RemoteObject }>('Runtime.evaluate', { expression: readHeld, objectGroup: group, silent: true }).result;
     if (!fnRef?.objectId) throw new EncodeError('ERR_MP_INSPECTOR', 'the inspector could not see the function');
     const props = post<{ internalProperties?: PropertyDescriptor[] }>('Runtime.getProperties', {
       objectId: fnRef.objectId,

@@ -6,7 +6,7 @@ import { types } from 'node:util';
 import { DecodeError, EncodeError } from '../errors.ts';
 import type { Registry, Reducer, ReduceContext, Section } from '../codec/registry.ts';
 import { hasPrivateState, privateInstanceReducer } from './instance-private.ts';
-import { intrinsicTable, walkPath } from '../modules/intrinsics.ts';
+import { intrinsicTable, intrinsicValue, refreshIntrinsics } from '../modules/intrinsics.ts';
 import { indexedValues, refreshModuleIndex } from '../modules/module-index.ts';
 import { loadModules, needKey, type ModuleNeed } from '../modules/load.ts';
 import { checkModuleRef, loadedModules, moduleBase, restoreExport, restoreFunction, setFunctionState } from './decode-function.ts';
@@ -45,7 +45,7 @@ export const intrinsicReducer: Reducer<object, readonly string[]> = {
   reduce: (value) => intrinsicTable().get(value) ?? [],
   restore: (path) => {
     if (!Array.isArray(path) || !path.every((p) => typeof p === 'string')) throw new DecodeError('ERR_MP_BAD_INTRINSIC', 'malformed built-in reference in payload');
-    const v = walkPath(globalThis, path);
+    const v = intrinsicValue(path);
     if ((typeof v !== 'object' && typeof v !== 'function') || v === null) {
       throw new DecodeError('ERR_MP_BAD_INTRINSIC', `built-in '${path.join('.')}' does not exist in Node.js ${process.version}`);
     }
@@ -109,11 +109,19 @@ function refreshOnce(ctx: ReduceContext): void {
   for (const r of installed) refreshModuleIdentities(r, root);
 }
 
+/** Before each payload: built-in objects of lazy globals the program read since the last one go by reference. */
+function refreshBuiltins(): void {
+  for (const v of refreshIntrinsics()) {
+    if (typeof v !== 'function') for (const r of installed) r.registerValue(v, intrinsicReducer as never);
+  }
+}
+
 /** The `modules` section: the modules a payload references; decoding loads them before the body. */
 export const modulesSection: Section = {
   name: 'modules',
   rank: 20,
   code: true,
+  begin: refreshBuiltins,
   encode(ctx) {
     refreshOnce(ctx);
     const needs = ctx.scratch.get(moduleNeedsKey) as Map<string, ModuleNeed> | undefined;

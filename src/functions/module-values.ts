@@ -3,11 +3,12 @@
  * of ES modules are found through their defining module's scope, `require` functions are recognized, and the entry
  * script is never referenced.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { Module as CjsModule } from 'node:module';
 import { EncodeError } from '../errors.ts';
 import type { ReduceContext } from '../codec/registry.ts';
-import { findModuleValue, isModuleNamespace, mainModuleFile, matchNamespace, esmModuleRef } from '../modules/module-index.ts';
+import { findModuleValue, isModuleNamespace, mainModuleFile, matchNamespace, esmModuleRef, resolveAccessorExports } from '../modules/module-index.ts';
+import { readGetterValue } from './getter-value.ts';
 import { esmExports } from '../modules/esm-exports.ts';
 import { locateModule, urlToPath } from '../modules/locate.ts';
 import type { ExportRef, ModuleRef } from '../modules/module-ref.ts';
@@ -19,6 +20,9 @@ import { recordModule } from './module-records.ts';
 export class ModuleValue {
   constructor(readonly ref: ExportRef) {}
 }
+
+/** ES module namespaces identified from the loaded scripts (a module's namespace never changes its module). */
+const namespaceRefs = new WeakMap<object, ExportRef>();
 
 /** Replaces module objects (namespaces, `module.exports`, interop objects, package exports) with references. */
 export function wrapModuleValue(v: unknown, ctx: ReduceContext, root: string): unknown {
@@ -33,6 +37,7 @@ export function wrapModuleValue(v: unknown, ctx: ReduceContext, root: string): u
   }
   let ref = findModuleValue(v, root);
   if (ref && isMainFile(ref)) return v;
+  if (!ref && isModuleNamespace(v)) ref = namespaceRefs.get(v);
   if (!ref && isModuleNamespace(v)) {
     const candidates: { url: string; source: () => string }[] = [];
     const ids: string[] = [];
@@ -48,6 +53,7 @@ export function wrapModuleValue(v: unknown, ctx: ReduceContext, root: string): u
       throw new EncodeError('ERR_MP_UNKNOWN_MODULE', 'an ES module namespace was captured but its module could not be identified; import the names you need instead of `* as ns`', ctx.path() as never);
     }
     ref = { module: mod, view: 'exports', path: [] };
+    namespaceRefs.set(v, ref);
   }
   if (!ref) return v;
   recordModule(ctx, ref.module, ref.view === 'namespace');
@@ -63,24 +69,22 @@ export function isMainFile(ref: ExportRef): boolean {
 
 const exportsByScript = new Map<string, ReturnType<typeof esmExports>>();
 
-/**
- * Export names of an ES module: parsed from the file on disk when that parses (plain JS), else from the source V8
- * runs (TypeScript through a loader), which needs a debugger round trip.
- */
+/** Export names of an ES module, from the source V8 runs (the file on disk may have been edited since it loaded). */
 function moduleExports(loc: FunctionLocation): ReturnType<typeof esmExports> {
   if (exportsByScript.has(loc.scriptId)) return exportsByScript.get(loc.scriptId);
-  let exp: ReturnType<typeof esmExports>;
-  const file = urlToPath(loc.url);
-  if (file && /\.(m?js)$/.test(file)) {
-    try {
-      exp = esmExports(readFileSync(file, 'utf8'));
-    } catch {
-      exp = undefined;
-    }
-  }
-  exp ??= esmExports(scriptSource(loc.scriptId));
+  const exp = esmExports(scriptSource(loc.scriptId));
   exportsByScript.set(loc.scriptId, exp);
   return exp;
+}
+
+const files = new Set<string>();
+/** Whether a module URL names a file on disk (remembered once seen: a module that ran from a file stays one). */
+function isFile(url: string): boolean {
+  if (files.has(url)) return true;
+  const file = urlToPath(url);
+  if (!file || !existsSync(file)) return false;
+  files.add(url);
+  return true;
 }
 
 /** An exported function or class of an ES module (held by an exported binding of its defining module). */
@@ -92,9 +96,6 @@ export function esmExportRef(fn: Function, info: FunctionInfo, allScopes: readon
   // and exported as `export const pack = packr.pack`): what counts is that an exported binding holds it.
   const top = scopes[scopes.length - 1];
   if (!loc?.isModule || !loc.url.startsWith('file:') || top?.type !== 'module') return undefined;
-  // Code that is no file (`node -e`, `--input-type`) exports nothing anyone could import.
-  const file = urlToPath(loc.url);
-  if (!file || !existsSync(file)) return undefined;
   const vars = top.vars;
   const exp = moduleExports(loc);
   if (!exp) return undefined;
@@ -106,6 +107,8 @@ export function esmExportRef(fn: Function, info: FunctionInfo, allScopes: readon
     }
   }
   if (name === undefined) return undefined;
+  // Code that is no file (`node -e`, `--input-type`) exports nothing anyone could import.
+  if (!isFile(loc.url)) return undefined;
   const mod = esmModuleRef(loc.url, root);
   return mod ? { module: mod, view: 'exports', path: [name] } : undefined;
 }
@@ -120,3 +123,22 @@ export function requireFunctionRef(fn: Function, info: FunctionInfo, scopes: rea
   return undefined;
 }
 
+
+/**
+ * An export of a CommonJS module behind a getter (esbuild, tsc and Babel output) that holds this function: the
+ * getters of the function's own file are read without calling them (see `getter-value.ts`), once per file.
+ */
+export function getterExportRef(fn: Function, info: FunctionInfo, root: string): ExportRef | undefined {
+  const loc = info.location;
+  if (!loc || loc.isModule || !loc.url.startsWith('file:')) return undefined;
+  const file = urlToPath(loc.url);
+  if (!file) return undefined;
+  let name = '';
+  try {
+    name = typeof fn.name === 'string' ? fn.name : '';
+  } catch {
+    // a throwing `name` getter: no preferred export
+  }
+  resolveAccessorExports(file, root, (get) => readGetterValue(get), fn, name);
+  return findModuleValue(fn, root);
+}

@@ -12,6 +12,18 @@ export interface EsmExports {
   readonly names: ReadonlySet<string>;
   /** Start offsets of anonymous `export default function/class` declarations. */
   readonly defaultStart: number | undefined;
+  /** `export { a as b } from 'm'` (imported `a`) and `export * as b from 'm'` (imported `*`), by exported name. */
+  readonly reexports: ReadonlyMap<string, ImportedBinding>;
+  /** Specifiers of `export * from 'm'`, in source order. */
+  readonly stars: readonly string[];
+  /** Import bindings: local name -> where it comes from (`*` for `import * as x`). */
+  readonly imports: ReadonlyMap<string, ImportedBinding>;
+}
+
+/** A binding of another module: its specifier and the name it has there (`*`: the namespace, `default`). */
+export interface ImportedBinding {
+  readonly spec: string;
+  readonly imported: string;
 }
 
 const cache = new Map<string, EsmExports | null>();
@@ -40,7 +52,18 @@ export function esmExports(source: string): EsmExports | undefined {
   const locals = new Map<string, string[]>();
   const names = new Set<string>();
   let defaultStart: number | undefined;
+  const reexports = new Map<string, ImportedBinding>();
+  const stars: string[] = [];
+  const imports = new Map<string, ImportedBinding>();
   for (const s of program.body) {
+    if (s.type === 'ImportDeclaration') {
+      const spec = String(s.source.value);
+      for (const i of s.specifiers) {
+        const imported = i.type === 'ImportNamespaceSpecifier' ? '*' : i.type === 'ImportDefaultSpecifier' ? 'default' : nameOf(i.imported);
+        imports.set(i.local.name, { spec, imported });
+      }
+      continue;
+    }
     if (s.type === 'ExportNamedDeclaration') {
       if (s.declaration) {
         const d = s.declaration;
@@ -54,6 +77,7 @@ export function esmExports(source: string): EsmExports | undefined {
         const exported = nameOf(spec.exported);
         names.add(exported);
         if (!s.source) add(locals, nameOf(spec.local), exported);
+        else reexports.set(exported, { spec: String(s.source.value), imported: nameOf(spec.local) });
       }
     } else if (s.type === 'ExportDefaultDeclaration') {
       names.add('default');
@@ -63,10 +87,12 @@ export function esmExports(source: string): EsmExports | undefined {
       else defaultStart = (d as unknown as { start: number }).start;
     } else if (s.type === 'ExportAllDeclaration') {
       names.add(s.exported ? nameOf(s.exported) : '*');
+      if (s.exported) reexports.set(nameOf(s.exported), { spec: String(s.source.value), imported: '*' });
+      else stars.push(String(s.source.value));
     }
   }
   for (const list of locals.values()) for (const n of list) names.add(n);
-  const out: EsmExports = { locals, names, defaultStart };
+  const out: EsmExports = { locals, names, defaultStart, reexports, stars, imports };
   if (cache.size > 2000) cache.clear();
   cache.set(source, out);
   return out;

@@ -1,7 +1,16 @@
 /**
- * Built-in functions and objects by reference (`Math.max`, `JSON.parse`, `Array.prototype.map`, `structuredClone`,
- * `Buffer.from`): a table built once by walking the standard globals, mapping each value to its property path.
+ * Built-in functions and objects by reference (`Math.max`, `Array.prototype.map`, `%TypedArray%.prototype.fill`,
+ * `%ArrayIteratorPrototype%.next`, the `Map.prototype.size` getter, `Buffer.from`): a table from value to a path from
+ * `globalThis`, built once, lazily, by walking every standard global breadth first (so the shortest path wins):
+ * own properties (well-known symbol keys as `@@iterator`), prototypes of prototypes (`#proto`) and the getters and
+ * setters of accessors (`#get:name`, `#set:name`). Only descriptors are read; no getter runs while indexing.
+ * Intrinsics that no property path reaches (iterator prototypes, `%GeneratorFunction%`) start at named roots that
+ * both sides make the same way.
  */
+import { Buffer as BufferClass } from 'node:buffer';
+import { webcrypto } from 'node:crypto';
+import { performance as perf } from 'node:perf_hooks';
+import processObject from 'node:process';
 
 /** Globals every Node >= 20 process has (ECMAScript + Node + web). User-added globals are not intrinsics. */
 const standardGlobals = (
@@ -22,7 +31,31 @@ const standardGlobals = (
   'Iterator navigator Navigator WebSocket'
 ).split(' ');
 
-const lazyHeavy = new Set(['FormData', 'Headers', 'Request', 'Response', 'WebSocket', 'EventSource', 'navigator', 'Navigator']);
+/**
+ * Globals that stay accessors after first use, with the same value from a module (so no getter runs here). Other
+ * accessor globals are Node's lazy loaders, which turn into data properties on first read: they are indexed then.
+ */
+const accessorGlobals = new Map<string, unknown>([['process', processObject], ['Buffer', BufferClass], ['performance', perf], ['crypto', webcrypto]]);
+
+/** Slots that user code assigns (source-map-support, tsx): what they hold is not a built-in. */
+const userSlots = new Map<string, unknown>([['prepareStackTrace', Error]]);
+
+const hiddenRoots: Readonly<Record<string, () => unknown>> = {
+  '%ArrayIteratorPrototype%': () => Object.getPrototypeOf([][Symbol.iterator]()),
+  '%MapIteratorPrototype%': () => Object.getPrototypeOf(new Map()[Symbol.iterator]()),
+  '%SetIteratorPrototype%': () => Object.getPrototypeOf(new Set()[Symbol.iterator]()),
+  '%StringIteratorPrototype%': () => Object.getPrototypeOf(''[Symbol.iterator]()),
+  '%RegExpStringIteratorPrototype%': () => Object.getPrototypeOf(/(?:)/g[Symbol.matchAll]('')),
+  '%GeneratorFunction%': () => Object.getPrototypeOf(function* () {}).constructor,
+  '%AsyncGeneratorFunction%': () => Object.getPrototypeOf(async function* () {}).constructor,
+  '%AsyncFunction%': () => Object.getPrototypeOf(async function () {}).constructor,
+  '%URLSearchParamsIteratorPrototype%': () => Object.getPrototypeOf(new URLSearchParams().keys()),
+  '%SegmentsPrototype%': () => Object.getPrototypeOf(new Intl.Segmenter().segment('')),
+  '%SegmentIteratorPrototype%': () => Object.getPrototypeOf(new Intl.Segmenter().segment('')[Symbol.iterator]()),
+};
+
+/** Roots that cost milliseconds to make (ICU, URL internals): indexed only when a native function is not found. */
+const costlyRoots = new Set(['%URLSearchParamsIteratorPrototype%', '%SegmentsPrototype%', '%SegmentIteratorPrototype%']);
 
 const wellKnownSymbols = new Map<symbol, string>();
 for (const k of Object.getOwnPropertyNames(Symbol)) {
@@ -30,71 +63,149 @@ for (const k of Object.getOwnPropertyNames(Symbol)) {
   if (typeof v === 'symbol') wellKnownSymbols.set(v, `@@${k}`);
 }
 
-let table: Map<object, readonly string[]> | undefined;
-
-function keyName(key: string | symbol): string | undefined {
-  if (typeof key === 'string') return key.startsWith('#') || key.startsWith('@@') ? undefined : key;
-  return wellKnownSymbols.get(key);
+interface Table {
+  readonly paths: Map<object, readonly string[]>;
+  /** Lazy globals not read yet (accessors that become data properties when the program first uses them). */
+  readonly pending: Set<string>;
+  costlyDone: boolean;
 }
 
-function build(): Map<object, readonly string[]> {
-  const out = new Map<object, readonly string[]>();
-  out.set(globalThis, []);
-  const queue: { value: object; path: string[] }[] = [];
-  const add = (value: unknown, path: string[], walk: boolean): void => {
-    if ((typeof value !== 'object' && typeof value !== 'function') || value === null || out.has(value)) return;
-    out.set(value, path);
-    if (walk) queue.push({ value, path });
+let table: Table | undefined;
+
+function keyName(key: string | symbol): string | undefined {
+  if (typeof key !== 'string') return wellKnownSymbols.get(key);
+  // `#` and `@@` are path syntax; `_x` names are internal state (console._times), not API.
+  if (key.startsWith('#') || key.startsWith('@@') || (key.startsWith('_') && !key.startsWith('__'))) return undefined;
+  return key;
+}
+
+function isObject(v: unknown): v is object {
+  return (typeof v === 'object' && v !== null) || typeof v === 'function';
+}
+
+/** Adds values reachable from the roots, breadth first; returns the values added. */
+function walk(t: Table, roots: readonly (readonly [unknown, readonly string[]])[]): object[] {
+  const added: object[] = [];
+  const queue: { value: object; path: readonly string[] }[] = [];
+  const add = (value: unknown, path: readonly string[], follow: boolean): void => {
+    if (!isObject(value) || t.paths.has(value)) return;
+    t.paths.set(value, path);
+    added.push(value);
+    if (follow) queue.push({ value, path });
   };
-  for (const name of standardGlobals) {
-    const d = Object.getOwnPropertyDescriptor(globalThis, name);
-    if (!d) continue;
-    // Some lazy globals load a whole module on first read (undici's fetch classes: ~15 ms); leave them alone until
-    // the program has used them (a value never read cannot be in the user's data anyway).
-    if (!('value' in d) && lazyHeavy.has(name)) continue;
-    let v: unknown;
-    try {
-      v = 'value' in d ? d.value : d.get?.call(globalThis);
-    } catch {
-      continue;
-    }
-    add(v, [name], true);
-  }
-  // Breadth first so the shortest path wins; depth 3 covers `Array.prototype.map`, `fs.promises` style nesting.
-  while (queue.length) {
-    const { value, path } = queue.shift() as { value: object; path: string[] };
-    if (path.length >= 3 || path[0] === 'process' && path.length >= 2) continue;
-    if (typeof value === 'function') {
-      const proto = Object.getPrototypeOf(value) as unknown;
-      if (proto !== Function.prototype && proto !== null) add(proto, [...path, '#proto'], true);
-    }
+  for (const [value, path] of roots) add(value, path, true);
+  for (let head = 0; head < queue.length; head++) {
+    const { value, path } = queue[head] as { value: object; path: readonly string[] };
+    // `process` holds this program's state (env, argv, mainModule): only its own members are built-ins.
+    const inProcess = path[0] === 'process';
+    if (inProcess && path.length > 1 && typeof value !== 'function') continue;
+    add(Object.getPrototypeOf(value), [...path, '#proto'], !inProcess);
     for (const key of Reflect.ownKeys(value)) {
       const name = keyName(key);
       if (name === undefined) continue;
       const d = Object.getOwnPropertyDescriptor(value, key);
       if (!d) continue;
       if ('value' in d) {
-        const isFnOrProto = typeof d.value === 'function' || name === 'prototype' || (path.length === 1 && path[0] !== 'process');
-        if (isFnOrProto) add(d.value, [...path, name], true);
+        const v: unknown = d.value;
+        if (!isObject(v) || t.paths.has(v) || (userSlots.has(name) && value === userSlots.get(name))) continue;
+        if (inProcess && typeof v !== 'function' && (path.length > 1 || name === 'mainModule')) continue;
+        add(v, [...path, name], true);
       } else {
-        if (d.get) add(d.get, [...path, `#get:${name}`], false);
-        if (d.set) add(d.set, [...path, `#set:${name}`], false);
+        add(d.get, [...path, `#get:${name}`], false);
+        add(d.set, [...path, `#set:${name}`], false);
       }
     }
   }
-  return out;
+  return added;
+}
+
+function globalRoots(names: Iterable<string>, pending: Set<string>): [unknown, string[]][] {
+  const roots: [unknown, string[]][] = [];
+  for (const name of names) {
+    const d = Object.getOwnPropertyDescriptor(globalThis, name);
+    if (!d) continue;
+    if ('value' in d) {
+      pending.delete(name);
+      roots.push([d.value, [name]]);
+    } else if (accessorGlobals.has(name)) {
+      roots.push([accessorGlobals.get(name), [name]]);
+    } else {
+      pending.add(name);
+    }
+  }
+  return roots;
+}
+
+function current(): Table {
+  if (table) return table;
+  const t: Table = { paths: new Map([[globalThis, []]]), pending: new Set(), costlyDone: false };
+  walk(t, [...globalRoots(standardGlobals, t.pending), ...makeRoots(false)]);
+  table = t;
+  return t;
+}
+
+function makeRoots(costly: boolean): [unknown, readonly string[]][] {
+  const roots: [unknown, readonly string[]][] = [];
+  for (const [name, make] of Object.entries(hiddenRoots)) {
+    if (costlyRoots.has(name) !== costly) continue;
+    try {
+      roots.push([make(), [name]]);
+    } catch {
+      // Not in this Node.js version.
+    }
+  }
+  return roots;
+}
+
+/**
+ * `intrinsicPath`, and for a value not found, once per process also the intrinsics that are costly to reach (for a
+ * native function about to be refused).
+ */
+export function findIntrinsic(value: object): readonly string[] | undefined {
+  const t = current();
+  const hit = t.paths.get(value);
+  if (hit || t.costlyDone) return hit;
+  t.costlyDone = true;
+  walk(t, makeRoots(true));
+  refreshIntrinsics();
+  return t.paths.get(value);
+}
+
+/**
+ * Indexes lazy globals the program has read since the last call (Node defines `TextEncoder`, `ReadableStream`, ...
+ * as loaders that become plain properties on first use). Returns the values added.
+ */
+export function refreshIntrinsics(): object[] {
+  const t = current();
+  if (!t.pending.size) return [];
+  const roots = globalRoots([...t.pending], t.pending);
+  return roots.length ? walk(t, roots) : [];
 }
 
 /** The property path of a built-in value from `globalThis` (e.g. `['Array', 'prototype', 'map']`), if it is one. */
 export function intrinsicPath(value: object): readonly string[] | undefined {
-  table ??= build();
-  return table.get(value);
+  return current().paths.get(value);
 }
 
 /** All intrinsic values with their paths (for registering identity reducers). */
 export function intrinsicTable(): ReadonlyMap<object, readonly string[]> {
-  table ??= build();
-  return table;
+  return current().paths;
+}
+
+/** The built-in value at a path made by `intrinsicPath` (from `globalThis` or a named root), if it exists here. */
+export function intrinsicValue(path: readonly string[]): unknown {
+  const first = path[0];
+  if (first !== undefined && first.startsWith('%')) {
+    const make = Object.hasOwn(hiddenRoots, first) ? hiddenRoots[first] : undefined;
+    let root: unknown;
+    try {
+      root = make?.();
+    } catch {
+      return undefined;
+    }
+    return root === undefined ? undefined : walkPath(root, path.slice(1));
+  }
+  return walkPath(globalThis, path);
 }
 
 /** Walks a property path (as made by `intrinsicPath` or a module export path) from a start object. */

@@ -13,6 +13,19 @@ import { describeModule, moduleKey } from './module-ref.ts';
 
 const require = createRequire(import.meta.url);
 
+// An ES module URL, once imported, names the same instance for the life of the process (the module map is never
+// cleared), so its namespace is remembered: a payload that references an already loaded module decodes
+// synchronously, without a trip through the loader (and its hooks thread under tsx). Failures are not remembered.
+const namespaces = new Map<string, unknown>();
+
+function importOnce(url: string): unknown {
+  if (namespaces.has(url)) return namespaces.get(url);
+  return import(url).then((ns: unknown) => {
+    namespaces.set(url, ns);
+    return ns;
+  });
+}
+
 /** Where a package is installed, searching `node_modules` folders upward from `from`. */
 export function findPackageDir(name: string, from: string): string | undefined {
   let dir = resolve(from);
@@ -99,7 +112,10 @@ export function loadModule(ref: ModuleRef, base: ModuleBases): unknown {
   const fail = (cause: unknown): never => {
     throw new DecodeError('ERR_MP_MODULE_LOAD', `cannot load module ${describeModule(ref)} from ${file}: ${(cause as Error)?.message ?? String(cause)}`, undefined, { cause });
   };
-  if (ref.esm) return import(pathToFileURL(file).href).catch(fail);
+  if (ref.esm) {
+    const m = importOnce(pathToFileURL(file).href);
+    return m instanceof Promise ? m.catch(fail) : m;
+  }
   try {
     return require(file);
   } catch (cause) {
@@ -129,7 +145,7 @@ export function loadModules(needs: readonly ModuleNeed[], base: ModuleBases): Ma
     if (need.namespace) {
       const ref = need.module;
       const spec = ref.kind === 'builtin' ? `node:${ref.name}` : pathToFileURL(moduleFile(ref, base) as string).href;
-      m = import(spec);
+      m = importOnce(spec);
     } else {
       m = loadModule(need.module, base);
     }

@@ -7,7 +7,9 @@ import { builtinModules, createRequire } from 'node:module';
 import { realpathSync } from 'node:fs';
 import { locateModule, urlToPath } from './locate.ts';
 import type { ExportRef, ModuleRef } from './module-ref.ts';
-import { esmExports } from './esm-exports.ts';
+import { esmExports, type EsmExports } from './esm-exports.ts';
+import { namespaceBindings, type ModuleGraph } from './esm-namespace.ts';
+import { pathToFileURL } from 'node:url';
 
 const require = createRequire(import.meta.url);
 
@@ -18,6 +20,8 @@ interface IndexState {
   modules: Map<object, ModuleRef>;
   seenFiles: Set<string>;
   seenBuiltins: Set<string>;
+  /** Exports behind getters, by the file of the module that exports them (see `accessorExports`). */
+  accessors: Map<string, AccessorExport[]>;
   loadListLength: number;
   cacheSize: number;
 }
@@ -26,9 +30,30 @@ let state: IndexState | undefined;
 
 // Deprecated or noisy builtins that warn when loaded; never scanned.
 const skipBuiltins = new Set(['sys', 'punycode', 'domain', 'constants', 'module', 'repl', 'test', 'sea', 'sqlite']);
+const builtinSet = new Set(builtinModules);
 
-function indexExports(s: IndexState, exportsObj: unknown, module: ModuleRef, deep: boolean): void {
-  if ((typeof exportsObj !== 'object' && typeof exportsObj !== 'function') || exportsObj === null) return;
+/** A value exported through a getter: recorded, never read (a getter may warn, throw or do work). */
+interface AccessorExport {
+  readonly name: string;
+  readonly get: Function;
+  readonly module: ModuleRef;
+}
+
+function isObjectLike(v: unknown): v is object {
+  return (typeof v === 'object' && v !== null) || typeof v === 'function';
+}
+
+function dataValue(o: object, key: string): unknown {
+  try {
+    const d = Object.getOwnPropertyDescriptor(o, key);
+    return d && 'value' in d ? d.value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function indexExports(s: IndexState, exportsObj: unknown, module: ModuleRef, deep: boolean, file?: string): void {
+  if (!isObjectLike(exportsObj)) return;
   if (!s.modules.has(exportsObj)) s.modules.set(exportsObj, module);
   if (!s.values.has(exportsObj)) s.values.set(exportsObj, { module, view: 'exports', path: [] });
   let keys: (string | symbol)[];
@@ -40,36 +65,64 @@ function indexExports(s: IndexState, exportsObj: unknown, module: ModuleRef, dee
   for (const key of keys) {
     if (typeof key !== 'string') continue;
     const name = key;
-    let v: unknown;
+    let d: PropertyDescriptor | undefined;
     try {
-      const d = Object.getOwnPropertyDescriptor(exportsObj, name);
-      if (!d) continue;
-      v = 'value' in d ? d.value : d.get ? (exportsObj as Record<string, unknown>)[name] : undefined;
+      d = Object.getOwnPropertyDescriptor(exportsObj, name);
     } catch {
       continue;
     }
-    if ((typeof v !== 'function' && (typeof v !== 'object' || v === null)) || s.values.has(v)) continue;
-    // Objects exported by packages/builtins (fs.promises, path.posix) go by reference; plain data of local
-    // modules goes by value, as cloudpickle does for module globals.
-    if (typeof v === 'function' || module.kind === 'builtin' || deep) {
-      s.values.set(v, { module, view: 'exports', path: [name] });
-      const proto = typeof v === 'function' ? (v as { prototype?: unknown }).prototype : undefined;
-      if (typeof proto === 'object' && proto !== null) {
-        // Methods of exported classes (EventEmitter.prototype.on), so `emitter.on` travels by reference.
-        for (const k2 of Object.getOwnPropertyNames(proto)) {
-          const d2 = Object.getOwnPropertyDescriptor(proto, k2);
-          const m = d2 && 'value' in d2 ? d2.value : undefined;
-          if (typeof m === 'function' && k2 !== 'constructor' && !s.values.has(m)) s.values.set(m, { module, view: 'exports', path: [name, 'prototype', k2] });
-        }
-      }
-      if (module.kind === 'builtin' && typeof v === 'object') {
-        for (const k2 of Object.keys(v)) {
-          const v2 = (v as Record<string, unknown>)[k2];
-          if (typeof v2 === 'function' && !s.values.has(v2)) s.values.set(v2, { module, view: 'exports', path: [name, k2] });
-        }
-      }
+    if (!d) continue;
+    if (!('value' in d)) {
+      if (typeof d.get !== 'function') continue;
+      // `fs.promises` is the `fs/promises` builtin: index that module instead of reading the getter.
+      if (module.kind === 'builtin') indexBuiltin(s, `${module.name}/${name}`, false);
+      else if (file !== undefined) addAccessor(s, file, { name, get: d.get, module });
+      continue;
+    }
+    indexValue(s, d.value, module, name, deep);
+  }
+}
+
+/** Indexes one exported value (and the methods of an exported class). */
+function indexValue(s: IndexState, v: unknown, module: ModuleRef, name: string, deep: boolean): void {
+  if (!isObjectLike(v) || s.values.has(v)) return;
+  // Objects exported by packages/builtins (fs.promises, path.posix) go by reference; plain data of local
+  // modules goes by value, as cloudpickle does for module globals.
+  if (typeof v !== 'function' && module.kind !== 'builtin' && !deep) return;
+  s.values.set(v, { module, view: 'exports', path: [name] });
+  const proto = typeof v === 'function' ? dataValue(v, 'prototype') : undefined;
+  if (isObjectLike(proto)) {
+    // Methods of exported classes (EventEmitter.prototype.on), so `emitter.on` travels by reference.
+    for (const k2 of Object.getOwnPropertyNames(proto)) {
+      const m = dataValue(proto, k2);
+      if (typeof m === 'function' && k2 !== 'constructor' && !s.values.has(m)) s.values.set(m, { module, view: 'exports', path: [name, 'prototype', k2] });
     }
   }
+  if (module.kind === 'builtin' && typeof v === 'object') {
+    for (const k2 of Object.keys(v)) {
+      const v2 = dataValue(v, k2);
+      if (typeof v2 === 'function' && !s.values.has(v2)) s.values.set(v2, { module, view: 'exports', path: [name, k2] });
+    }
+  }
+}
+
+function addAccessor(s: IndexState, file: string, a: AccessorExport): void {
+  let list = s.accessors.get(file);
+  if (!list) s.accessors.set(file, (list = []));
+  list.push(a);
+}
+
+function indexBuiltin(s: IndexState, name: string, needLoaded: boolean, loaded?: ReadonlySet<string>): void {
+  if (s.seenBuiltins.has(name) || name.startsWith('_') || skipBuiltins.has(name) || !builtinSet.has(name)) return;
+  if (needLoaded && !loaded?.has(name)) return;
+  s.seenBuiltins.add(name);
+  let exp: unknown;
+  try {
+    exp = process.getBuiltinModule(name);
+  } catch {
+    return;
+  }
+  indexExports(s, exp, { kind: 'builtin', name }, true);
 }
 
 function refresh(s: IndexState): void {
@@ -77,17 +130,7 @@ function refresh(s: IndexState): void {
   if (loadList.length !== s.loadListLength) {
     s.loadListLength = loadList.length;
     const loaded = new Set(loadList.filter((x) => x.startsWith('NativeModule ')).map((x) => x.slice(13)));
-    for (const name of builtinModules) {
-      if (s.seenBuiltins.has(name) || name.startsWith('_') || skipBuiltins.has(name) || !loaded.has(name)) continue;
-      s.seenBuiltins.add(name);
-      let exp: unknown;
-      try {
-        exp = process.getBuiltinModule(name);
-      } catch {
-        continue;
-      }
-      indexExports(s, exp, { kind: 'builtin', name }, true);
-    }
+    for (const name of builtinModules) indexBuiltin(s, name, true, loaded);
   }
   const cache = require.cache;
   const files = Object.keys(cache);
@@ -99,17 +142,36 @@ function refresh(s: IndexState): void {
       if (!m || !m.loaded) continue;
       s.seenFiles.add(file);
       const ref = locateModule(file, false, s.root);
-      indexExports(s, m.exports, ref, ref.kind === 'package');
+      indexExports(s, m.exports, ref, ref.kind === 'package', file);
     }
   }
 }
 
 function current(root: string): IndexState {
   if (!state || state.root !== root) {
-    state = { root, values: new Map(), modules: new Map(), seenFiles: new Set(), seenBuiltins: new Set(), loadListLength: -1, cacheSize: -1 };
+    state = { root, values: new Map(), modules: new Map(), seenFiles: new Set(), seenBuiltins: new Set(), accessors: new Map(), loadListLength: -1, cacheSize: -1 };
     refresh(state);
   }
   return state;
+}
+
+/**
+ * Indexes the getter exports of the module loaded from `file` whose value `read` can tell without calling the
+ * getter (see `getter-value.ts`), until `target` is indexed: the export named like it first (reading a getter
+ * costs an inspector round trip per scope), then the others. Each export is read once.
+ */
+export function resolveAccessorExports(file: string, root: string, read: (get: Function) => { value: unknown } | undefined, target: object, name: string): void {
+  const s = current(root);
+  const list = s.accessors.get(file);
+  if (!list || s.values.has(target)) return;
+  const named = list.findIndex((a) => a.name === name);
+  if (named > 0) list.unshift(...list.splice(named, 1));
+  while (list.length && !s.values.has(target)) {
+    const a = list.shift() as AccessorExport;
+    const got = read(a.get);
+    if (got) indexValue(s, got.value, a.module, a.name, a.module.kind === 'package');
+  }
+  if (!list.length) s.accessors.delete(file);
 }
 
 /** Indexes modules loaded since the last refresh (cheap when nothing changed). */
@@ -159,25 +221,95 @@ export function esmModuleRef(url: string, root: string): ModuleRef | undefined {
   return file ? locateModule(file, true, root) : undefined;
 }
 
+const extensions = ['.ts', '.mts', '.tsx', '.js', '.mjs', '.cts', '.cjs', '.jsx', '.json', '/index.ts', '/index.mts', '/index.tsx', '/index.js', '/index.mjs'];
+
+/** The loaded module graph: ES modules from their sources, CommonJS modules from the require cache. */
+function loadedGraph(candidates: Iterable<{ url: string; source: () => string }>): ModuleGraph & { urls: string[] } {
+  const sources = new Map<string, () => string>();
+  for (const c of candidates) sources.set(c.url, c.source);
+  const parsed = new Map<string, EsmExports | undefined>();
+  const cjsFile = (url: string): string | undefined => {
+    const file = url.startsWith('file:') ? urlToPath(url) : undefined;
+    return file !== undefined && require.cache[file] ? file : undefined;
+  };
+  const known = (url: string): boolean => sources.has(url) || cjsFile(url) !== undefined;
+  return {
+    urls: [...sources.keys()],
+    esm(url) {
+      if (!parsed.has(url)) parsed.set(url, sources.has(url) ? esmExports((sources.get(url) as () => string)()) : undefined);
+      return parsed.get(url);
+    },
+    cjs(url) {
+      const file = cjsFile(url);
+      const exp = file === undefined ? undefined : (require.cache[file]?.exports as unknown);
+      return isObjectLike(exp) ? Object.keys(exp) : undefined;
+    },
+    resolve(spec, from) {
+      let base: string | undefined;
+      if (spec.startsWith('./') || spec.startsWith('../') || spec.startsWith('/') || spec.startsWith('file:')) {
+        try {
+          base = new URL(spec, from).href;
+        } catch {
+          return undefined;
+        }
+      } else {
+        // A package or a subpath import: CommonJS resolution finds the file (ESM-only exports maps are not tried).
+        try {
+          const fromFile = urlToPath(from);
+          base = fromFile ? pathToFileURL(createRequire(fromFile).resolve(spec)).href : undefined;
+        } catch {
+          return undefined;
+        }
+      }
+      if (base === undefined) return undefined;
+      if (known(base)) return base;
+      // Loaders resolve what plain Node does not: no extension, a folder's index, `.js` naming a `.ts` file.
+      for (const ext of extensions) if (known(base + ext)) return base + ext;
+      const swapped = base.replace(/\.(m|c)?jsx?$/, (m) => m.replace('js', 'ts'));
+      return swapped !== base && known(swapped) ? swapped : undefined;
+    },
+  };
+}
+
+function sameBindings(a: ReadonlyMap<string, string>, b: ReadonlyMap<string, string>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, v] of a) if (b.get(k) !== v) return false;
+  return true;
+}
+
 /**
- * Matches an ES module namespace against loaded ES module scripts by export names.
- * `scripts` are candidates (url + source getter), tried in order; a unique match wins.
+ * Matches an ES module namespace against loaded ES module scripts: the module whose namespace, built from source
+ * as the spec does (re-exports and `export *` chains included), has exactly the namespace's export names. Modules
+ * whose namespaces are the same bindings under the same names are interchangeable (one of them wins); other ties
+ * are no match.
  */
 export function matchNamespace(ns: object, candidates: Iterable<{ url: string; source: () => string }>, root: string): ModuleRef | undefined {
   const keys = new Set(Object.keys(ns));
-  let found: ModuleRef | undefined;
-  for (const c of candidates) {
-    const exp = esmExports(c.source());
-    if (!exp || exp.names.has('*') || exp.names.size !== keys.size) continue;
+  const graph = loadedGraph(candidates);
+  let found: { ref: ModuleRef; bindings: ReadonlyMap<string, string> } | undefined;
+  for (const url of graph.urls) {
+    const exp = graph.esm(url);
+    if (!exp) continue;
+    // Cheap rejections first: a module's own export names are all in its namespace.
+    let own = 0;
+    let fits = true;
+    for (const n of exp.names) {
+      if (n === '*') continue;
+      own++;
+      if (!keys.has(n)) fits = false;
+    }
+    if (!fits || (exp.stars.length === 0 && own !== keys.size)) continue;
+    const bindings = namespaceBindings(graph, url);
+    if (!bindings || bindings.size !== keys.size) continue;
     let same = true;
-    for (const n of exp.names) if (!keys.has(n)) same = false;
+    for (const k of bindings.keys()) if (!keys.has(k)) same = false;
     if (!same) continue;
-    const ref = esmModuleRef(c.url, root);
+    const ref = esmModuleRef(url, root);
     if (!ref) continue;
-    if (found) return undefined;
-    found = ref;
+    if (!found) found = { ref, bindings };
+    else if (!sameBindings(found.bindings, bindings)) return undefined;
   }
-  return found;
+  return found?.ref;
 }
 
 let mainFile: string | null | undefined;

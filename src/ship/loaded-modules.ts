@@ -18,16 +18,24 @@ export function loadedModulePaths(extra: Iterable<string> = []): string[] {
   return [...out];
 }
 
+/** Real paths of loaded modules (a loaded module's file stays put; a deleted one is looked up again). */
+const reals = new Map<string, string>();
+
 /** The loaded modules local to `root` (real paths). */
 export function localLoadedModules(root: string, extra: Iterable<string> = []): string[] {
   const out: string[] = [];
   for (const p of loadedModulePaths(extra)) {
-    try {
-      const real = realpathSync(p);
-      if (isLocalPath(root, real)) out.push(real);
-    } catch {
-      // deleted since it was loaded
+    let real = reals.get(p);
+    if (real === undefined) {
+      try {
+        real = realpathSync(p);
+      } catch {
+        continue; // deleted since it was loaded
+      }
+      if (reals.size >= 100_000) reals.clear();
+      reals.set(p, real);
     }
+    if (isLocalPath(root, real)) out.push(real);
   }
   return out;
 }

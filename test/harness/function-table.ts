@@ -22,6 +22,8 @@ export interface FunctionCase {
   readonly check: (value: any) => unknown;
   /** Options for dumps. */
   readonly options?: Record<string, unknown>;
+  /** Options for loads, in process and in the fresh node process (JSON data, e.g. `root`). */
+  readonly loadOptions?: Record<string, unknown>;
 }
 
 /** Runs the payload folder through a child decoder and returns its JSON results. */
@@ -49,8 +51,9 @@ export function functionTable(title: string, cases: readonly FunctionCase[]): vo
           const value = await c.make();
           const bytes = await dumps({ value, check: c.check }, c.options);
           await writeFile(join(dir, `${key(i)}.bin`), bytes);
+          if (c.loadOptions) await writeFile(join(dir, `${key(i)}.json`), JSON.stringify(c.loadOptions));
           expected.set(c.name, await runCheck(c.check, value));
-          const back = (await loads(bytes)) as { value: unknown; check: (v: unknown) => unknown };
+          const back = (await loads(bytes, c.loadOptions)) as { value: unknown; check: (v: unknown) => unknown };
           inProcess.set(c.name, await runCheck(back.check, back.value));
         } catch (e) {
           dumpErrors.set(c.name, e);
