@@ -96,6 +96,11 @@ export class RedisBlobStore {
     this.#known.clear();
   }
 
+  /** Whether `key` is known to be in Redis (checked or written recently by this store). */
+  knows(key: string): boolean {
+    return this.#isKnown(key, Date.now());
+  }
+
   #isKnown(key: string, now: number): boolean {
     const until = this.#known.get(key);
     return until !== undefined && until > now;

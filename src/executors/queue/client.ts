@@ -63,7 +63,7 @@ export interface Submission {
   readonly frame: Uint8Array;
   readonly refs?: FrameRefs;
   /** More blob ids to keep alive while the job is in flight, not listed in the job (e.g. the files of its code versions). */
-  readonly keep?: readonly string[];
+  readonly keep?: () => Iterable<string>;
 }
 
 /** A job handed to {@link QueueClient.enqueue}. */
@@ -81,7 +81,7 @@ export type CancelResult = 'removed' | 'stopping' | 'finishing';
 interface Pending {
   readonly jobId: string;
   readonly refs: FrameRefs | undefined;
-  readonly keep: readonly string[] | undefined;
+  readonly keep: (() => Iterable<string>) | undefined;
   resolve(outcome: FrameOutcome): void;
   reject(err: Error): void;
   added: boolean;
@@ -509,7 +509,7 @@ export class QueueClient {
     for (const p of this.#pending.values()) {
       p.refs?.manifests?.forEach((m) => manifests.add(m));
       p.refs?.blobs?.forEach((b) => blobs.add(b));
-      p.keep?.forEach((b) => blobs.add(b));
+      if (p.keep) for (const b of p.keep()) blobs.add(b);
     }
     await this.store.touch([...blobs], [...manifests]).catch(() => {});
   }

@@ -6,7 +6,7 @@
  * once it ended, so per-call timeouts and aborts mean for the queue what they mean for the pool.
  */
 import { ModulePickleError, WorkerError } from '../../errors.ts';
-import { ProjectBlobSource } from '../pickler.ts';
+import { ProjectBlobSource, type ShipBuild } from '../pickler.ts';
 import { ResultStatus } from '../protocol.ts';
 import type { Lane, LaneEvents, StopMode, Transport } from '../scheduler.ts';
 import { taskBody, type EncodedTask } from '../task.ts';
@@ -132,12 +132,12 @@ class QueueLane implements Lane {
   }
 
   /** Makes the task's code versions and function payload present in Redis; returns what the job references. */
-  async #upload(client: QueueClient, task: EncodedTask): Promise<{ refs: { manifests: string[]; blobs: string[] }; keep: string[] }> {
+  async #upload(client: QueueClient, task: EncodedTask): Promise<{ refs: { manifests: string[]; blobs: string[] }; keep: () => Iterable<string> }> {
     const versions = this.#o.versions;
     const manifests = versions.idsOf(task);
     // The job names its code versions and function payload; the versions' files (thousands of ids) stay out of it,
     // and this client keeps them alive while the job is in flight.
-    const keep: string[] = [];
+    const builds: ShipBuild[] = [];
     for (const id of manifests) {
       const build = versions.build(id);
       if (!build) {
@@ -145,6 +145,9 @@ class QueueLane implements Lane {
         if ((await client.store.missingKeys([client.store.manifestKey(id)])).length === 0) continue;
         throw new WorkerError('ERR_MP_SHIP_CHANGED', `code version ${id.slice(0, 12)} of this function is neither in Redis nor known to this process any more; wrap or pickle the function again`);
       }
+      builds.push(build);
+      // Uploaded or checked recently: nothing to do (the usual case of a warm call).
+      if (client.store.knows(client.store.manifestKey(id))) continue;
       const source = new ProjectBlobSource(build);
       await client.upload({
         manifestId: build.id,
@@ -152,7 +155,6 @@ class QueueLane implements Lane {
         blobIds: [...build.files.keys()],
         load: (h) => source.getSync([h]).get(h) ?? Promise.reject(new WorkerError('ERR_MP_SHIP_CHANGED', `a file of ${build.root} changed while it was being uploaded; call again`)),
       });
-      keep.push(...build.files.keys());
     }
     const before = client.store.uploads.blobs;
     await client.store.ensureBlobs([task.fnKey], () => task.fnBytes);
@@ -160,7 +162,7 @@ class QueueLane implements Lane {
       this.#o.stats.functionsSent++;
       this.#o.stats.functionBytes += task.fnBytes.length;
     }
-    return { refs: { manifests, blobs: [task.fnKey] }, keep };
+    return { refs: { manifests, blobs: [task.fnKey] }, keep: () => builds.flatMap((b) => [...b.files.keys()]) };
   }
 
   stop(id: number, mode: StopMode, reason?: string): void {
