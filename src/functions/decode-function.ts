@@ -12,6 +12,8 @@ import type { FunctionArgs, FunctionState } from './encode-function.ts';
 import { loadedModulesKey, treeDirKey } from './module-records.ts';
 import { assignCaptures, buildFunction, classTracker, type ScopeRecord } from './rebuild.ts';
 import { applyShapeState } from './class-parts.ts';
+import { retargetUrls } from './source-edits.ts';
+import { pathToFileURL } from 'node:url';
 
 const scopes = new WeakMap<Function, ScopeRecord | null>();
 const reused = new WeakSet<Function>();
@@ -88,6 +90,18 @@ export function restoreExport(ref: unknown, ctx: RestoreContext): unknown {
   return resolveExport(ref, loaded);
 }
 
+/**
+ * The source of a by-value function with its `import()` and `import.meta` pointed at this side's copy of the
+ * module that defined it (the shipped tree, or the receiver's install of a package).
+ */
+function originExpression(args: Extract<FunctionArgs, { t: 'value' }>, ctx: RestoreContext): string {
+  if (args.origin === undefined) return args.expression;
+  checkModuleRef(args.origin);
+  if (!Array.isArray(args.urlSpans) || typeof args.url !== 'string') bad('module URL offsets');
+  const file = moduleFile(args.origin, moduleBase(ctx));
+  return file ? retargetUrls(args.expression, args.urlSpans, args.url, pathToFileURL(file).href) : args.expression;
+}
+
 /** Rebuilds a function from reducer arguments. @throws ERR_MP_BAD_FUNCTION and module errors */
 export function restoreFunction(args: FunctionArgs, ctx: RestoreContext): Function {
   if (typeof args !== 'object' || args === null) bad('arguments');
@@ -126,7 +140,7 @@ export function restoreFunction(args: FunctionArgs, ctx: RestoreContext): Functi
       const fn = buildFunction(
         {
           kind: args.kind,
-          expression: args.expression,
+          expression: originExpression(args, ctx),
           strict: args.strict === true,
           url: typeof args.url === 'string' ? args.url : '',
           line: Number(args.line) || 0,

@@ -7,7 +7,7 @@ import { EncodeError } from '../errors.ts';
 import type { ReduceContext } from '../codec/registry.ts';
 import { findIntrinsic, intrinsicPath } from '../modules/intrinsics.ts';
 import { findModuleValue } from '../modules/module-index.ts';
-import { urlToPath } from '../modules/locate.ts';
+import { locateModule, urlToPath } from '../modules/locate.ts';
 import { projectRoot } from '../modules/project-root.ts';
 import type { ExportRef, ModuleRef } from '../modules/module-ref.ts';
 import { anyInspection, currentInspection, functionInfo, liveScopes } from './function-info.ts';
@@ -17,7 +17,8 @@ import { ownKeysToKeep, shapeState, type ShapeState } from './class-parts.ts';
 import { arrowAtModuleLevel } from './this-context.ts';
 
 export { ModuleValue, wrapModuleValue, isMainFile };
-import { recordModule } from './module-records.ts';
+import { recordModule, recordShippedFile } from './module-records.ts';
+import { applyEdits, type SourceEdit } from './source-edits.ts';
 import type { BuildSpec, ScopeRecord } from './rebuild.ts';
 
 export type FunctionArgs =
@@ -38,6 +39,9 @@ export type FunctionArgs =
       readonly tracker?: string;
       /** The actual parent class (the heritage expression was replaced by `arguments[1]`). */
       readonly superClass?: unknown;
+      /** The defining module, when `expression` names its URL (at `urlSpans`) for `import()` and `import.meta`. */
+      readonly origin?: ModuleRef;
+      readonly urlSpans?: readonly number[];
     });
 
 /** State of a by-value function: captures set after it exists (so they may point back at it). */
@@ -116,6 +120,16 @@ export function travelsByReference(fn: Function, ctx: ReduceContext): boolean {
   return esmRef !== undefined && allowReference(esmRef, ctx);
 }
 
+/** The module of a function's file URL, recorded so that its tree ships (not loaded on the receiver). */
+function urlModule(url: string, esm: boolean, root: string, ctx: ReduceContext): ModuleRef | undefined {
+  const file = urlToPath(url);
+  if (!file) return undefined;
+  const ref = locateModule(file, esm, root);
+  if (ref.kind === 'file') return undefined;
+  recordShippedFile(ctx, ref);
+  return ref;
+}
+
 function encodeRef(ref: ExportRef, ctx: ReduceContext): FunctionArgs {
   recordModule(ctx, ref.module, ref.view === 'namespace');
   return { t: 'ref', ref };
@@ -162,7 +176,10 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
   const scopes = liveScopes(insp);
   const required = requireFunctionRef(fn, info, scopes, root);
   // Only the file's place matters (createRequire on the receiver), the module itself is not loaded.
-  if (required) return { t: 'require', module: required };
+  if (required) {
+    recordShippedFile(ctx, required);
+    return { t: 'require', module: required };
+  }
   const esmRef = esmExportRef(fn, info, scopes, root) ?? getterExportRef(fn, info, root);
   if (esmRef && allowReference(esmRef, ctx)) return encodeRef(esmRef, ctx);
   if (info.native) {
@@ -226,17 +243,20 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
   // Source edits: the heritage becomes the actual parent class; `import()` and `import.meta` keep resolving
   // against the original module (eval code has no module of its own).
   const url = loc?.url ?? '';
-  const edits: { start: number; end: number; text: string }[] = [];
+  const edits: SourceEdit[] = [];
+  const urlText = JSON.stringify(url);
   const expr = source.expression;
   if (source.heritage) {
     edits.push({ start: source.heritage[0], end: source.heritage[1], text: '(arguments[1])' });
     superClass = wrapModuleValue(Object.getPrototypeOf(fn), ctx, root);
   }
   for (const [start, srcStart, srcEnd, end] of source.imports) {
-    edits.push({ start, end, text: `globalThis[Symbol.for('modulepickle.import')](${expr.slice(srcStart, srcEnd)}, ${JSON.stringify(url)})` });
+    const head = `globalThis[Symbol.for('modulepickle.import')](${expr.slice(srcStart, srcEnd)}, `;
+    edits.push({ start, end, text: `${head}${urlText})`, urlAt: head.length });
   }
   for (const [start, end] of source.importMetas) {
-    edits.push({ start, end, text: `globalThis[Symbol.for('modulepickle.importMeta')](${JSON.stringify(url)})` });
+    const head = `globalThis[Symbol.for('modulepickle.importMeta')](`;
+    edits.push({ start, end, text: `${head}${urlText})`, urlAt: head.length });
   }
   const ps = source.privateState;
   if (ps) {
@@ -255,8 +275,9 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
       edits.push({ start: ps.bodyEnd, end: ps.bodyEnd, text: ` static [Symbol.for('modulepickle.setStaticPrivate')](n, v) { switch (n) { ${cases} } }` });
     }
   }
-  let expression = expr;
-  for (const e of edits.sort((a, b) => b.start - a.start)) expression = expression.slice(0, e.start) + e.text + expression.slice(e.end);
+  const { text: expression, urlSpans } = edits.length ? applyEdits(expr, edits) : { text: expr, urlSpans: [] };
+  // Relative `import()` and `import.meta` resolve on the receiver against its copy of this module (see rebuild.ts).
+  const origin = urlSpans.length ? urlModule(url, loc?.isModule === true, root, ctx) : undefined;
   if (source.kind === 'class') {
     tracker = trackers.get(fn);
     if (!tracker) trackers.set(fn, (tracker = randomUUID()));
@@ -276,6 +297,7 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
     home: source.usesSuper && source.kind !== 'class',
     scope: scopeChain(scopes, loc, ctx),
     eager,
+    ...(origin ? { origin, urlSpans } : {}),
     ...(hasThis ? { thisArg } : {}),
     ...(tracker ? { tracker } : {}),
     ...(source.heritage ? { superClass } : {}),

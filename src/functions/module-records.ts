@@ -22,6 +22,11 @@ export function recordModule(ctx: ReduceContext, module: ModuleRef, namespace: b
   const key = needKey(need);
   if (needs.has(key)) return;
   needs.set(key, need);
+  recordShippedFile(ctx, module);
+}
+
+/** Records that a local module's file must ship with the payload (its tree), without the receiver loading it. */
+export function recordShippedFile(ctx: ReduceContext, module: ModuleRef): void {
   if (module.kind === 'local') {
     let files = ctx.scratch.get(localModulesKey) as Set<string> | undefined;
     if (!files) ctx.scratch.set(localModulesKey, (files = new Set()));

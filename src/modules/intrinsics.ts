@@ -7,10 +7,6 @@
  * Intrinsics that no property path reaches (iterator prototypes, `%GeneratorFunction%`) start at named roots that
  * both sides make the same way.
  */
-import { Buffer as BufferClass } from 'node:buffer';
-import { webcrypto } from 'node:crypto';
-import { performance as perf } from 'node:perf_hooks';
-import processObject from 'node:process';
 
 /** Globals every Node >= 20 process has (ECMAScript + Node + web). User-added globals are not intrinsics. */
 const standardGlobals = (
@@ -32,10 +28,27 @@ const standardGlobals = (
 ).split(' ');
 
 /**
- * Globals that stay accessors after first use, with the same value from a module (so no getter runs here). Other
- * accessor globals are Node's lazy loaders, which turn into data properties on first read: they are indexed then.
+ * Globals that stay accessors after first use, with the same value in a builtin module (so no getter runs here),
+ * read once that module is loaded (loading `node:crypto` costs ~10 ms: a program that never did has no crypto value
+ * to pickle). Other accessor globals are Node's lazy loaders, which turn into data properties on first read: they
+ * are indexed then.
  */
-const accessorGlobals = new Map<string, unknown>([['process', processObject], ['Buffer', BufferClass], ['performance', perf], ['crypto', webcrypto]]);
+const accessorGlobals = new Map<string, [module: string, pick: (m: Record<string, unknown>) => unknown]>([
+  ['process', ['process', (m) => m]],
+  ['Buffer', ['buffer', (m) => m['Buffer']]],
+  ['performance', ['perf_hooks', (m) => m['performance']]],
+  ['crypto', ['crypto', (m) => m['webcrypto']]],
+]);
+
+/** The value of an accessor global from its builtin module, once that module is loaded. */
+function accessorGlobal(name: string): { value: unknown } | undefined {
+  const source = accessorGlobals.get(name);
+  if (!source) return undefined;
+  const [module, pick] = source;
+  // `process` is the object the builtin exports, always present; the others only once loaded.
+  const loaded = module === 'process' || (process as unknown as { moduleLoadList: string[] }).moduleLoadList.includes(`NativeModule ${module}`);
+  return loaded ? { value: pick(process.getBuiltinModule(module) as Record<string, unknown>) } : undefined;
+}
 
 /** Slots that user code assigns (source-map-support, tsx): what they hold is not a built-in. */
 const userSlots = new Map<string, unknown>([['prepareStackTrace', Error]]);
@@ -127,10 +140,14 @@ function globalRoots(names: Iterable<string>, pending: Set<string>): [unknown, s
     if ('value' in d) {
       pending.delete(name);
       roots.push([d.value, [name]]);
-    } else if (accessorGlobals.has(name)) {
-      roots.push([accessorGlobals.get(name), [name]]);
     } else {
-      pending.add(name);
+      const got = accessorGlobal(name);
+      if (got) {
+        pending.delete(name);
+        roots.push([got.value, [name]]);
+      } else {
+        pending.add(name);
+      }
     }
   }
   return roots;
