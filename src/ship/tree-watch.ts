@@ -12,7 +12,7 @@
  */
 import { readdirSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { assembleBuild, blobFiles, buildManifest, hashEntry, type BuildOptions, type ShipBuild } from './build.ts';
+import { assembleBuild, buildManifest, hashEntry, type BuildOptions, type ShipBuild } from './build.ts';
 import { checkLimits, defaultMaxBytes, defaultMaxFileBytes } from './limits.ts';
 import { comparePaths, type ManifestEntry } from './manifest.ts';
 import { findProjectRoot, type RootReason } from './root.ts';
@@ -162,7 +162,7 @@ class TreeWatch {
       root: this.root,
       rootReason: this.rootReason,
       entries: sorted,
-      files: blobFiles(this.root, sorted),
+      files: blobFilesOf(sorted, from),
       totalBytes,
       hashed,
       skipped,
@@ -302,6 +302,13 @@ class TreeWatch {
   resetEvents(): void {
     this.#events = 0;
   }
+}
+
+/** Blob hash → a file with that content (the walk's absolute paths: no path strings are built). */
+function blobFilesOf(entries: readonly ManifestEntry[], from: ReadonlyMap<string, WalkEntry>): Map<string, string> {
+  const files = new Map<string, string>();
+  for (const e of entries) if (e.kind === 'file' && !files.has(e.hash)) files.set(e.hash, from.get(e.path)!.abs);
+  return files;
 }
 
 function sameEntry(a: WalkEntry, b: WalkEntry): boolean {
