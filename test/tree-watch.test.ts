@@ -188,6 +188,12 @@ describe('through a real pool: edit, call at once, 60 rounds', { timeout: 120_00
     assert.deepEqual(await pool.run(() => current()), { n, data: [...data].sort() });
     assert.equal(pool.lastBuild, before, 'an unchanged call reuses the build');
   });
+
+  test('closing the last executor closes the watches', async () => {
+    assert.ok(treeWatches().length > 0);
+    await pool.close();
+    assert.deepEqual(treeWatches(), []);
+  });
 });
 
 test('the fallback: over the watch limit, every call does the full check, and one warning says why', () => {

@@ -6,7 +6,7 @@
  */
 import type { LogHandler } from './logs.ts';
 import { prefixLogs } from './logs.ts';
-import type { BlobSource, PickleOptions, ShipBuild } from './pickler.ts';
+import { holdTreeWatches, type BlobSource, type PickleOptions, type ShipBuild } from './pickler.ts';
 import { decodeOutcome, encodeFunction, encodeTask, type EncodedFunction } from './task.ts';
 import { mapStream, type MapOptions, type MapResult } from './map.ts';
 import { createShipping } from './shipping.ts';
@@ -122,6 +122,8 @@ export function createExecutor(makeTransport: (deps: TransportDeps) => Transport
       return blobs;
     },
   };
+  // the watched project trees stay open while an executor is (closed with the last one)
+  const releaseWatches = holdTreeWatches();
   const transport = makeTransport({ stats, onLog: options.onLog ?? prefixLogs(), blobServer, dumpsOptions });
   const scheduler = new Scheduler(transport, { ...options, stats });
 
@@ -149,7 +151,13 @@ export function createExecutor(makeTransport: (deps: TransportDeps) => Transport
         dumpsOptions,
       })) as Executor['map'],
     ready: () => scheduler.ready(),
-    close: (opts) => scheduler.close(opts),
+    close: async (opts) => {
+      try {
+        await scheduler.close(opts);
+      } finally {
+        releaseWatches();
+      }
+    },
     stats,
     get lastBuild() {
       return shipping.lastBuild;

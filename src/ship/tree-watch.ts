@@ -393,6 +393,22 @@ export function closeTreeWatches(): void {
   if (sweeper) (clearInterval(sweeper), (sweeper = undefined));
 }
 
+let holders = 0;
+
+/**
+ * Holds the tree watches open while an executor is (each executor takes one hold); when the last hold is released,
+ * every watch closes. Returns the release function (idempotent).
+ */
+export function holdTreeWatches(): () => void {
+  holders++;
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    if (--holders === 0) closeTreeWatches();
+  };
+}
+
 /** The roots watched now (for tests and tools). */
 export function treeWatches(): { root: string }[] {
   return [...watches.values()].map((w) => ({ root: w.root }));
