@@ -107,6 +107,8 @@ class TreeWatch {
     }
     const extraKey = extraFiles.join('\0');
     if (extraKey !== this.#extraKey || this.#extrasChanged || changed) {
+      // an event in an extra file's folder: rebuild even if the stats look the same (see TreeWalker.refresh)
+      if (this.#extrasChanged) changed = true;
       this.#extrasChanged = false;
       this.#extraKey = extraKey;
       const skipped = new Map<string, string>();
@@ -141,8 +143,9 @@ class TreeWatch {
     let samePaths = wanted.length === this.#entries.size;
     let packageChanged = this.#packages === undefined;
     for (const w of wanted) {
-      const before = this.#builtFrom.get(w.rel);
-      let entry = before === w || (before && sameEntry(before, w)) ? this.#entries.get(w.rel) : undefined;
+      // only the very walk entry it was made from (not re-stat-ed since) reuses a manifest entry; the rest goes
+      // through the stat cache (cheap, and its racy-clean rule catches writes that leave the stat unchanged)
+      let entry = this.#builtFrom.get(w.rel) === w ? this.#entries.get(w.rel) : undefined;
       if (entry === undefined) {
         const h = hashEntry(w, cache, hashedAt);
         if (h.hashed) hashed++;
