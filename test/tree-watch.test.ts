@@ -6,13 +6,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, realpathSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildManifest, createPool, dumps, dumpsSync, type Executor } from '../src/index.ts';
+import { buildManifest, createPool, dumps, dumpsSync, sha256Hex, type Executor } from '../src/index.ts';
 import { closeTreeWatches, treeWatches, watchedBuild } from '../src/ship/tree-watch.ts';
 import { ensureCacheDir } from '../src/runtime/cache-dir.ts';
+import { TreeWalker } from '../src/ship/walk.ts';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 let work = '';
@@ -101,6 +102,32 @@ describe('the watched build always equals the full check', () => {
     });
   }
 
+  test('two same-size writes within one timestamp tick, a build between them: the second is seen (200 rounds)', async () => {
+    const file = join(project(), 'src', 'tick.mjs');
+    let wrong = 0;
+    for (let i = 0; i < 200; i++) {
+      writeFileSync(file, `export const t = 'a${String(i).padStart(3, '0')}';\n`);
+      await watchedBuild(opts());
+      writeFileSync(file, `export const t = 'b${String(i).padStart(3, '0')}';\n`);
+      const watched = await watchedBuild(opts());
+      const entry = watched.manifest.entries.find((e) => e.path === 'src/tick.mjs');
+      if (entry?.kind !== 'file' || entry.hash !== sha256Hex(readFileSync(file))) wrong++;
+    }
+    assert.equal(wrong, 0, `${wrong} of 200 builds shipped the first write`);
+  });
+
+  test('an event on a file whose stat looks unchanged still re-checks it (kernels with coarse timestamps)', () => {
+    // This kernel may stamp every write apart; older ones give two writes in one tick the same stat. The walker must
+    // report a file named by an event as changed anyway, so the stat cache's racy-clean rule decides.
+    const walker = new TreeWalker(project());
+    walker.scan();
+    walker.takeChanged();
+    walker.refresh(join(project(), 'src'), new Set(['v.mjs']));
+    assert.deepEqual([...walker.takeChanged()], ['src/v.mjs']);
+    walker.refresh(join(project(), 'src'), new Set());
+    assert.deepEqual([...walker.takeChanged()], []);
+  });
+
   test('an unchanged tree reuses the same build object (no walk, no rehash, no new text)', async () => {
     const a = await watchedBuild(opts());
     const b = await watchedBuild(opts());
@@ -187,6 +214,12 @@ describe('through a real pool: edit, call at once, 60 rounds', { timeout: 120_00
     const before = pool.lastBuild!;
     assert.deepEqual(await pool.run(() => current()), { n, data: [...data].sort() });
     assert.equal(pool.lastBuild, before, 'an unchanged call reuses the build');
+  });
+
+  test('closing the last executor closes the watches', async () => {
+    assert.ok(treeWatches().length > 0);
+    await pool.close();
+    assert.deepEqual(treeWatches(), []);
   });
 });
 

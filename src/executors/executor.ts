@@ -6,7 +6,7 @@
  */
 import type { LogHandler } from './logs.ts';
 import { prefixLogs } from './logs.ts';
-import type { BlobSource, PickleOptions, ShipBuild } from './pickler.ts';
+import { holdTreeWatches, type BlobSource, type PickleOptions, type ShipBuild } from './pickler.ts';
 import { decodeOutcome, encodeFunction, encodeTask, type EncodedFunction } from './task.ts';
 import { mapStream, type MapOptions, type MapResult } from './map.ts';
 import { createShipping } from './shipping.ts';
@@ -95,13 +95,14 @@ export interface TransportDeps {
 }
 
 /** Builds an executor over the lanes `makeTransport` opens. */
-export function createExecutor(makeTransport: (deps: TransportDeps) => Transport, options: ExecutorOptions = {}): Executor {
+export function createExecutor(makeTransport: (deps: TransportDeps) => Transport, options: ExecutorOptions = {}, shippingOptions: { manifestById?: boolean } = {}): Executor {
   const stats: ExecutorStats = {
     tasks: 0, functionsSent: 0, functionBytes: 0, argsBytes: 0, blobsServed: 0, blobBytesServed: 0, manifestsServed: 0,
     workersStarted: 0, workersCrashed: 0, workersRecycled: 0, bytesSent: 0, bytesReceived: 0,
   };
-  // Workers fetch from our blob server (unless the caller brings one): payloads can name their version by id.
-  const shipping = createShipping(options.dumpsOptions, 8, options.blobServer === undefined);
+  // Transports whose workers fetch from our blob server can name the code version by id (unless the caller brings
+  // its own blob server, which may not serve manifests).
+  const shipping = createShipping(options.dumpsOptions, 8, shippingOptions.manifestById === true && options.blobServer === undefined);
   const dumpsOptions = shipping.dumpsOptions;
   const mapStack = options.mapStack ?? shipping.mapStack;
   const source = options.blobServer ?? shipping.blobServer;
@@ -121,6 +122,8 @@ export function createExecutor(makeTransport: (deps: TransportDeps) => Transport
       return blobs;
     },
   };
+  // the watched project trees stay open while an executor is (closed with the last one)
+  const releaseWatches = holdTreeWatches();
   const transport = makeTransport({ stats, onLog: options.onLog ?? prefixLogs(), blobServer, dumpsOptions });
   const scheduler = new Scheduler(transport, { ...options, stats });
 
@@ -148,7 +151,13 @@ export function createExecutor(makeTransport: (deps: TransportDeps) => Transport
         dumpsOptions,
       })) as Executor['map'],
     ready: () => scheduler.ready(),
-    close: (opts) => scheduler.close(opts),
+    close: async (opts) => {
+      try {
+        await scheduler.close(opts);
+      } finally {
+        releaseWatches();
+      }
+    },
     stats,
     get lastBuild() {
       return shipping.lastBuild;

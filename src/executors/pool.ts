@@ -67,5 +67,6 @@ export function createStdioExecutor(options: StdioExecutorOptions): Executor {
 function processExecutor(name: string, prefix: string, spec: SpawnSpec, workers: number, options: ExecutorOptions): Executor {
   const size = Math.max(1, workers);
   const prefetch = Math.max(1, options.prefetch ?? 4);
-  return createExecutor((deps) => processTransport({ name, prefix, size, prefetch, spawn: () => spec, ...deps }), options);
+  // process workers fetch blobs (and manifests) from this executor: payloads name their code version by id
+  return createExecutor((deps) => processTransport({ name, prefix, size, prefetch, spawn: () => spec, ...deps }), options, { manifestById: true });
 }

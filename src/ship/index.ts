@@ -10,7 +10,7 @@ export { configuredCaches } from './owned.ts';
 export type { OwnedFolder } from './owned.ts';
 export type { WalkOptions, WalkEntry, WalkResult, FileStat } from './walk.ts';
 export { buildManifest } from './build.ts';
-export { watchedBuild, closeTreeWatches, treeWatches } from './tree-watch.ts';
+export { watchedBuild, closeTreeWatches, holdTreeWatches, treeWatches } from './tree-watch.ts';
 export type { WatchOption, WatchedBuildOptions } from './tree-watch.ts';
 export type { BuildOptions, ShipBuild } from './build.ts';
 export { serializeManifest, manifestIdOf, blobHashes, diffManifests, comparePaths, hasTypeScript, sha256Hex } from './manifest.ts';

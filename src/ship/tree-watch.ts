@@ -12,7 +12,7 @@
  */
 import { readdirSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { assembleBuild, blobFiles, buildManifest, hashEntry, type BuildOptions, type ShipBuild } from './build.ts';
+import { assembleBuild, buildManifest, hashEntry, type BuildOptions, type ShipBuild } from './build.ts';
 import { checkLimits, defaultMaxBytes, defaultMaxFileBytes } from './limits.ts';
 import { comparePaths, type ManifestEntry } from './manifest.ts';
 import { findProjectRoot, type RootReason } from './root.ts';
@@ -107,6 +107,8 @@ class TreeWatch {
     }
     const extraKey = extraFiles.join('\0');
     if (extraKey !== this.#extraKey || this.#extrasChanged || changed) {
+      // an event in an extra file's folder: rebuild even if the stats look the same (see TreeWalker.refresh)
+      if (this.#extrasChanged) changed = true;
       this.#extrasChanged = false;
       this.#extraKey = extraKey;
       const skipped = new Map<string, string>();
@@ -141,8 +143,9 @@ class TreeWatch {
     let samePaths = wanted.length === this.#entries.size;
     let packageChanged = this.#packages === undefined;
     for (const w of wanted) {
-      const before = this.#builtFrom.get(w.rel);
-      let entry = before === w || (before && sameEntry(before, w)) ? this.#entries.get(w.rel) : undefined;
+      // only the very walk entry it was made from (not re-stat-ed since) reuses a manifest entry; the rest goes
+      // through the stat cache (cheap, and its racy-clean rule catches writes that leave the stat unchanged)
+      let entry = this.#builtFrom.get(w.rel) === w ? this.#entries.get(w.rel) : undefined;
       if (entry === undefined) {
         const h = hashEntry(w, cache, hashedAt);
         if (h.hashed) hashed++;
@@ -162,7 +165,7 @@ class TreeWatch {
       root: this.root,
       rootReason: this.rootReason,
       entries: sorted,
-      files: blobFiles(this.root, sorted),
+      files: blobFilesOf(sorted, from),
       totalBytes,
       hashed,
       skipped,
@@ -304,6 +307,13 @@ class TreeWatch {
   }
 }
 
+/** Blob hash → a file with that content (the walk's absolute paths: no path strings are built). */
+function blobFilesOf(entries: readonly ManifestEntry[], from: ReadonlyMap<string, WalkEntry>): Map<string, string> {
+  const files = new Map<string, string>();
+  for (const e of entries) if (e.kind === 'file' && !files.has(e.hash)) files.set(e.hash, from.get(e.path)!.abs);
+  return files;
+}
+
 function sameEntry(a: WalkEntry, b: WalkEntry): boolean {
   return a.rel === b.rel && a.kind === b.kind && a.target === b.target && sameStat(a.stat, b.stat);
 }
@@ -384,6 +394,22 @@ export function closeTreeWatches(): void {
   watches.clear();
   unwatchable.clear();
   if (sweeper) (clearInterval(sweeper), (sweeper = undefined));
+}
+
+let holders = 0;
+
+/**
+ * Holds the tree watches open while an executor is (each executor takes one hold); when the last hold is released,
+ * every watch closes. Returns the release function (idempotent).
+ */
+export function holdTreeWatches(): () => void {
+  holders++;
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    if (--holders === 0) closeTreeWatches();
+  };
 }
 
 /** The roots watched now (for tests and tools). */

@@ -210,7 +210,9 @@ export class TreeWalker {
     for (const name of files) {
       const rel = relOf(name);
       if (oldFiles.has(name) && !names.has(name)) node.files.add(name);
-      else if (this.#add(prefix + name, rel)) node.files.add(name);
+      // an event on the name counts as a change even when the stat looks the same (two writes in one timestamp
+      // tick): the stat cache's racy-clean rule then decides whether to hash it again
+      else if (this.#add(prefix + name, rel, names.has(name))) node.files.add(name);
     }
     for (const [name, ignoredDir] of dirs) {
       if (oldDirs.has(name) && this.nodes.has(prefix + name)) node.dirs.add(name);
@@ -363,8 +365,8 @@ export class TreeWalker {
     return { rel, abs, kind: 'symlink', stat: fileStat(st), target };
   }
 
-  /** Adds (or re-stats) one entry; true when it ships. */
-  #add(abs: string, rel: string): boolean {
+  /** Adds (or re-stats) one entry; true when it ships. `touched`: reported changed even with the same stat. */
+  #add(abs: string, rel: string, touched = false): boolean {
     const e = this.#entryOf(abs, rel);
     const old = this.entries.get(rel);
     if (!e || 'skipped' in e) {
@@ -373,7 +375,7 @@ export class TreeWalker {
       return false;
     }
     this.skipped.delete(rel);
-    if (!old || !sameStat(old.stat, e.stat) || old.kind !== e.kind || old.target !== e.target) this.#changed.add(rel);
+    if (touched || !old || !sameStat(old.stat, e.stat) || old.kind !== e.kind || old.target !== e.target) this.#changed.add(rel);
     this.entries.set(rel, e);
     return true;
   }
