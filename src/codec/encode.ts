@@ -33,7 +33,12 @@ export class RawBytes {
  * written as a dense array without the per-element attribute checks a user's array needs. Loads as an array.
  */
 export class DenseList {
+  readonly #brand = true;
   constructor(readonly items: unknown[]) {}
+  /** A brand check that runs no user code (`instanceof` would call a Proxy's getPrototypeOf trap). */
+  static is(v: object): v is DenseList {
+    return #brand in v;
+  }
 }
 
 type AnyReducer = Reducer<object, unknown, unknown>;
@@ -73,6 +78,13 @@ const F_SHAPE = 6; // vals[i] with path segment keys[i] (an object whose keys it
 const SHAPES_PER_KEY = 8;
 
 const CTOR_SEG: PathSegment = { label: '.constructor' };
+/** Path labels of a reducer's parts, made once per reducer. */
+const reducerLabels = new WeakMap<object, { args: PathSegment; state: PathSegment }>();
+function labelsOf(r: AnyReducer): { args: PathSegment; state: PathSegment } {
+  let l = reducerLabels.get(r);
+  if (l === undefined) reducerLabels.set(r, (l = { args: { label: `<${r.name} args>` }, state: { label: `<${r.name} state>` } }));
+  return l;
+}
 const EMPTY: never[] = [];
 
 /** One container on the explicit stack. Frames are pooled per encoder (one per depth level). */
@@ -343,20 +355,35 @@ export class Encoder implements ReduceContext {
     const v = f.obj;
     if (f.phase === 0) {
       f.phase = 1;
-      this.#pendingArgs.add(v);
-      if (this.#child(f.aux, { label: `<${r.name} args>` })) return false;
+      const args = f.aux;
+      // Only an object can refer back to the value being reduced.
+      if ((typeof args === 'object' && args !== null) || typeof args === 'function') {
+        this.#pendingArgs.add(v);
+        if (this.#child(args, labelsOf(r).args)) return false;
+      } else this.#child(args, '');
     }
     if (f.phase === 1) {
       f.phase = 2;
       this.#pendingArgs.delete(v);
       if (typeof r.getState === 'function') {
-        const state = this.#callReducer(() => r.getState!(v, this), `reducer '${r.name}' getState`);
-        if (this.#child(state, { label: `<${r.name} state>` })) return false;
+        let state: unknown;
+        try {
+          state = r.getState(v, this);
+        } catch (e) {
+          this.#reducerFailed(e, `reducer '${r.name}' getState`);
+        }
+        if (this.#child(state, labelsOf(r).state)) return false;
       }
     }
     const proto = f.proto as object | null;
     if ((r.ownProps !== undefined && r.ownProps !== false) || proto !== null) {
       const keys = typeof r.ownProps === 'function' ? r.ownProps(v) : ownKeys(v);
+      if (keys.length === 0 && proto === null && isExtensible(v) && getPrototypeOf(v) !== null) {
+        // The common case: no own properties, nothing to frame.
+        this.w.u8(0);
+        this.w.u8(0);
+        return true;
+      }
       this.#tailFrame(f, v, proto, keys, keys.map((k) => getOwnPropertyDescriptor(v, k)!), 0);
       return false;
     }
@@ -443,6 +470,16 @@ export class Encoder implements ReduceContext {
   }
 
   #object(v: object, seg: PathSegment): boolean {
+    if (DenseList.is(v)) {
+      // Built-in state lists: never shared, never seen by hooks. The loader memoizes every array.
+      this.#nextId++;
+      const top = this.#top;
+      this.#path.push(seg);
+      this.#values(v, v.items);
+      if (this.#top !== top) return true;
+      this.#path.pop();
+      return false;
+    }
     // `has` first: on V8 a miss costs about half of a `get` miss, and most objects are met once.
     if (this.#memo.has(v)) {
       const id = this.#memo.get(v)!;
@@ -479,10 +516,6 @@ export class Encoder implements ReduceContext {
     } else if (proto === ArrayProto && Array.isArray(v)) {
       return this.#array(v as unknown[], null);
     }
-    if (v instanceof DenseList) {
-      this.#nextId++; // the loader memoizes every array; the wrapper itself is never reached twice
-      return this.#values(v, v.items);
-    }
     if (v instanceof RawBytes) {
       this.w.u8(T.T_BYTES);
       this.w.varint(v.bytes.byteLength);
@@ -498,13 +531,16 @@ export class Encoder implements ReduceContext {
       if (r) return this.#reduceWith(v, r, null);
       throw new EncodeError('ERR_MP_NO_FUNCTION_LAYER', `function ${(v as { name?: string }).name || '(anonymous)'} cannot be pickled: no function layer is registered`);
     }
-    const view = types.isArrayBufferView(v);
-    const binary = view || types.isAnyArrayBuffer(v);
-    if (proto === null && !binary && !types.isModuleNamespaceObject(v)) return this.#plainObject(v, null);
-    const exact = proto === null ? undefined : this.registry.byPrototype(proto);
-    if (exact) return this.#reduceWith(v, exact, null);
-    if (view) return this.#view(v as ArrayBufferView, proto);
-    if (binary) return this.#buffer(v as ArrayBufferLike, proto);
+    if (proto === null) {
+      if (types.isArrayBufferView(v)) return this.#view(v as ArrayBufferView, proto);
+      if (types.isAnyArrayBuffer(v)) return this.#buffer(v as ArrayBufferLike, proto);
+      if (!types.isModuleNamespaceObject(v)) return this.#plainObject(v, null);
+    } else {
+      const exact = this.registry.byPrototype(proto);
+      if (exact) return this.#reduceWith(v, exact, null);
+    }
+    if (types.isArrayBufferView(v)) return this.#view(v as ArrayBufferView, proto);
+    if (types.isAnyArrayBuffer(v)) return this.#buffer(v as ArrayBufferLike, proto);
     // Refusals come before matchers: a broad matcher (the class layer's "any instance") must not
     // pickle a socket or a WeakMap field by field. register() and reducerOverride still take precedence.
     const refused = refusal(v);
@@ -533,9 +569,13 @@ export class Encoder implements ReduceContext {
     try {
       return call();
     } catch (e) {
-      if (e instanceof ModulePickleError) throw e;
-      throw new EncodeError('ERR_MP_REDUCER_FAILED', `${what} threw: ${(e as Error)?.message ?? String(e)}`, [], { cause: e });
+      this.#reducerFailed(e, what);
     }
+  }
+
+  #reducerFailed(e: unknown, what: string): never {
+    if (e instanceof ModulePickleError) throw e;
+    throw new EncodeError('ERR_MP_REDUCER_FAILED', `${what} threw: ${(e as Error)?.message ?? String(e)}`, [], { cause: e });
   }
 
   /** A TypedArray, DataView or Buffer: its record in the buffer table, then its own non-index properties. */
@@ -859,7 +899,12 @@ export class Encoder implements ReduceContext {
     const props = r.ownProps !== undefined && r.ownProps !== false;
     const hasState = typeof r.getState === 'function';
     if (r.code) this.hasCode = true;
-    const args = this.#callReducer(() => r.reduce(v, this), `reducer '${r.name}'`);
+    let args: unknown;
+    try {
+      args = r.reduce(v, this);
+    } catch (e) {
+      this.#reducerFailed(e, `reducer '${r.name}'`);
+    }
     const w = this.w;
     w.u8(T.T_REDUCE);
     w.u8(T.R_BY_NAME | (hasState ? T.R_STATE : 0) | (props || proto !== null ? T.R_PROPS : 0));
