@@ -1,6 +1,7 @@
 /** The decoder's explicit stack: sentinels, frame kinds, what a frame waits for, and the pooled Frame record. */
 import type { Reducer } from './registry.ts';
 
+/** A reducer of any type, as the registry hands it out. */
 export type AnyReducer = Reducer<object, unknown, unknown>;
 
 /** Placeholder for an object whose creation is under way (its reducer's arguments are being decoded). */
@@ -9,6 +10,7 @@ export const PENDING: unique symbol = Symbol('pending');
 export const OPEN: unique symbol = Symbol('open');
 /** No value is being delivered to the frame. */
 export const NONE: unique symbol = Symbol('none');
+/** The largest array length JavaScript allows. */
 export const MAX_ARRAY_LENGTH = 2 ** 32 - 1;
 const { defineProperty } = Object;
 const u8slice = Uint8Array.prototype.slice;
@@ -16,6 +18,7 @@ const u8slice = Uint8Array.prototype.slice;
 export const copyBytes = (view: Uint8Array): Uint8Array => u8slice.call(view);
 
 // Frame kinds.
+/** Frame kinds: what a frame is reading the children of. */
 export const D_DENSE = 0;
 export const D_SIMPLE = 1;
 export const D_PROPS = 2;
@@ -24,6 +27,7 @@ export const D_REDUCE = 4;
 export const D_SHAPE = 5;
 
 // What the value a frame waits for is: D_PROPS / D_INDICES / D_REDUCE.
+/** What the value a frame waits for is for. */
 export const W_PROTO = 1;
 export const W_VALUE = 2;
 export const W_GET = 3;
@@ -32,6 +36,7 @@ export const W_ARGS = 5;
 export const W_RESTORE = 6;
 export const W_STATE = 7;
 
+/** One container on the decoder's explicit stack; pooled per decoder (one per depth level). */
 export class Frame {
   kind = 0;
   obj: object = Object.prototype;

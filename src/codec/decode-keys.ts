@@ -5,6 +5,7 @@ import type { ByteReader } from './reader.ts';
 import { wellKnownSymbols } from './symbols.ts';
 import * as T from './tags.ts';
 
+/** Reads keys and references; shared by the decoder's halves. @throws DecodeError ERR_MP_BAD_REF, ERR_MP_BAD_VALUE */
 export abstract class KeyDecoder {
   readonly r: ByteReader;
 

@@ -6,6 +6,7 @@ import * as T from './tags.ts';
 
 const { defineProperty, setPrototypeOf, preventExtensions } = Object;
 
+/** Reads object tails and sparse arrays into their frames. @throws DecodeError ERR_MP_TOO_DEEP, ERR_MP_BAD_VALUE, ERR_MP_BAD_LENGTH */
 export abstract class PropsDecoder extends KeyDecoder {
   protected readonly maxDepth: number;
 

@@ -22,6 +22,7 @@ export interface LoadOptions {
 
 const { defineProperty } = Object;
 
+/** Loads one payload's value stream. @throws DecodeError (every code of `loads`) */
 export class Decoder extends PropsDecoder implements RestoreContext {
   readonly options: LoadOptions;
   #scratch: Map<unknown, unknown> | undefined;

@@ -3,6 +3,7 @@ import type { PathSegment } from '../errors.ts';
 import type { Reducer } from './registry.ts';
 import * as T from './tags.ts';
 
+/** A reducer of any type, as the registry hands it out. */
 export type AnyReducer = Reducer<object, unknown, unknown>;
 const { getOwnPropertyNames, getOwnPropertySymbols } = Object;
 
@@ -17,8 +18,11 @@ export function ownKeys(v: object): (string | symbol)[] {
   for (const s of symbols) names.push(s);
   return names;
 }
+/** Whether a descriptor is a writable, enumerable, configurable data property. */
 export const isDefault = (d: PropertyDescriptor): boolean => d.writable === true && d.enumerable === true && d.configurable === true;
+/** Whether a descriptor is an accessor. */
 export const isAccessor = (d: PropertyDescriptor): boolean => d.get !== undefined || d.set !== undefined || !('value' in d);
+/** The wire attribute byte of a descriptor. */
 export const attrByte = (d: PropertyDescriptor, accessor: boolean): number =>
   (d.writable ? T.A_WRITABLE : 0) | (d.enumerable ? T.A_ENUMERABLE : 0) | (d.configurable ? T.A_CONFIGURABLE : 0) | (accessor ? T.A_ACCESSOR : 0);
 
@@ -34,14 +38,17 @@ export const F_SHAPE = 6; // vals[i] with path segment keys[i] (an object whose 
 /** Shapes kept per first key: beyond this, objects of new key lists under that first key write their keys inline. */
 export const SHAPES_PER_KEY = 8;
 
+/** Path segment of an instance's prototype (which travels as its constructor). */
 export const CTOR_SEG: PathSegment = { label: '.constructor' };
 /** Path labels of a reducer's parts, made once per reducer. */
 const reducerLabels = new WeakMap<object, { args: PathSegment; state: PathSegment }>();
+/** Path labels of a reducer's arguments and state, made once per reducer. */
 export function labelsOf(r: AnyReducer): { args: PathSegment; state: PathSegment } {
   let l = reducerLabels.get(r);
   if (l === undefined) reducerLabels.set(r, (l = { args: { label: `<${r.name} args>` }, state: { label: `<${r.name} state>` } }));
   return l;
 }
+/** Shared empty list (frames start with it). */
 export const EMPTY: never[] = [];
 
 /** One container on the explicit stack. Frames are pooled per encoder (one per depth level). */

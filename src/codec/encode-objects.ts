@@ -16,6 +16,7 @@ import * as T from './tags.ts';
 const ObjectProto = Object.prototype;
 const { getOwnPropertyDescriptor, getOwnPropertyNames, getOwnPropertySymbols, getPrototypeOf, isExtensible } = Object;
 
+/** Writes containers; the driver in encode.ts supplies `child`. @throws EncodeError ERR_MP_TOO_DEEP, ERR_MP_UNSUPPORTED_TYPE */
 export abstract class ObjectEncoder extends PrimitiveEncoder {
   protected bufferTable: BufferTable | undefined;
   /** Key lists of simple objects seen so far, by first key; a shape's id is its index in definition order. */

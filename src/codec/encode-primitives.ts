@@ -3,6 +3,7 @@ import * as T from './tags.ts';
 import { wellKnownSymbolNames } from './symbols.ts';
 import { ByteWriter } from './writer.ts';
 
+/** Writes primitives and keys into the payload's byte writer. */
 export class PrimitiveEncoder {
   readonly w = new ByteWriter();
   /** Id of every object (and unique symbol) written so far, in first-visit order (the loader counts alike). */

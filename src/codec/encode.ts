@@ -45,6 +45,7 @@ const { getOwnPropertyDescriptor, getPrototypeOf, isExtensible } = Object;
 /** Default nesting limit of both sides: far deeper than any real data, small enough to bound memory. */
 export const DEFAULT_MAX_DEPTH = 500_000;
 
+/** Pickles one value graph (the body or a section's data). @throws EncodeError (every code of `dumps`) */
 export class Encoder extends ObjectEncoder implements ReduceContext {
   readonly options: DumpOptions;
   readonly registry: Registry;

@@ -1,6 +1,7 @@
 /** A growable byte buffer with the primitive writes of the wire format. */
 import { Buffer } from 'node:buffer';
 
+/** A growable byte buffer with the primitive writes of the wire format. */
 export class ByteWriter {
   buf: Buffer;
   pos = 0;
