@@ -302,3 +302,18 @@ test('reducers whose parts nest 100,000 deep: args, state and [reduceSymbol] go 
   }
   assert.equal(out, 'bottom');
 });
+
+test('section data may carry binary data: each section is a value stream with its own buffer table', async () => {
+  let got: unknown;
+  const registry = new Registry(defaultRegistry).registerSection({
+    name: 'test.binary',
+    rank: 5,
+    encode: () => { const ab = new ArrayBuffer(8); return { a: new Uint16Array(ab, 2, 2).fill(7), b: Buffer.from(ab, 6, 2) }; },
+    decode: (data) => { got = data; },
+  });
+  const back = await loads(await dumps({ body: new Float32Array([1.5]) }, { registry }), { registry });
+  const { a, b } = got as { a: Uint16Array; b: Buffer };
+  assert.deepEqual([...a], [7, 7]);
+  assert.equal(a.buffer, b.buffer, 'the two views share one buffer in the section too');
+  assert.equal((back as { body: Float32Array }).body[0], 1.5);
+});

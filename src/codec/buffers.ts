@@ -303,7 +303,13 @@ export function readTable(r: ByteReader): LoadedTable {
       } else if (options) {
         b = new (ArrayBuffer as unknown as new (n: number, o?: object) => ArrayBuffer)(len, options);
       } else {
-        b = u8slice.call(bytes).buffer; // one copy, no zero-filling first
+        // One copy. A large one goes into uninitialized memory (no zero-filling first); allocUnsafeSlow is
+        // never pooled, so its ArrayBuffer is exactly `len` bytes.
+        if (len >= 65536) {
+          const out = Buffer.allocUnsafeSlow(len);
+          out.set(bytes);
+          b = out.buffer;
+        } else b = u8slice.call(bytes).buffer;
         buffers.push(b);
         continue;
       }

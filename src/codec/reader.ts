@@ -2,6 +2,7 @@
 import { Buffer } from 'node:buffer';
 import { DecodeError } from '../errors.ts';
 
+/** Reads the primitive parts of the wire format with bounds checks. @throws DecodeError ERR_MP_TRUNCATED, ERR_MP_BAD_LENGTH */
 export class ByteReader {
   readonly buf: Buffer;
   pos: number;

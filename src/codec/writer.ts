@@ -1,6 +1,7 @@
 /** A growable byte buffer with the primitive writes of the wire format. */
 import { Buffer } from 'node:buffer';
 
+/** Appends to a Buffer that doubles when full; `result()` is a view of what was written. */
 export class ByteWriter {
   buf: Buffer;
   pos = 0;
