@@ -86,11 +86,14 @@ describe('the tarball', () => {
 interface Report {
   entry: string;
   runs: Record<string, number[]>;
+  workerReducer: Record<string, boolean>;
   identity: Record<string, boolean>;
 }
 
 // Each main runs `(x) => score(x) + factor` (score = x * WEIGHT + 100, factor = 10) at WEIGHT 2, edits the local
-// module to WEIGHT 3 and runs it again, on a pool and on a stdio worker started through the installed bin.
+// module to WEIGHT 3 and runs it again, on a pool and on a stdio worker started through the installed bin. Then
+// `() => new Point(1, 2)`: the worker loads the user's point module, which registers a reducer through its own
+// require/import of modulepickle; the result comes back restored by it only if that is the worker's instance.
 const consumers: { name: string; fixture: string; build?: string[]; command: string[]; identity: string[]; inspect?: boolean }[] = [
   {
     name: 'plain CommonJS (.js, no "type"): require(), local modules that require() each other',
@@ -99,13 +102,13 @@ const consumers: { name: string; fixture: string; build?: string[]; command: str
     identity: ['sameNamespace', 'sameRegistry', 'sameReducer', 'roundTrip'],
     inspect: true,
   },
-  { name: 'TypeScript in a "type": "commonjs" package, under tsx', fixture: 'ts-cjs', command: ['node_modules/.bin/tsx', 'src/main.ts'], identity: ['sameReducer'] },
+  { name: 'TypeScript in a "type": "commonjs" package, under tsx', fixture: 'ts-cjs', command: ['node_modules/.bin/tsx', 'src/main.ts'], identity: ['registered', 'sameRegistry'] },
   {
     name: 'the same compiled by tsc (module commonjs, moduleResolution node10), under node',
     fixture: 'ts-cjs',
     build: [node, tsc, '-p', '.'],
     command: [node, 'dist/main.js'],
-    identity: ['sameReducer'],
+    identity: ['registered', 'sameRegistry'],
   },
   { name: 'ESM ("type": "module"), then require() of the same package', fixture: 'esm', command: [node, 'main.js'], identity: ['sameNamespace', 'sameRegistry', 'sameReducer', 'roundTrip'] },
 ];
@@ -118,6 +121,7 @@ describe('consumer projects run through the pool and stdio workers, with an edit
       const { stdout } = await run(c.command[0]!, c.command.slice(1), dir);
       const report = JSON.parse(stdout.trim().split('\n').at(-1)!) as Report;
       assert.deepEqual(report.runs, { pool: [112, 113], stdio: [112, 113] }, 'the second call must run the edited module');
+      assert.deepEqual(report.workerReducer, { pool: true, stdio: true }, "a reducer the user's module registered on the worker must be the worker's");
       assert.equal(report.entry, join(app, 'node_modules/modulepickle/dist/entry/worker.js'), 'the pool spawns the installed worker entry');
       assert.deepEqual(report.identity, Object.fromEntries(c.identity.map((k) => [k, true])));
       if (c.inspect) {
