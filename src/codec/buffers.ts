@@ -11,6 +11,8 @@
  *   other allocations of the pool, not to the value);
  * - resizable buffers travel whole (they keep `maxByteLength`), and a length-tracking view stays length-tracking;
  * - a SharedArrayBuffer's memory cannot be shared with another process: it is copied into a new SharedArrayBuffer.
+ * - a buffer the encoder's `outOfBand` hook claims travels beside the payload, not in it (to another thread, whole,
+ *   transferred or shared): the table records its length and its index in the list the loader is given.
  * The bytes are copied once into the payload and once out of it; no per-element work.
  */
 import { Buffer } from 'node:buffer';
@@ -119,6 +121,12 @@ function tracksLength(v: ArrayBufferView, p: ViewParts, info: BufferInfo): boole
   return shrunk === p.byteLength - bpe;
 }
 
+/**
+ * Claims a buffer for travel beside the payload (a `postMessage` transfer list, a shared buffer): returns its index
+ * in the list the loader will get as `outOfBand`, or undefined to keep it in the payload.
+ */
+export type OutOfBand = (buffer: ArrayBufferLike) => number | undefined;
+
 /** The encoder's side: slots for buffers, records for views, and the table bytes at the end. */
 export class BufferTable {
   readonly #slots = new Map<ArrayBufferLike, number>();
@@ -128,8 +136,15 @@ export class BufferTable {
   /** Per slot, the byte ranges its views cover, as [start, end, start, end, ...]. */
   readonly #ranges: number[][] = [];
   readonly #views: number[] = []; // kind, flags, slot, byteOffset, length per view
+  /** Per slot, its index in the out-of-band list, or -1 when its bytes are in the payload. */
+  readonly #oob: number[] = [];
+  readonly #outOfBand: OutOfBand | undefined;
   #layout: { base: number[]; size: number[] } | undefined;
   #metaCache: { heads: Uint8Array[]; views: Uint8Array; size: number } | undefined;
+
+  constructor(outOfBand?: OutOfBand) {
+    this.#outOfBand = outOfBand;
+  }
 
   get empty(): boolean {
     return this.#buffers.length === 0;
@@ -143,7 +158,11 @@ export class BufferTable {
       this.#slots.set(b, slot);
       this.#buffers.push(b);
       this.#info.push(info);
-      this.#whole.push(info.resizable);
+      const oob = this.#outOfBand?.(b);
+      const index = typeof oob === 'number' && Number.isInteger(oob) && oob >= 0 ? oob : -1;
+      this.#oob.push(index);
+      // An out-of-band buffer travels whole (it is the buffer itself), so its views keep their offsets.
+      this.#whole.push(info.resizable || index >= 0);
       this.#ranges.push([]);
     }
     return slot;
@@ -200,11 +219,13 @@ export class BufferTable {
     head.varint(this.#buffers.length);
     for (let s = 0; s < this.#buffers.length; s++) {
       const info = this.#info[s]!;
-      head.u8((info.shared ? T.B_SHARED : 0) | (info.resizable ? T.B_RESIZABLE : 0));
+      const oob = this.#oob[s]!;
+      head.u8((info.shared ? T.B_SHARED : 0) | (info.resizable ? T.B_RESIZABLE : 0) | (oob >= 0 ? T.B_OUT_OF_BAND : 0));
       head.varint(size[s]!);
-      if (info.resizable) head.varint(info.maxByteLength);
+      if (oob >= 0) head.varint(oob);
+      else if (info.resizable) head.varint(info.maxByteLength);
       heads.push(u8slice.call(head.result()));
-      total += head.pos + size[s]!;
+      total += head.pos + (oob >= 0 ? 0 : size[s]!);
       head.pos = 0;
     }
     const vw = new ByteWriter(16 + this.#views.length * 2);
@@ -233,6 +254,7 @@ export class BufferTable {
     for (let s = 0; s < this.#buffers.length; s++) {
       out.set(heads[s]!, pos);
       pos += heads[s]!.length;
+      if (this.#oob[s]! >= 0) continue;
       const n = size[s]!;
       const src = new Uint8Array(this.#buffers[s]!, base[s]!, n);
       if (this.#whole[s]) {
@@ -283,15 +305,22 @@ export class LoadedTable {
   }
 }
 
-/** Reads the table at the reader's position (its T_TABLE tag already consumed). @throws DecodeError */
-export function readTable(r: ByteReader): LoadedTable {
+/**
+ * Reads the table at the reader's position (its T_TABLE tag already consumed); `outOfBand` holds the buffers that
+ * travelled beside the payload. @throws DecodeError
+ */
+export function readTable(r: ByteReader, outOfBand?: readonly ArrayBufferLike[]): LoadedTable {
   const buffers: ArrayBufferLike[] = [];
   const n = r.count(2);
   for (let s = 0; s < n; s++) {
     const at = r.pos;
     const flags = r.u8();
-    if (flags & ~(T.B_SHARED | T.B_RESIZABLE)) r.fail('ERR_MP_BAD_VALUE', `unknown buffer flags 0x${flags.toString(16)}`, at);
+    if (flags & ~(T.B_SHARED | T.B_RESIZABLE | T.B_OUT_OF_BAND)) r.fail('ERR_MP_BAD_VALUE', `unknown buffer flags 0x${flags.toString(16)}`, at);
     const len = r.varint();
+    if (flags & T.B_OUT_OF_BAND) {
+      buffers.push(outOfBandBuffer(r, flags, len, outOfBand, at));
+      continue;
+    }
     const max = flags & T.B_RESIZABLE ? r.varint() : len;
     if (max < len) r.fail('ERR_MP_BAD_VALUE', `buffer maxByteLength ${max} is below its length ${len}`, at);
     const bytes = r.span(len);
@@ -349,4 +378,21 @@ export function readTable(r: ByteReader): LoadedTable {
     views[i * 5 + 4] = len;
   }
   return new LoadedTable(buffers, views);
+}
+
+/** An out-of-band buffer record: its index in the loader's list, checked against the kind and length recorded. */
+function outOfBandBuffer(r: ByteReader, flags: number, len: number, list: readonly ArrayBufferLike[] | undefined, at: number): ArrayBufferLike {
+  const index = r.varint();
+  const b = list?.[index];
+  if (b === undefined) {
+    return r.fail('ERR_MP_OUT_OF_BAND_MISSING', `buffer #${index} travels beside the payload, and loads was not given it (pass the transferred buffers as the outOfBand option)`, at);
+  }
+  const shared = types.isSharedArrayBuffer(b);
+  if (!shared && !types.isArrayBuffer(b)) r.fail('ERR_MP_BAD_VALUE', `out-of-band buffer #${index} is not an ArrayBuffer or SharedArrayBuffer`, at);
+  if (shared !== ((flags & T.B_SHARED) !== 0)) r.fail('ERR_MP_BAD_VALUE', `out-of-band buffer #${index} should ${shared ? 'not ' : ''}be a SharedArrayBuffer`, at);
+  const size = b.byteLength;
+  // A growable shared buffer may have grown since it was sent; any other must have the length recorded.
+  const fits = (flags & T.B_RESIZABLE) !== 0 && shared ? size >= len : size === len;
+  if (!fits) r.fail('ERR_MP_BAD_VALUE', `out-of-band buffer #${index} has ${size} bytes, the payload expects ${len}`, at);
+  return b;
 }

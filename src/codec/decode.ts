@@ -17,6 +17,8 @@ export interface LoadOptions {
   code?: boolean;
   /** Maximum nesting depth in containers (default 500,000; each level costs a few hundred bytes while loading). */
   maxDepth?: number;
+  /** The buffers that travelled beside the payload (see the `outOfBand` dumps option), in the encoder's order. */
+  outOfBand?: readonly ArrayBufferLike[];
   [option: string]: unknown;
 }
 
@@ -47,7 +49,7 @@ export class Decoder extends PropsDecoder implements RestoreContext {
     const r: ByteReader = this.r;
     if (this.top === 0 && this.#table === undefined && r.pos < r.end && r.buf[r.pos] === T.T_TABLE) {
       r.pos++;
-      this.#table = readTable(r);
+      this.#table = readTable(r, this.options.outOfBand);
     }
     const base = this.top;
     const v = this.read();

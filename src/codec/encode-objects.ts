@@ -4,7 +4,7 @@
  */
 import { types } from 'node:util';
 import { EncodeError, type PathSegment } from '../errors.ts';
-import { BufferTable, viewParts, viewProtos } from './buffers.ts';
+import { BufferTable, viewParts, viewProtos, type OutOfBand } from './buffers.ts';
 import {
   CTOR_SEG, EMPTY, F_ENTRIES, F_INDICES, F_PROPS, F_SHAPE, F_VALUES, Frame, SHAPES_PER_KEY, attrByte, isAccessor, isDefault, ownKeys,
 } from './encode-frames.ts';
@@ -19,6 +19,8 @@ const { getOwnPropertyDescriptor, getOwnPropertyNames, getOwnPropertySymbols, ge
 /** Writes containers; the driver in encode.ts supplies `child`. @throws EncodeError ERR_MP_TOO_DEEP, ERR_MP_UNSUPPORTED_TYPE */
 export abstract class ObjectEncoder extends PrimitiveEncoder {
   protected bufferTable: BufferTable | undefined;
+  /** Claims buffers that travel beside the payload (the `outOfBand` dumps option). */
+  protected outOfBand: OutOfBand | undefined;
   /** Key lists of simple objects seen so far, by first key; a shape's id is its index in definition order. */
   protected readonly shapes = new Map<string | symbol, { keys: (string | symbol)[]; id: number }[]>();
   protected shapeCount = 0;
@@ -40,7 +42,7 @@ export abstract class ObjectEncoder extends PrimitiveEncoder {
 
   /** Every buffer and view the value reaches; written before the value (see buffers.ts). */
   get buffers(): BufferTable {
-    return (this.bufferTable ??= new BufferTable());
+    return (this.bufferTable ??= new BufferTable(this.outOfBand));
   }
 
   /** Whether the value reached any binary data (then the stream starts with the buffer table). */

@@ -7,6 +7,7 @@ import { types } from 'node:util';
 import { EncodeError, ModulePickleError, type PathSegment } from '../errors.ts';
 import { F_REDUCE, F_RESTORE, F_SHAPE, F_ENTRIES, F_INDICES, F_PROPS, F_VALUES, labelsOf, ownKeys, type AnyReducer, type Frame } from './encode-frames.ts';
 import { ObjectEncoder } from './encode-objects.ts';
+import type { OutOfBand } from './buffers.ts';
 import { reduceSymbol, type ReduceContext, type ReducerOverride, type Reduction, type Registry } from './registry.ts';
 import { hiddenStateClass, refusal } from './refuse.ts';
 import * as T from './tags.ts';
@@ -18,6 +19,11 @@ export interface DumpOptions {
   reducerOverride?: ReducerOverride;
   /** Maximum nesting depth in containers (default 500,000; a Map or Set level takes two: itself and its entry list). */
   maxDepth?: number;
+  /**
+   * Claims buffers to travel beside the payload instead of in it (to a worker thread: transferred, or shared):
+   * return the buffer's index in the list the loader gets as its `outOfBand` option, or undefined to copy it in.
+   */
+  outOfBand?: OutOfBand;
   [option: string]: unknown;
 }
 
@@ -61,6 +67,7 @@ export class Encoder extends ObjectEncoder implements ReduceContext {
     this.options = options;
     this.#override = options.reducerOverride;
     this.#hasIdentities = registry.hasIdentities;
+    this.outOfBand = options.outOfBand;
   }
 
   path(): PathSegment[] {

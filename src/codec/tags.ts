@@ -66,6 +66,7 @@ export const A_DEFAULT = A_WRITABLE | A_ENUMERABLE | A_CONFIGURABLE;
 /** Buffer flags in the table. */
 export const B_SHARED = 0x01; // a SharedArrayBuffer
 export const B_RESIZABLE = 0x02; // resizable (growable, when shared): maxByteLength follows
+export const B_OUT_OF_BAND = 0x04; // not in the payload: its length, then its index in the loader's `outOfBand` list
 /** View kinds: the TypedArray kinds in this order, then DataView and Buffer (a Uint8Array with Buffer.prototype). */
 export const VIEW_KINDS = [
   'Int8Array', 'Uint8Array', 'Uint8ClampedArray', 'Int16Array', 'Uint16Array', 'Int32Array', 'Uint32Array',
