@@ -22,6 +22,7 @@ import { ModulePickleError, RemoteError } from '../errors.ts';
 import { ResultStatus, concat, readU32, writeU32 } from './protocol.ts';
 import { dumps, encodingKey, loads, type BlobSource, type PickleOptions } from './pickler.ts';
 import { walkPayload } from './payload-walk.ts';
+import type { Beside } from './channel.ts';
 
 /** Task kind byte. */
 export const TaskKind = { call: 0, map: 1 } as const;
@@ -31,7 +32,59 @@ export type TaskKind = (typeof TaskKind)[keyof typeof TaskKind];
 export interface EncodedTask extends EncodedFunction {
   readonly kind: TaskKind;
   readonly argsBytes: Uint8Array;
+  /** Buffers the arguments' payload left out (a thread's shared or transferred memory), in its out-of-band order. */
+  readonly beside?: Beside;
 }
+
+/** Which buffers to move to the thread instead of copying: `true` every large one, or these (or their views' buffers). */
+export type TransferOption = boolean | readonly (ArrayBufferLike | ArrayBufferView)[];
+
+/** Buffers below this size are copied even under `transfer: true` (Node's pooled Buffers live in 8 KiB slabs). */
+const TRANSFER_MIN_BYTES = 65536;
+
+// Values marked by `transfer()`. Kept on the global object so that every copy of this module in a thread (the
+// package, a shipped copy) shares one mark list.
+const marksKey = Symbol.for('modulepickle.transfer');
+const marks: WeakMap<object, TransferOption> = ((globalThis as Record<symbol, unknown>)[marksKey] as WeakMap<object, TransferOption> | undefined) ??
+  ((globalThis as Record<symbol, unknown>)[marksKey] = new WeakMap<object, TransferOption>()) as WeakMap<object, TransferOption>;
+
+/**
+ * Marks a value whose binary data should move rather than be copied between threads: as an argument of a thread
+ * pool call, or as the return value of a function running in one. `buffers` picks which (default: every
+ * ArrayBuffer of 64 KiB or more the value reaches). Moved buffers are detached on the sending side. Returns
+ * `value`. Executors that cross a process boundary copy regardless.
+ */
+export function transfer<T>(value: T, buffers?: readonly (ArrayBufferLike | ArrayBufferView)[]): T {
+  if ((typeof value === 'object' && value !== null) || typeof value === 'function') marks.set(value as object, buffers ?? true);
+  return value;
+}
+
+/** The transfer option of a value marked with {@link transfer}. */
+export function transferMark(value: unknown): TransferOption | undefined {
+  return (typeof value === 'object' && value !== null) || typeof value === 'function' ? marks.get(value as object) : undefined;
+}
+
+/**
+ * A collector of the buffers a payload leaves out for a thread: every SharedArrayBuffer (so it arrives shared), and
+ * the ArrayBuffers `transfer` selects (moved). `claim` is the codec's `outOfBand` hook.
+ */
+export function besideCollector(transfer: TransferOption | undefined): Beside & { claim(b: ArrayBufferLike): number | undefined } {
+  const buffers: ArrayBufferLike[] = [];
+  const moved: ArrayBuffer[] = [];
+  let listed: Set<ArrayBufferLike> | undefined;
+  if (Array.isArray(transfer)) listed = new Set(transfer.map((b: ArrayBufferLike | ArrayBufferView) => (ArrayBuffer.isView(b) ? b.buffer : b)));
+  return {
+    buffers,
+    transfer: moved,
+    claim(b) {
+      if (b instanceof SharedArrayBuffer) return buffers.push(b) - 1;
+      if (listed ? !listed.has(b) : transfer !== true || b.byteLength < TRANSFER_MIN_BYTES) return undefined;
+      moved.push(b as ArrayBuffer);
+      return buffers.push(b) - 1;
+    },
+  };
+}
+
 
 /** A pickled function and its content hash (encode once, send to many workers / many chunks). */
 export interface EncodedFunction {
@@ -113,10 +166,19 @@ function isSelfContained(bytes: Uint8Array): boolean {
 }
 
 /** Pickles a call (or a map chunk: `args` are the items). `fn` may be pre-encoded with {@link encodeFunction}. */
-export async function encodeTask(fn: unknown, args: readonly unknown[], options: { kind?: TaskKind; dumpsOptions?: PickleOptions } = {}): Promise<EncodedTask> {
+/**
+ * Pickles a call (or a map chunk: `args` are the items). `fn` may be pre-encoded with {@link encodeFunction}.
+ * `beside` (thread transports): shared memory, and the buffers `transfer` selects, travel beside the payload.
+ */
+export async function encodeTask(fn: unknown, args: readonly unknown[], options: { kind?: TaskKind; dumpsOptions?: PickleOptions; beside?: { transfer?: TransferOption } } = {}): Promise<EncodedTask> {
   const f = isEncoded(fn) ? fn : (cachedFunction(fn) ?? (await encodeFunction(fn, options.dumpsOptions)));
-  const argsBytes = await dumps(args, options.dumpsOptions);
-  return { fnKey: f.fnKey, fnHash: f.fnHash, fnBytes: f.fnBytes, kind: options.kind ?? TaskKind.call, argsBytes };
+  const kind = options.kind ?? TaskKind.call;
+  if (!options.beside) return { fnKey: f.fnKey, fnHash: f.fnHash, fnBytes: f.fnBytes, kind, argsBytes: await dumps(args, options.dumpsOptions) };
+  let choice = options.beside.transfer;
+  if (choice === undefined && kind === TaskKind.call) for (const a of args) choice ??= transferMark(a);
+  const beside = besideCollector(choice);
+  const argsBytes = await dumps(args, { ...options.dumpsOptions, outOfBand: beside.claim });
+  return { fnKey: f.fnKey, fnHash: f.fnHash, fnBytes: f.fnBytes, kind, argsBytes, beside: beside.buffers.length > 0 ? beside : undefined };
 }
 
 function isEncoded(v: unknown): v is EncodedFunction {
@@ -167,12 +229,18 @@ export interface RunContext {
   readonly loadsOptions?: PickleOptions;
   readonly dumpsOptions?: PickleOptions;
   readonly cache?: FunctionCache;
+  /** Buffers that came beside the task (the arguments' out-of-band list). */
+  readonly beside?: readonly ArrayBufferLike[] | undefined;
+  /** The result may leave buffers beside its payload (a thread): shared memory, and what `transfer()` marked. */
+  readonly sharesMemory?: boolean;
 }
 
 /** A finished task: RESULT status and pickled value (or pickled {@link ErrorInfo}). */
 export interface TaskOutcome {
   readonly status: ResultStatus;
   readonly payload: Uint8Array;
+  /** Buffers the payload left out (threads), in its out-of-band order. */
+  readonly beside?: Beside | undefined;
 }
 
 const defaultCache = new FunctionCache();
@@ -198,7 +266,7 @@ export async function runTask(body: Uint8Array, ctx: RunContext = {}): Promise<T
       fn = decoded as (...args: unknown[]) => unknown;
       cache.set(key, fn);
     }
-    const args = await loads(body.subarray(37 + fnLen), loadsOptions);
+    const args = await loads(body.subarray(37 + fnLen), ctx.beside ? { ...loadsOptions, outOfBand: ctx.beside } : loadsOptions);
     if (!Array.isArray(args)) throw new ModulePickleError('ERR_MP_PROTOCOL_GARBAGE', 'task arguments are not an array');
     let result: unknown;
     if (kind === TaskKind.map) {
@@ -213,7 +281,10 @@ export async function runTask(body: Uint8Array, ctx: RunContext = {}): Promise<T
       const r = fn(...args);
       result = isThenable(r) ? await r : r;
     }
-    return { status: ResultStatus.ok, payload: await dumps(result, ctx.dumpsOptions) };
+    if (!ctx.sharesMemory) return { status: ResultStatus.ok, payload: await dumps(result, ctx.dumpsOptions) };
+    const beside = besideCollector(transferMark(result));
+    const payload = await dumps(result, { ...ctx.dumpsOptions, outOfBand: beside.claim });
+    return { status: ResultStatus.ok, payload, beside: beside.buffers.length > 0 ? beside : undefined };
   } catch (err) {
     const info = errorInfo(err);
     if (index !== undefined) info.index = index;
@@ -255,6 +326,8 @@ export function errorInfo(err: unknown, depth = 0): ErrorInfo {
 /** Options for turning an outcome back into a value. */
 export interface DecodeOutcomeOptions {
   readonly loadsOptions?: PickleOptions;
+  /** Buffers that came beside the payload (threads). */
+  readonly beside?: readonly ArrayBufferLike[] | undefined;
   /** Rewrites a remote stack so its frames point at the caller's files. */
   readonly mapStack?: (stack: string) => string;
   /** Names the worker in messages. */
@@ -263,7 +336,7 @@ export interface DecodeOutcomeOptions {
 
 /** Decodes a finished task's payload: the value, or throws the remote exception as {@link RemoteError}. */
 export async function decodeOutcome(status: number, payload: Uint8Array, options: DecodeOutcomeOptions = {}): Promise<unknown> {
-  if (status === ResultStatus.ok) return loads(payload, options.loadsOptions);
+  if (status === ResultStatus.ok) return loads(payload, options.beside ? { ...options.loadsOptions, outOfBand: options.beside } : options.loadsOptions);
   const info = (await loads(payload, options.loadsOptions)) as ErrorInfo;
   throw remoteError(info, options);
 }

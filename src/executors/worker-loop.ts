@@ -1,6 +1,7 @@
 /**
- * The worker side of the protocol: reads frames from `input`, runs tasks one at a time, writes frames to `output`.
- * Used by `modulepickle worker --stdio` and by pool workers (`dist/entry/worker.js`); the same code either way.
+ * The worker side of the protocol: reads frames from `input`, runs tasks one at a time, writes frames to `output`
+ * (or, in a worker thread, exchanges them over its `port`; see channel.ts). Used by `modulepickle worker --stdio`,
+ * by pool workers (`dist/entry/worker.js`) and by pool threads (`dist/entry/thread.js`); the same code each way.
  *
  * User code must never write into the protocol stream, so `process.stdout.write` and `process.stderr.write` (and with
  * them `console.*`) are redirected into LOG frames, tagged with the running task. Tasks run strictly one after
@@ -9,10 +10,10 @@
  */
 import type { Readable, Writable } from 'node:stream';
 import { WorkerError } from '../errors.ts';
+import { threadId } from 'node:worker_threads';
+import { portChannel, portFrame, streamChannel, streamReader, type ChannelFrame, type PortLike } from './channel.ts';
 import {
-  FrameReader,
   FrameType,
-  FrameWriter,
   PROTOCOL_VERSION,
   ResultStatus,
   checkHello,
@@ -25,7 +26,6 @@ import {
   resultHead,
   text,
   utf8,
-  type Frame,
   type Hello,
 } from './protocol.ts';
 import { FORMAT_VERSION, heldTrees, type BlobSource, type PickleOptions } from './pickler.ts';
@@ -35,6 +35,8 @@ import { FunctionCache, runTask } from './task.ts';
 export interface WorkerLoopOptions {
   readonly input?: Readable;
   readonly output?: Writable;
+  /** A worker thread's port to its client, instead of `input`/`output`: buffers can then travel beside frames. */
+  readonly port?: WorkerPort;
   /** Cache folder for blobs and materialized trees (default: the ship layer's default). */
   readonly cacheDir?: string;
   /** Redirect `process.stdout`/`process.stderr` writes into LOG frames (default true). */
@@ -48,23 +50,30 @@ export interface WorkerLoopOptions {
   readonly dumpsOptions?: PickleOptions;
 }
 
+/** What the worker loop needs of a thread's `parentPort`. */
+export interface WorkerPort extends PortLike {
+  on(event: 'message', listener: (msg: unknown) => void): unknown;
+  on(event: 'close', listener: () => void): unknown;
+}
+
 interface Queued {
   readonly id: number;
   readonly body: Uint8Array;
+  /** Buffers that came beside the task (a thread's transferred or shared arguments). */
+  readonly beside: readonly ArrayBufferLike[] | undefined;
 }
 
 /** Runs the worker loop until the input ends or a SHUTDOWN frame arrives. */
 export function startWorker(options: WorkerLoopOptions = {}): void {
-  const input = options.input ?? process.stdin;
-  const output = options.output ?? process.stdout;
   const exit = options.onExit ?? ((code: number) => process.exit(code));
-  const writer = new FrameWriter(output);
+  const port = options.port;
+  const writer = port ? portChannel(port) : streamChannel(options.output ?? process.stdout);
   const ours: Hello = {
     protocol: options.protocol ?? PROTOCOL_VERSION,
     format: options.format ?? FORMAT_VERSION,
-    info: { pid: process.pid, node: process.version, cwd: process.cwd(), platform: process.platform },
+    info: { pid: process.pid, threadId, node: process.version, cwd: process.cwd(), platform: process.platform },
   };
-  writer.send(FrameType.hello, encodeHello(ours));
+  writer.send(FrameType.hello, [encodeHello(ours)]);
 
   const cache = new FunctionCache();
   const queue: Queued[] = [];
@@ -80,7 +89,7 @@ export function startWorker(options: WorkerLoopOptions = {}): void {
     const reqId = nextBlobReq++;
     return new Promise((resolve) => {
       blobWaiters.set(reqId, resolve);
-      writer.send(FrameType.blobRequest, idBody(reqId, utf8(JSON.stringify(hashes))));
+      writer.send(FrameType.blobRequest, [idBody(reqId, utf8(JSON.stringify(hashes)))]);
     });
   };
   const blobSource: BlobSource = {
@@ -100,18 +109,18 @@ export function startWorker(options: WorkerLoopOptions = {}): void {
     const redirect = (stream: 1 | 2) =>
       function write(chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
         const bytes = typeof chunk === 'string' ? Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8') : (chunk as Uint8Array);
-        writer.send(FrameType.log, logBody(stream, running, bytes));
+        writer.send(FrameType.log, [logBody(stream, running, bytes)]);
         const done = typeof encoding === 'function' ? encoding : cb;
         if (typeof done === 'function') queueMicrotask(() => (done as () => void)());
         return true;
       };
     // The writer keeps its own reference to the real stdout stream; only the user-facing write methods change.
-    if (output === process.stdout) process.stdout.write = redirect(1) as typeof process.stdout.write;
+    if (port || (options.output ?? process.stdout) === process.stdout) process.stdout.write = redirect(1) as typeof process.stdout.write;
     process.stderr.write = redirect(2) as typeof process.stderr.write;
   }
 
   const fatal = (err: WorkerError): void => {
-    writer.send(FrameType.fatal, utf8(JSON.stringify({ code: err.code, message: err.message })));
+    writer.send(FrameType.fatal, [utf8(JSON.stringify({ code: err.code, message: err.message }))]);
     writer.flush();
     shuttingDown = true;
     setImmediate(() => exit(1));
@@ -123,10 +132,13 @@ export function startWorker(options: WorkerLoopOptions = {}): void {
     while (queue.length > 0) {
       const task = queue.shift()!;
       running = task.id;
-      const out = await runTask(task.body, { blobSource, cache, cacheDir: options.cacheDir, loadsOptions: options.loadsOptions, dumpsOptions: options.dumpsOptions });
+      const out = await runTask(task.body, {
+        blobSource, cache, cacheDir: options.cacheDir, loadsOptions: options.loadsOptions, dumpsOptions: options.dumpsOptions,
+        beside: task.beside, sharesMemory: writer.sharesMemory,
+      });
       running = 0;
       const rss = sampleRss();
-      writer.send(FrameType.result, resultHead(task.id, out.status, rss, heldTrees().length), out.payload);
+      writer.send(FrameType.result, [resultHead(task.id, out.status, rss, heldTrees().length), out.payload], out.beside);
       await writer.ready();
     }
     busy = false;
@@ -136,7 +148,7 @@ export function startWorker(options: WorkerLoopOptions = {}): void {
     }
   };
 
-  const onFrame = (frame: Frame): void => {
+  const onFrame = (frame: ChannelFrame): void => {
     if (!greeted) {
       if (frame.type !== FrameType.hello) return fatal(new WorkerError('ERR_MP_PROTOCOL_GARBAGE', `expected HELLO first, got frame type ${frame.type}`));
       try {
@@ -149,7 +161,7 @@ export function startWorker(options: WorkerLoopOptions = {}): void {
     }
     switch (frame.type) {
       case FrameType.task:
-        queue.push({ id: readU32(frame.body, 0), body: frame.body.subarray(4) });
+        queue.push({ id: readU32(frame.body, 0), body: frame.body.subarray(4), beside: frame.beside });
         void pump();
         return;
       case FrameType.cancel: {
@@ -157,7 +169,7 @@ export function startWorker(options: WorkerLoopOptions = {}): void {
         const at = queue.findIndex((q) => q.id === id);
         if (at >= 0) {
           queue.splice(at, 1);
-          writer.send(FrameType.result, resultHead(id, ResultStatus.cancelled, 0, heldTrees().length));
+          writer.send(FrameType.result, [resultHead(id, ResultStatus.cancelled, 0, heldTrees().length)]);
         }
         return;
       }
@@ -176,14 +188,17 @@ export function startWorker(options: WorkerLoopOptions = {}): void {
     }
   };
 
-  const reader = new FrameReader(onFrame);
-  input.on('data', (chunk: Uint8Array) => {
-    try {
-      reader.push(chunk);
-    } catch (err) {
-      fatal(err instanceof WorkerError ? err : new WorkerError('ERR_MP_PROTOCOL_GARBAGE', String(err)));
-    }
-  });
+  if (port) {
+    port.on('message', (msg) => {
+      const frame = portFrame(msg);
+      if (frame) onFrame(frame);
+      else fatal(new WorkerError('ERR_MP_PROTOCOL_GARBAGE', 'a message from the client is not a frame'));
+    });
+    port.on('close', () => exit(0));
+    return;
+  }
+  const input = options.input ?? process.stdin;
+  input.on('data', streamReader({ frame: onFrame, error: fatal }));
   // The client is gone (closed our stdin, exited, or was killed): nobody will read results, so stop now.
   input.on('end', () => {
     writer.flush();
