@@ -10,7 +10,7 @@ import { holdTreeWatches, type BlobSource, type PickleOptions, type ShipBuild } 
 import { decodeOutcome, encodeFunction, encodeTask, type EncodedFunction } from './task.ts';
 import { mapStream, type MapOptions, type MapResult } from './map.ts';
 import { createShipping } from './shipping.ts';
-import { Scheduler, type CallOptions, type SchedulerStats, type Transport } from './scheduler.ts';
+import { Scheduler, type CallOptions, type Finished, type SchedulerStats, type Transport } from './scheduler.ts';
 import type { TransferStats } from './transports/counters.ts';
 
 export type { CallOptions } from './scheduler.ts';
@@ -127,9 +127,15 @@ export function createExecutor(makeTransport: (deps: TransportDeps) => Transport
   const transport = makeTransport({ stats, onLog: options.onLog ?? prefixLogs(), blobServer, dumpsOptions });
   const scheduler = new Scheduler(transport, { ...options, stats });
 
+  // Threads: shared memory travels shared, and what the caller marks for transfer moves (see transfer()).
+  const shares = transport.sharesMemory === true;
+  const beside = (opts: CallOptions | undefined) => (shares ? { transfer: opts?.transfer } : undefined);
+  const outcome = (done: Finished) =>
+    decodeOutcome(done.status, done.payload, { loadsOptions: options.loadsOptions, mapStack, worker: done.worker, beside: done.beside?.buffers });
+
   const call = async (fn: unknown, args: readonly unknown[], opts?: CallOptions): Promise<unknown> => {
-    const done = await scheduler.encodeAndSubmit(() => encodeTask(fn, args, { dumpsOptions }), opts);
-    return await decodeOutcome(done.status, done.payload, { loadsOptions: options.loadsOptions, mapStack, worker: done.worker });
+    const done = await scheduler.encodeAndSubmit(() => encodeTask(fn, args, { dumpsOptions, beside: beside(opts) }), opts);
+    return await outcome(done);
   };
 
   return {
@@ -144,11 +150,9 @@ export function createExecutor(makeTransport: (deps: TransportDeps) => Transport
     map: ((fn: unknown, items: Iterable<unknown> | AsyncIterable<unknown>, opts: MapOptions = {}) =>
       mapStream(items, opts, scheduler.capacity, {
         encodeFunction: () => encodeFunction(fn, dumpsOptions),
-        submit: async (task, callOpts) => {
-          const done = await scheduler.submit(task, callOpts);
-          return (await decodeOutcome(done.status, done.payload, { loadsOptions: options.loadsOptions, mapStack, worker: done.worker })) as unknown[];
-        },
+        submit: async (task, callOpts) => (await outcome(await scheduler.submit(task, callOpts))) as unknown[],
         dumpsOptions,
+        beside: beside(opts),
       })) as Executor['map'],
     ready: () => scheduler.ready(),
     close: async (opts) => {

@@ -6,7 +6,7 @@
 import { setMaxListeners } from 'node:events';
 import { RemoteError } from '../errors.ts';
 import type { PickleOptions } from './pickler.ts';
-import { TaskKind, encodeTask, type EncodedFunction, type EncodedTask } from './task.ts';
+import { TaskKind, encodeTask, type EncodedFunction, type EncodedTask, type TransferOption } from './task.ts';
 import { abandoned, type CallOptions } from './scheduler.ts';
 
 /** Options of `map`. */
@@ -33,6 +33,8 @@ interface MapDeps {
   encodeFunction(): Promise<EncodedFunction>;
   submit(task: EncodedTask, options: CallOptions): Promise<unknown[]>;
   readonly dumpsOptions: PickleOptions | undefined;
+  /** Thread transports: buffers travel beside the chunks' payloads. */
+  readonly beside?: { transfer?: TransferOption } | undefined;
 }
 
 /** Builds the lazy map stream (nothing runs until iteration starts). */
@@ -66,7 +68,7 @@ export function mapStream<R>(items: Iterable<unknown> | AsyncIterable<unknown>, 
       if (chunk.length === 0) return;
       const first = start;
       start += chunk.length;
-      const task = await encodeTask(fn, chunk, { kind: TaskKind.map, dumpsOptions: deps.dumpsOptions });
+      const task = await encodeTask(fn, chunk, { kind: TaskKind.map, dumpsOptions: deps.dumpsOptions, beside: deps.beside });
       const p = deps.submit(task, { timeout: options.timeout, signal: internal.signal }).catch((e: unknown) => {
         throw globalIndex(e, first);
       });

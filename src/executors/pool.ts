@@ -34,12 +34,13 @@ export interface StdioExecutorOptions extends ExecutorOptions {
 }
 
 /**
- * Path of the built worker entry (`dist/entry/worker.js`). When this module runs from TypeScript sources (tests,
- * tsx), the sibling `dist/` build is used so workers start as plain `node`. @throws WorkerError ERR_MP_WORKER_ENTRY
+ * Path of a built entry: `dist/entry/worker.js` (worker processes) or `dist/entry/thread.js` (pool threads). When
+ * this module runs from TypeScript sources (tests, tsx), the sibling `dist/` build is used so workers start as plain
+ * `node`. @throws WorkerError ERR_MP_WORKER_ENTRY
  */
-export function workerEntryPath(): string {
+export function workerEntryPath(entry: 'worker' | 'thread' = 'worker'): string {
   const here = fileURLToPath(import.meta.url);
-  const built = here.endsWith('.ts') ? here.replace(/[\\/]src[\\/]executors[\\/]pool\.ts$/, '/dist/entry/worker.js') : fileURLToPath(new URL('../entry/worker.js', import.meta.url));
+  const built = here.endsWith('.ts') ? here.replace(/[\\/]src[\\/]executors[\\/]pool\.ts$/, `/dist/entry/${entry}.js`) : fileURLToPath(new URL(`../entry/${entry}.js`, import.meta.url));
   if (!existsSync(built)) {
     throw new WorkerError('ERR_MP_WORKER_ENTRY', `the worker entry ${built} does not exist: run 'npm run build' first`);
   }

@@ -17,6 +17,12 @@ export interface CallOptions {
   readonly timeout?: number;
   /** Aborting rejects the call with `ERR_MP_ABORTED` and stops the task, queued or running. */
   readonly signal?: AbortSignal;
+  /**
+   * Thread pools: move these buffers (or the buffers of these views) to the thread instead of copying them, or
+   * `true` for every ArrayBuffer of 64 KiB or more the arguments reach. They are detached here once sent.
+   * Other executors copy. See also `transfer(value)`.
+   */
+  readonly transfer?: boolean | readonly (ArrayBufferLike | ArrayBufferView)[];
 }
 
 /** Abort reason of calls nobody waits for any more (a `map` stopped early): a running one may finish. */
@@ -64,6 +70,8 @@ export interface Lane {
   load(): number;
   /** Takes one more task now (greeted, not retiring, room in its window, not blocked). */
   accepting(): boolean;
+  /** Whether this task may go to this lane now, beyond `accepting()` (default yes). */
+  accepts?(task: EncodedTask): boolean;
   /** Sends a task. The lane decides whether the worker needs the function's bytes or only its hash. */
   send(jobId: number, task: EncodedTask): void;
   /**
@@ -93,6 +101,8 @@ export interface Transport {
   open(id: string, events: LaneEvents): Lane;
   /** Lane ids are `${prefix}${n}`. */
   readonly prefix: string;
+  /** Lanes share this process's memory (threads): buffers can travel beside payloads, shared or moved. */
+  readonly sharesMemory?: boolean;
 }
 
 /** Options of a {@link Scheduler}. */
@@ -341,16 +351,16 @@ export class Scheduler {
 
   #dispatch(): void {
     while (this.#queue.length > 0) {
+      const job = this.#queue.shift()!;
+      if (job.settled) continue;
       let best: Lane | undefined;
       let bestLoad = Infinity;
       for (const l of this.#lanes) {
-        if (!l.accepting()) continue;
+        if (!l.accepting() || l.accepts?.(job.task) === false) continue;
         const load = l.load();
         if (load < bestLoad) (best = l), (bestLoad = load);
       }
-      if (!best) return;
-      const job = this.#queue.shift()!;
-      if (job.settled) continue;
+      if (!best) return this.#queue.unshift(job);
       job.lane = best;
       best.send(job.id, job.task);
     }

@@ -10,6 +10,7 @@
  */
 import type { Readable, Writable } from 'node:stream';
 import { WorkerError } from '../errors.ts';
+import { getHeapStatistics } from 'node:v8';
 import { threadId } from 'node:worker_threads';
 import { portChannel, portFrame, streamChannel, streamReader, type ChannelFrame, type PortLike } from './channel.ts';
 import {
@@ -137,7 +138,7 @@ export function startWorker(options: WorkerLoopOptions = {}): void {
         beside: task.beside, sharesMemory: writer.sharesMemory,
       });
       running = 0;
-      const rss = sampleRss();
+      const rss = sampleRss(port !== undefined);
       writer.send(FrameType.result, [resultHead(task.id, out.status, rss, heldTrees().length), out.payload], out.beside);
       await writer.ready();
     }
@@ -209,12 +210,13 @@ export function startWorker(options: WorkerLoopOptions = {}): void {
 
 let rssAt = 0;
 let rssMiB = 0;
-// Reading the resident set size costs a /proc read: sample it at most every 50 ms.
-function sampleRss(): number {
+// Reading the resident set size costs a /proc read: sample it at most every 50 ms. A thread reports its own heap
+// (the process's resident set is every thread's), so `maxMemoryMiB` recycles the thread that grew.
+function sampleRss(thread: boolean): number {
   const now = performance.now();
   if (now - rssAt > 50) {
     rssAt = now;
-    rssMiB = Math.round(process.memoryUsage.rss() / 1048576);
+    rssMiB = Math.round((thread ? getHeapStatistics().used_heap_size : process.memoryUsage.rss()) / 1048576);
   }
   return rssMiB;
 }

@@ -8,6 +8,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { isMainThread, threadId } from 'node:worker_threads';
 import { ShipError } from '../errors.ts';
 import { checkRelPath } from '../ship/path-rules.ts';
 import { checkPackage } from './packages.ts';
@@ -17,9 +18,13 @@ import { treeDirKey } from './keys.ts';
 const tsRe = /\.(?:[cm]?ts|tsx)$/;
 let tsLoader: Promise<void> | undefined;
 
-/** Whether a TypeScript loader is active in this process (e.g. it runs under `tsx`). */
+const cjsLoaderActive = (): boolean => createRequire(import.meta.url).extensions['.ts'] !== undefined;
+/** A worker thread registered tsx's ESM loader itself (see ensureTypeScriptLoader). */
+let threadEsmRegistered = false;
+
+/** Whether a TypeScript loader is active in this process or thread (e.g. it runs under `tsx`). */
 export function typeScriptLoaderActive(): boolean {
-  return createRequire(import.meta.url).extensions['.ts'] !== undefined;
+  return cjsLoaderActive() && (isMainThread || threadEsmRegistered);
 }
 
 async function importTsxApi(which: 'esm' | 'cjs', nodeModules: string | undefined): Promise<{ register: (o?: object) => unknown }> {
@@ -47,7 +52,7 @@ function treesTsconfig(tsconfig: string): string {
   const trees = dirname(dirname(treeDir));
   const nsDir = dirname(trees);
   if (basename(trees) !== 'trees' || basename(treeDir) !== 'tree') return tsconfig;
-  const file = join(nsDir, `tsconfig-${process.pid}.json`);
+  const file = join(nsDir, `tsconfig-${process.pid}${isMainThread ? '' : `-t${threadId}`}.json`);
   const extendsPath = `./${relative(nsDir, tsconfig).split(sep).join('/')}`;
   writeFileSync(file, JSON.stringify({ extends: extendsPath, include: ['trees/*/tree/**/*'] }));
   process.once('exit', () => rmSync(file, { force: true }));
@@ -63,17 +68,21 @@ function treesTsconfig(tsconfig: string): string {
 export function ensureTypeScriptLoader(options: { nodeModules?: string | false; tsconfig?: string } = {}): Promise<void> {
   if (tsLoader) return tsLoader;
   if (typeScriptLoaderActive()) return (tsLoader = Promise.resolve());
+  // A worker thread inherits `--import tsx`, which there installs tsx's CommonJS hooks, but Node 20 applies no
+  // module hooks of the main thread to it: a thread registers tsx's ESM loader itself.
+  const cjsActive = cjsLoaderActive();
   const nm = resolveNodeModules(options.nodeModules);
   tsLoader = (async () => {
     const esm = await importTsxApi('esm', nm);
-    const cjs = await importTsxApi('cjs', nm);
+    const cjs = cjsActive ? undefined : await importTsxApi('cjs', nm);
     const tsconfig = options.tsconfig && existsSync(options.tsconfig) ? treesTsconfig(options.tsconfig) : undefined;
     const saved = process.env.TSX_TSCONFIG_PATH;
     // tsx's CommonJS loader reads its tsconfig path from the environment when it registers
     if (tsconfig && saved === undefined) process.env.TSX_TSCONFIG_PATH = tsconfig;
     try {
       esm.register(tsconfig ? { tsconfig } : {});
-      cjs.register();
+      cjs?.register();
+      threadEsmRegistered = !isMainThread;
     } finally {
       if (saved === undefined) delete process.env.TSX_TSCONFIG_PATH;
     }

@@ -78,8 +78,6 @@ export abstract class FramedLane implements Lane {
   protected abstract get label(): string;
   /** Stops the worker now. */
   protected abstract terminate(): void;
-  /** Whether a task may go to this lane now (e.g. one with transferred buffers only to an idle thread). */
-  accepts?(task: EncodedTask): boolean;
   abstract setRef(ref: boolean): void;
 
   /** Starts talking over `channel` (the subclass calls this once its worker exists). */
