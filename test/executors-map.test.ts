@@ -7,7 +7,7 @@ import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createPool, createQueueExecutor, createStdioExecutor, RemoteError, type ExecutorSurface } from '../src/index.ts';
+import { createPool, createQueueExecutor, createStdioExecutor, createThreadPool, RemoteError, type ExecutorSurface } from '../src/index.ts';
 import { startRedis, type TestRedis } from './fixtures/queue/redis.ts';
 import { startWorkerProc, type WorkerProc } from './fixtures/queue/procs.ts';
 
@@ -31,6 +31,13 @@ const executors: { name: string; make(): Promise<Setup> }[] = [
     name: 'pool',
     async make() {
       const ex = createPool({ workers: 2, ...quiet });
+      return { ex, close: () => ex.close() };
+    },
+  },
+  {
+    name: 'threads',
+    async make() {
+      const ex = createThreadPool({ threads: 2, ...quiet });
       return { ex, close: () => ex.close() };
     },
   },

@@ -6,7 +6,7 @@ import { cpSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createPool, createStdioExecutor, RemoteError, type Executor } from '../src/index.ts';
+import { createPool, createStdioExecutor, createThreadPool, RemoteError, type Executor } from '../src/index.ts';
 
 type Report = typeof import('./fixtures/executors/project/src/report.ts');
 type Row = { id: number; value: number };
@@ -48,6 +48,11 @@ const executors: { name: string; make: () => Executor }[] = [
         onLog: () => {},
       }),
   },
+  {
+    // threads of this process; without `--import tsx` in their execArgv, they register tsx themselves
+    name: 'threads',
+    make: () => createThreadPool({ threads: 2, execArgv: [], cacheDir: join(elsewhere, 'threads-cache'), dumpsOptions: { root: project }, onLog: () => {} }),
+  },
 ];
 
 function setFactor(n: number): void {
@@ -79,8 +84,11 @@ for (const { name, make } of executors) {
       assert.equal(ex.stats.blobsServed, first.blobsServed + 1);
       assert.equal(ex.stats.blobBytesServed - first.blobBytesServed, readFileSync(join(project, 'src/math.ts')).length);
 
-      // The worker never reads the project: its cwd is elsewhere and its code comes from its cache.
-      assert.equal(await ex.run(() => process.cwd()), elsewhere);
+      // The worker never reads the project: its cwd is elsewhere (a thread shares this process's) and its code
+      // comes from its cache.
+      assert.equal(await ex.run(() => process.cwd()), name === 'threads' ? process.cwd() : elsewhere);
+      const url = await ex.run(() => report.moduleUrl);
+      assert.ok(url.includes(`${elsewhere}/`) && !url.includes(project), url);
     } finally {
       await ex.close();
     }

@@ -40,8 +40,6 @@ class ThreadLane extends FramedLane {
       env: o.env ?? process.env,
       execArgv: o.execArgv ? [...o.execArgv] : undefined,
       resourceLimits: o.resourceLimits,
-      stdout: true,
-      stderr: true,
     });
     this.#label = `thread ${id} (thread id ${this.worker.threadId})`;
     this.open(portChannel(this.worker));
@@ -51,9 +49,8 @@ class ThreadLane extends FramedLane {
       if (o.stats) o.stats.bytesReceived += frame.body.length;
       this.onFrame(frame);
     });
-    // Writes the worker loop does not capture (native code, output before it starts) still reach the log.
-    this.worker.stdout.setEncoding('utf8').on('data', (s: string) => o.onLog(id, 1, s));
-    this.worker.stderr.setEncoding('utf8').on('data', (s: string) => o.onLog(id, 2, s));
+    // The worker loop sends console output as LOG frames; what it cannot capture (before it starts) reaches this
+    // process's stdout/stderr directly. (Reading the thread's stdio streams here would keep the process alive.)
     this.worker.on('error', (err: Error & { code?: string }) => {
       this.#cause ??=
         err.code === 'ERR_WORKER_OUT_OF_MEMORY'
