@@ -44,7 +44,7 @@ describe('values and functions travel as with the process pool', () => {
     { name: 'cycles and shared references', run: async (p) => { const r = await p.run(() => { const a: Record<string, unknown> = {}; a['self'] = a; return [a, a]; }); return r[0] === r[1] && (r[0] as { self: unknown }).self === r[0]; }, expect: true },
     { name: 'an async function', run: (p) => p.run(async (x: number) => { await new Promise((r) => setTimeout(r, 5)); return x * 2; }, 21), expect: 42 },
     { name: 'wrap', run: (p) => p.wrap((a: number, b: number) => a * b)(6, 7), expect: 42 },
-    { name: 'await map, in order', run: (p) => p.map((x: number) => x * x, [1, 2, 3, 4]), expect: [1, 4, 9, 16] },
+    { name: 'await map, in order', run: async (p) => await p.map((x: number) => x * x, [1, 2, 3, 4]), expect: [1, 4, 9, 16] },
   ];
   for (const row of rows) test(row.name, async () => assert.deepEqual(await row.run(pool), row.expect));
 });
