@@ -1,0 +1,107 @@
+// Runs inside a generated user project (bench/user-project.ts), under tsx or compiled by tsc: the thread pool's
+// warm path as users write it, beside a raw worker_threads postMessage echo (the floor), piscina and tinypool, and
+// moving large typed arrays with `transfer`. Prints one JSON line.
+import { Worker } from 'node:worker_threads';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Piscina } from 'piscina';
+import { Tinypool } from 'tinypool';
+import { createPool, createThreadPool } from 'modulepickle';
+import { v } from './lib/v.js';
+
+const THREADS = 2;
+const CALLS = Number(process.env['BENCH_LAT_CALLS'] ?? 400);
+const TASKS = Number(process.env['BENCH_TASKS'] ?? 10_000);
+const ROUNDS = 5;
+const tmp = mkdtempSync(join(tmpdir(), 'mp-user-threads-'));
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function latency(call: (i: number) => Promise<unknown>): Promise<number> {
+  for (let i = 0; i < 50; i++) await call(i);
+  const t: number[] = [];
+  for (let i = 0; i < CALLS; i++) {
+    const s = performance.now();
+    await call(i);
+    t.push(performance.now() - s);
+  }
+  return median(t) * 1000;
+}
+
+async function throughput(burst: (n: number) => Promise<unknown>): Promise<number> {
+  await burst(Math.min(TASKS, 1000));
+  const s = performance.now();
+  await burst(TASKS);
+  return TASKS / ((performance.now() - s) / 1000);
+}
+const each = (call: (i: number) => Promise<unknown>) => (n: number) => Promise.all(Array.from({ length: n }, (_, i) => call(i)));
+
+// The floor: a raw worker_threads echo (structured clone over the port), round-robin over THREADS threads.
+const echoFile = join(tmp, 'echo.mjs');
+writeFileSync(echoFile, "import { parentPort } from 'node:worker_threads';\nparentPort.on('message', (m) => parentPort.postMessage(m.a ? { id: m.id, n: m.a.length } : { id: m.id, v: m.v + 1 }, m.a ? [] : undefined));\n");
+const echoes = Array.from({ length: THREADS }, () => new Worker(echoFile));
+const pending = new Map<number, () => void>();
+for (const w of echoes) w.on('message', (m: { id: number }) => (pending.get(m.id)!(), pending.delete(m.id)));
+let id = 0;
+const echo = (x: number) => new Promise<void>((r) => (pending.set(++id, r), echoes[id % THREADS]!.postMessage({ id, v: x })));
+const echoMove = (a: Float64Array) => new Promise<void>((r) => (pending.set(++id, r), echoes[id % THREADS]!.postMessage({ id, a }, [a.buffer as ArrayBuffer])));
+
+const threads = createThreadPool({ threads: THREADS, cacheDir: join(tmp, 'cache'), onLog: () => {} });
+const pool = createPool({ workers: THREADS, cacheDir: join(tmp, 'pcache'), onLog: () => {} });
+await Promise.all([threads.ready(), pool.ready()]);
+const inc = (x: number) => x + 1;
+const wrapped = threads.wrap(inc);
+const k = 1;
+const workerFile = join(tmp, 'peer-worker.mjs');
+writeFileSync(workerFile, 'export default (x) => x + 1;\n');
+const piscina = new Piscina({ filename: workerFile, minThreads: THREADS, maxThreads: THREADS });
+const tinypool = new Tinypool({ filename: workerFile, minThreads: THREADS, maxThreads: THREADS });
+
+const rows: { name: string; call: (i: number) => Promise<unknown>; burst?: (n: number) => Promise<unknown>; latency?: false }[] = [
+  { name: 'raw worker_threads postMessage echo (floor)', call: echo },
+  { name: 'threads: run(() => 1), a new inline closure per call', call: () => threads.run(() => 1) },
+  { name: 'threads: run((x) => x + k, i), inline, one capture', call: (i) => threads.run((x: number) => x + k, i) },
+  { name: 'threads: run(fn, i), one function object reused', call: (i) => threads.run(inc, i) },
+  { name: 'threads: wrap(fn)(i)', call: (i) => wrapped(i) },
+  { name: 'threads: run(() => v(i)), inline, uses a local module', call: (i) => threads.run(() => v(i)) },
+  { name: 'threads: await map(fn, items)', call: (i) => threads.run(inc, i), burst: async (n) => await threads.map(inc, Array.from({ length: n }, (_, i) => i)), latency: false },
+  { name: 'process pool: run(() => 1), inline', call: () => pool.run(() => 1) },
+  { name: 'piscina run(i) (separate worker file)', call: (i) => piscina.run(i) },
+  { name: 'tinypool run(i) (separate worker file)', call: (i) => tinypool.run(i) },
+];
+const lat: number[][] = rows.map(() => []);
+const tput: number[][] = rows.map(() => []);
+for (let r = 0; r < ROUNDS; r++) {
+  for (const [i, row] of rows.entries()) {
+    if (row.latency !== false) lat[i]!.push(await latency(row.call));
+    if (r < 3) tput[i]!.push(await throughput(row.burst ?? each(row.call)));
+  }
+}
+
+// Large arguments: a Float64Array moved with `transfer` vs copied, beside a raw postMessage transfer.
+const sizes = [10, 100];
+const moves: { name: string; mb: number; us: number }[] = [];
+async function timeMove(name: string, mb: number, send: (a: Float64Array) => Promise<unknown>): Promise<void> {
+  const t: number[] = [];
+  for (let i = 0; i < 12; i++) {
+    const a = new Float64Array((mb * 1048576) / 8);
+    a[1] = i;
+    const s = performance.now();
+    await send(a);
+    t.push(performance.now() - s);
+  }
+  moves.push({ name, mb, us: median(t.slice(2)) * 1000 });
+}
+for (const mb of sizes) {
+  await timeMove('raw postMessage, transferred', mb, echoMove);
+  await timeMove('threads: call(fn, [a], { transfer: true })', mb, (a) => threads.call((x: Float64Array) => x.length, [a], { transfer: true }));
+  await timeMove('threads: run(fn, a), copied', mb, (a) => threads.run((x: Float64Array) => x.length, a));
+}
+
+await threads.close();
+await pool.close();
+await piscina.destroy();
+await tinypool.destroy();
+for (const w of echoes) await w.terminate();
+rmSync(tmp, { recursive: true, force: true });
+console.log(JSON.stringify({ rows: rows.map((r, i) => ({ name: r.name, latencyUs: lat[i]!.length ? median(lat[i]!) : null, tasksPerSec: median(tput[i]!) })), moves }));
