@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Piscina } from 'piscina';
 import { Tinypool } from 'tinypool';
-import { createPool, createThreadPool } from 'modulepickle';
+import { createPool, createThreadPool, transfer } from 'modulepickle';
 import { v } from './lib/v.js';
 
 const THREADS = 2;
@@ -38,13 +38,13 @@ const each = (call: (i: number) => Promise<unknown>) => (n: number) => Promise.a
 
 // The floor: a raw worker_threads echo (structured clone over the port), round-robin over THREADS threads.
 const echoFile = join(tmp, 'echo.mjs');
-writeFileSync(echoFile, "import { parentPort } from 'node:worker_threads';\nparentPort.on('message', (m) => parentPort.postMessage(m.a ? { id: m.id, n: m.a.length } : { id: m.id, v: m.v + 1 }, m.a ? [] : undefined));\n");
+writeFileSync(echoFile, "import { parentPort } from 'node:worker_threads';\nparentPort.on('message', (m) => parentPort.postMessage(m.a ? { id: m.id, a: m.a } : { id: m.id, v: m.v + 1 }, m.a ? [m.a.buffer] : undefined));\n");
 const echoes = Array.from({ length: THREADS }, () => new Worker(echoFile));
-const pending = new Map<number, () => void>();
-for (const w of echoes) w.on('message', (m: { id: number }) => (pending.get(m.id)!(), pending.delete(m.id)));
+const pending = new Map<number, (m: { a?: Float64Array }) => void>();
+for (const w of echoes) w.on('message', (m: { id: number }) => (pending.get(m.id)!(m), pending.delete(m.id)));
 let id = 0;
-const echo = (x: number) => new Promise<void>((r) => (pending.set(++id, r), echoes[id % THREADS]!.postMessage({ id, v: x })));
-const echoMove = (a: Float64Array) => new Promise<void>((r) => (pending.set(++id, r), echoes[id % THREADS]!.postMessage({ id, a }, [a.buffer as ArrayBuffer])));
+const echo = (x: number) => new Promise<unknown>((r) => (pending.set(++id, r), echoes[id % THREADS]!.postMessage({ id, v: x })));
+const echoMove = (a: Float64Array) => new Promise<Float64Array>((r) => (pending.set(++id, (m) => r(m.a!)), echoes[id % THREADS]!.postMessage({ id, a }, [a.buffer as ArrayBuffer])));
 
 const threads = createThreadPool({ threads: THREADS, cacheDir: join(tmp, 'cache'), onLog: () => {} });
 const pool = createPool({ workers: THREADS, cacheDir: join(tmp, 'pcache'), onLog: () => {} });
@@ -78,24 +78,25 @@ for (let r = 0; r < ROUNDS; r++) {
   }
 }
 
-// Large arguments: a Float64Array moved with `transfer` vs copied, beside a raw postMessage transfer.
+// Large arguments: one Float64Array sent and returned, moved both ways with `transfer` (the same memory goes back
+// and forth, nothing is allocated) vs copied both ways, beside a raw postMessage that moves it both ways.
 const sizes = [10, 100];
 const moves: { name: string; mb: number; us: number }[] = [];
-async function timeMove(name: string, mb: number, send: (a: Float64Array) => Promise<unknown>): Promise<void> {
+async function timeMove(name: string, mb: number, roundTrip: (a: Float64Array) => Promise<Float64Array>): Promise<void> {
+  let a = new Float64Array((mb * 1048576) / 8).fill(1);
   const t: number[] = [];
   for (let i = 0; i < 12; i++) {
-    const a = new Float64Array((mb * 1048576) / 8);
-    a[1] = i;
     const s = performance.now();
-    await send(a);
+    a = await roundTrip(a);
     t.push(performance.now() - s);
+    if (a.length !== (mb * 1048576) / 8 || a[12345] !== 1) throw new Error(`${name}: the array came back wrong`);
   }
   moves.push({ name, mb, us: median(t.slice(2)) * 1000 });
 }
 for (const mb of sizes) {
-  await timeMove('raw postMessage, transferred', mb, echoMove);
-  await timeMove('threads: call(fn, [a], { transfer: true })', mb, (a) => threads.call((x: Float64Array) => x.length, [a], { transfer: true }));
-  await timeMove('threads: run(fn, a), copied', mb, (a) => threads.run((x: Float64Array) => x.length, a));
+  await timeMove('raw postMessage, moved both ways', mb, echoMove);
+  await timeMove('threads: call((x) => transfer(x), [a], { transfer: true })', mb, (a) => threads.call((x: Float64Array) => transfer(x), [a], { transfer: true }));
+  await timeMove('threads: run((x) => x, a), copied both ways', mb, (a) => threads.run((x: Float64Array) => x, a));
 }
 
 await threads.close();

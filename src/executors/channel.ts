@@ -79,8 +79,8 @@ export interface PortLike {
 type PortMessage = [number, Uint8Array, ArrayBufferLike[] | undefined];
 
 /**
- * Frames as messages. A body is gathered into one buffer of its own and moved (not cloned); buffers beside it are
- * cloned, or moved when listed in `transfer` (a SharedArrayBuffer is shared either way).
+ * Frames as messages. A body is gathered into one buffer of its own, moved (not cloned) when large; buffers beside
+ * it are cloned, or moved when listed in `transfer` (a SharedArrayBuffer is shared either way).
  */
 export function portChannel(port: PortLike, onClose?: () => void): Channel {
   let closed = false;
@@ -93,7 +93,9 @@ export function portChannel(port: PortLike, onClose?: () => void): Channel {
       const body = new Uint8Array(len);
       let at = 0;
       for (const p of parts) body.set(p, at), (at += p.length);
-      const transfer = [body.buffer, ...(beside?.transfer ?? [])];
+      // Moving a buffer costs more than copying a small one.
+      const moved = beside?.transfer ?? [];
+      const transfer = len >= 65536 ? [body.buffer, ...moved] : moved;
       const msg: PortMessage = [type, body, beside && beside.buffers.length > 0 ? [...beside.buffers] : undefined];
       port.postMessage(msg, transfer);
       return true;
