@@ -2,7 +2,7 @@
 // shipping): blob store, signatures, BullMQ plumbing and faults. End-to-end code shipping is in queue.test.ts.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +16,7 @@ import { createQueueWorker } from '../src/executors/queue/worker.ts';
 import { startRedis, type TestRedis } from './fixtures/queue/redis.ts';
 import { runToExit, startWorkerProc, type WorkerProc } from './fixtures/queue/procs.ts';
 import { recordEvents, type EventLog } from './fixtures/queue/events.ts';
+import { teardownQueueTest } from './fixtures/queue/teardown.ts';
 
 const KEY = 'test-key-0123456789abcdef';
 const workerScript = fileURLToPath(new URL('./fixtures/queue/data-worker.mjs', import.meta.url));
@@ -45,10 +46,7 @@ before(async () => {
 });
 
 after(async () => {
-  await Promise.all(workers.map((w) => w.stop()));
-  admin.disconnect();
-  await redis.stop();
-  rmSync(tmp, { recursive: true, force: true });
+  await teardownQueueTest({ workers, clients: [admin], redis, dirs: [tmp] });
 });
 
 describe('signatures', () => {
