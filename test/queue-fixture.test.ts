@@ -4,12 +4,13 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { startRedis } from './fixtures/queue/redis.ts';
 
 const fixtureUrl = new URL('./fixtures/queue/redis.ts', import.meta.url).href;
 
 /** Resolves once `pid` no longer exists (kill(pid, 0) throws ESRCH); rejects after `boundMs`. */
-async function gone(pid: number, boundMs = 10_000): Promise<number> {
+async function gone(pid: number, after = 'its test process ended', boundMs = 10_000): Promise<number> {
   const t0 = Date.now();
   for (;;) {
     try {
@@ -18,7 +19,7 @@ async function gone(pid: number, boundMs = 10_000): Promise<number> {
       if ((err as NodeJS.ErrnoException).code === 'ESRCH') return Date.now() - t0;
       throw err;
     }
-    if (Date.now() - t0 > boundMs) throw new Error(`redis-server ${pid} still runs ${boundMs} ms after its test process ended`);
+    if (Date.now() - t0 > boundMs) throw new Error(`redis-server ${pid} still runs ${boundMs} ms after ${after}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }
@@ -67,14 +68,28 @@ describe('the test Redis fixture', { timeout: 60_000 }, () => {
     });
   }
 
+  test('redis-server does not outlive its watchdog either (SIGKILL; Linux parent-death signal)', { skip: process.platform !== 'linux' && 'needs /proc and setpriv (Linux)' }, async () => {
+    const redis = await startRedis();
+    const pid = redis.pid;
+    // /proc/<pid>/stat: "pid (comm) state ppid ..."; comm may hold spaces, so read after the last ')'.
+    const ppid = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(')').at(-1)!.trim().split(' ')[1]);
+    assert.notEqual(ppid, process.pid, 'redis runs under a watchdog, not as our child');
+    process.kill(ppid, 'SIGKILL');
+    await gone(pid, 'its watchdog was SIGKILLed').catch((err: unknown) => {
+      process.kill(pid, 'SIGKILL');
+      throw err;
+    });
+    await redis.stop();
+  });
+
   test('stop() and restart() end the server they replace', async () => {
     const redis = await startRedis();
     const first = redis.pid;
     await redis.restart();
     assert.notEqual(redis.pid, first);
-    await gone(first);
+    await gone(first, 'restart()');
     const second = redis.pid;
     await redis.stop();
-    await gone(second);
+    await gone(second, 'stop()');
   });
 });
