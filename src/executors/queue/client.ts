@@ -413,6 +413,8 @@ export class QueueClient {
     this.#pending.delete(jobId);
     f(p);
     this.#checkIdle();
+    // Unreferenced with calls still pending (a client used on its own): idle from now.
+    if (!this.#ref && this.#pending.size === 0) this.#idleEvents();
   }
 
   #checkIdle(): void {
