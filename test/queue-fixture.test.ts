@@ -33,10 +33,11 @@ async function orphan(end: 'SIGKILL' | 'SIGTERM' | 'SIGINT' | 'exit'): Promise<n
     import { startRedis } from ${JSON.stringify(fixtureUrl)};
     const r = await startRedis();
     console.log('REDIS ' + r.pid);
-    if (${JSON.stringify(end)} === 'exit') process.exit(0);
+    // 'exit': a normal exit once told to (a line on stdin), after the parent saw redis run.
+    if (${JSON.stringify(end)} === 'exit') process.stdin.once('data', () => process.exit(0));
     setInterval(() => {}, 1000);
   `;
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
@@ -51,7 +52,8 @@ async function orphan(end: 'SIGKILL' | 'SIGTERM' | 'SIGINT' | 'exit'): Promise<n
   });
   assert.ok(pid > 0);
   process.kill(pid, 0); // it runs
-  if (end !== 'exit') child.kill(end);
+  if (end === 'exit') child.stdin.write('exit\n');
+  else child.kill(end);
   await exited;
   return pid;
 }
