@@ -5,7 +5,7 @@
 // the job (test/fixtures/queue/events.ts), never on a sleep.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +14,7 @@ import { createQueueExecutor, type QueueExecutor } from '../src/index.ts';
 import { startRedis, type TestRedis } from './fixtures/queue/redis.ts';
 import { startWorkerProc, type WorkerProc } from './fixtures/queue/procs.ts';
 import { recordEvents, type EventLog } from './fixtures/queue/events.ts';
+import { teardownQueueTest } from './fixtures/queue/teardown.ts';
 
 const KEY = 'cancel-test-key-0123456789';
 const QUEUE = 'cancel';
@@ -88,12 +89,7 @@ before(async () => {
 });
 
 after(async () => {
-  await ex?.close({ force: true });
-  await worker?.stop();
-  await events?.close();
-  admin?.disconnect();
-  await redis?.stop();
-  rmSync(work, { recursive: true, force: true });
+  await teardownQueueTest({ executors: [ex], workers: [worker], events: [events], clients: [admin], redis, dirs: [work] });
 });
 
 describe('cancelling queue jobs (real Redis, one worker running one job at a time)', { timeout: 120_000 }, () => {

@@ -3,7 +3,7 @@
 // what a cancel means there: the job fails and is removed at once, the task's result is dropped, the worker goes on.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +12,7 @@ import { createQueueExecutor, RemoteError, type QueueExecutor } from '../src/ind
 import { startRedis, type TestRedis } from './fixtures/queue/redis.ts';
 import { startWorkerProc, type WorkerProc } from './fixtures/queue/procs.ts';
 import { recordEvents, type EventLog } from './fixtures/queue/events.ts';
+import { teardownQueueTest } from './fixtures/queue/teardown.ts';
 
 type Tasks = typeof import('./fixtures/queue/project/src/tasks.ts');
 
@@ -54,12 +55,7 @@ before(async () => {
 });
 
 after(async () => {
-  await ex?.close({ force: true });
-  await worker?.stop();
-  await events?.close();
-  admin?.disconnect();
-  await redis?.stop();
-  rmSync(work, { recursive: true, force: true });
+  await teardownQueueTest({ executors: [ex], workers: [worker], events: [events], clients: [admin], redis, dirs: [work] });
 });
 
 describe('an inline queue worker (--inline)', { timeout: 60_000 }, () => {

@@ -2,7 +2,7 @@
 // shipping): blob store, signatures, BullMQ plumbing and faults. End-to-end code shipping is in queue.test.ts.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +16,7 @@ import { createQueueWorker } from '../src/executors/queue/worker.ts';
 import { startRedis, type TestRedis } from './fixtures/queue/redis.ts';
 import { runToExit, startWorkerProc, type WorkerProc } from './fixtures/queue/procs.ts';
 import { recordEvents, type EventLog } from './fixtures/queue/events.ts';
+import { teardownQueueTest } from './fixtures/queue/teardown.ts';
 
 const KEY = 'test-key-0123456789abcdef';
 const workerScript = fileURLToPath(new URL('./fixtures/queue/data-worker.mjs', import.meta.url));
@@ -45,10 +46,7 @@ before(async () => {
 });
 
 after(async () => {
-  await Promise.all(workers.map((w) => w.stop()));
-  admin.disconnect();
-  await redis.stop();
-  rmSync(tmp, { recursive: true, force: true });
+  await teardownQueueTest({ workers, clients: [admin], redis, dirs: [tmp] });
 });
 
 describe('signatures', () => {
@@ -172,6 +170,40 @@ describe('transport with two worker processes', { timeout: 90_000 }, () => {
     const out = await client.submit({ frame: enc({ op: 'throw', message: 'nope' }) });
     assert.equal(out.ok, false);
     assert.equal(dec(out).message, 'nope');
+  });
+
+  test('an unreferenced client closes its idle result listener, and opens it again for the next call', async () => {
+    // No sweep: a result whose event were missed would never arrive, so every result below came through a listener.
+    const c = await QueueClient.connect({ connection: redis.url, queue, key: KEY, eventsIdleMs: 30, sweepIntervalMs: 600_000 });
+    // BullMQ names QueueEvents connections bull:<base64 queue>:qe; this queue's other listeners (the shared client's
+    // and the event log's) stay open all along.
+    const name = `bull:${Buffer.from(queue).toString('base64')}:qe`;
+    const listeners = async (): Promise<number> => ((await admin.client('LIST')) as string).split('\n').filter((l) => l.includes(` name=${name} `)).length;
+    const until = async (want: (n: number) => boolean, what: string): Promise<number> => {
+      const deadline = Date.now() + 5000;
+      for (;;) {
+        const n = await listeners();
+        if (want(n)) return n;
+        if (Date.now() > deadline) assert.fail(`${what}: still ${n} listeners after 5 s`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    try {
+      const base = 2;
+      await until((n) => n === base + 1, 'the new client listens');
+      c.setRef(false);
+      // Pending for 10x eventsIdleMs: the listener stays until the result came.
+      const out = await c.submit({ frame: enc({ op: 'slow', id: 'idle-1', ms: 300 }) });
+      assert.equal(out.ok, true);
+      await until((n) => n === base, 'the idle listener is closed');
+      assert.equal(dec(await c.submit({ frame: enc({ op: 'echo', value: 'reopened' }) })).value, 'reopened');
+      await until((n) => n === base, 'closed again once idle');
+      c.setRef(true);
+      await until((n) => n === base + 1, 'a referenced client listens again');
+    } finally {
+      await c.close();
+    }
+    await until((n) => n === 2, 'close() closes it');
   });
 
   test('attempts: a transient failure is retried', async () => {

@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +18,7 @@ import { resolveKey } from '../src/executors/queue/sign.ts';
 import { startRedis, type TestRedis } from './fixtures/queue/redis.ts';
 import { runToExit, startWorkerProc, type WorkerProc } from './fixtures/queue/procs.ts';
 import { recordEvents, type EventLog } from './fixtures/queue/events.ts';
+import { teardownQueueTest } from './fixtures/queue/teardown.ts';
 
 type Tasks = typeof import('./fixtures/queue/project/src/tasks.ts');
 
@@ -71,13 +72,7 @@ before(async () => {
 });
 
 after(async () => {
-  await ex?.close({ force: true });
-  await Promise.all(workers.map((w) => w.stop()));
-  await events?.close();
-  admin?.disconnect();
-  await redis?.stop();
-  rmSync(project, { recursive: true, force: true });
-  rmSync(work, { recursive: true, force: true });
+  await teardownQueueTest({ executors: [ex], workers, events: [events], clients: [admin], redis, dirs: [project, work] });
 });
 
 describe(`queue executor with two worker processes (${method})`, { timeout: 100_000 }, () => {

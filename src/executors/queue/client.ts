@@ -45,6 +45,12 @@ export interface QueueClientOptions {
   readonly reconnectTimeoutMs?: number;
   /** How often pending jobs are checked directly in Redis, in case an event was lost (default 5 s). */
   readonly sweepIntervalMs?: number;
+  /**
+   * How long the result listener (BullMQ QueueEvents) stays connected while nothing is in flight (default 1 s). It
+   * is then closed, and opened again, from the last event it saw, by the next call: an executor that is never
+   * closed lets the process exit about this long after its last call. See {@link QueueClient.setRef}.
+   */
+  readonly eventsIdleMs?: number;
 }
 
 /** A call's outcome as frames: a result frame, or an error frame (a pickled remote exception). */
@@ -113,7 +119,14 @@ export class QueueClient {
   readonly store: RedisBlobStore;
   readonly #key: SigningKey;
   readonly #queue: Queue;
-  readonly #events: QueueEvents;
+  /** The result listener; undefined while idle (closed, see setRef). */
+  #events: QueueEvents | undefined;
+  readonly #openEvents: (lastEventId: string) => QueueEvents;
+  /** The newest event-stream id a listener delivered: the next listener starts after it, so nothing is missed. */
+  #lastEventId: string;
+  readonly #eventsIdleMs: number;
+  #eventsIdleTimer: NodeJS.Timeout | undefined;
+  readonly #eventsClosing = new Set<Promise<void>>();
   readonly #redis: Redis;
   readonly #watch: ConnectionWatch;
   readonly #pending = new Map<string, Pending>();
@@ -140,12 +153,23 @@ export class QueueClient {
   /** Totals since creation, for tests and benchmarks. */
   readonly stats = { jobs: 0 };
 
-  private constructor(o: QueueClientOptions, key: SigningKey, redis: Redis, queue: Queue, events: QueueEvents, where: string) {
+  private constructor(
+    o: QueueClientOptions,
+    key: SigningKey,
+    redis: Redis,
+    queue: Queue,
+    events: QueueEvents,
+    lastEventId: string,
+    openEvents: (lastEventId: string) => QueueEvents,
+    where: string,
+  ) {
     this.queueName = o.queue;
     this.#key = key;
     this.#redis = redis;
     this.#queue = queue;
-    this.#events = events;
+    this.#openEvents = openEvents;
+    this.#lastEventId = lastEventId;
+    this.#eventsIdleMs = o.eventsIdleMs ?? 1000;
     this.#where = where;
     this.#inlineLimit = o.inlineLimit;
     this.#reconnectTimeoutMs = o.reconnectTimeoutMs ?? 30_000;
@@ -160,23 +184,10 @@ export class QueueClient {
     };
     this.#watch = new ConnectionWatch(redis);
     this.#channel = cancelChannel(queue.qualifiedName ?? `bull:${o.queue}`);
-    events.on('completed', ({ jobId, returnvalue }) => void this.#onCompleted(jobId, returnvalue));
-    events.on('failed', ({ jobId, failedReason }) => void this.#onFailed(jobId, failedReason));
-    events.on('error', () => {
-      // Connection errors are tracked by the watch on the shared client; QueueEvents reconnects by itself.
-    });
     queue.on('error', () => {});
     // A reconnect opens a new socket: give it the current ref state.
-    redis.on('connect', () => this.setRef(this.#ref));
-    const eventsClient = (events as { backend?: { connection?: { client?: Promise<{ on(e: string, f: () => void): void }> } } }).backend?.connection?.client;
-    void eventsClient?.then(
-      (c) => {
-        this.#eventsClient = c;
-        c.on('connect', () => this.setRef(this.#ref));
-        this.setRef(this.#ref);
-      },
-      () => {},
-    );
+    redis.on('connect', () => this.#refSockets());
+    this.#listen(events);
     const sweepMs = o.sweepIntervalMs ?? 5000;
     this.#timers.push(setInterval(() => void this.#sweep(), sweepMs).unref());
     const ttl = this.store.ttlMs;
@@ -210,8 +221,14 @@ export class QueueClient {
       redis.disconnect();
       throw new WorkerError('ERR_MP_REDIS', `could not read the event stream of queue '${o.queue}': ${(err as Error).message}`, undefined, { cause: err });
     }
-    const events = new QueueEvents(o.queue, { connection: { ...options } as ConnectionOptions, autorun: true, lastEventId });
-    events.on('error', () => {});
+    const openEvents = (after: string): QueueEvents => {
+      const e = new QueueEvents(o.queue, { connection: { ...options } as ConnectionOptions, autorun: true, lastEventId: after });
+      e.on('error', () => {
+        // Connection errors are tracked by the watch on the shared client; QueueEvents reconnects by itself.
+      });
+      return e;
+    };
+    const events = openEvents(lastEventId);
     try {
       await withTimeout(events.waitUntilReady(), timeout, () => unreachable(describeConnection(options), timeout));
     } catch (err) {
@@ -219,7 +236,7 @@ export class QueueClient {
       redis.disconnect();
       throw err;
     }
-    return new QueueClient(o, key, redis, queue, events, describeConnection(options));
+    return new QueueClient(o, key, redis, queue, events, lastEventId, openEvents, describeConnection(options));
   }
 
   /** Number of calls waiting for a result. */
@@ -276,6 +293,7 @@ export class QueueClient {
       return { jobId, added, outcome };
     }
     this.#pending.set(jobId, entry);
+    this.#wantEvents();
     this.#addedOf.set(jobId, added);
     void added.catch(() => {}).finally(() => this.#addedOf.delete(jobId));
     this.#unsent.push({ entry, sub, added: addedFns });
@@ -395,6 +413,8 @@ export class QueueClient {
     this.#pending.delete(jobId);
     f(p);
     this.#checkIdle();
+    // Unreferenced with calls still pending (a client used on its own): idle from now.
+    if (!this.#ref && this.#pending.size === 0) this.#idleEvents();
   }
 
   #checkIdle(): void {
@@ -528,14 +548,83 @@ export class QueueClient {
     // One last try at cancelled jobs that were still running; their workers remove the ones that are left.
     await Promise.allSettled([...this.#cancelled.keys()].map((id) => this.#removeCancelled(id, true)));
     for (const t of this.#timers) clearInterval(t);
-    await Promise.allSettled([closeBullmq(this.#events), this.#queue.close()]);
+    clearTimeout(this.#eventsIdleTimer);
+    this.#stopEvents();
+    await Promise.allSettled([...this.#eventsClosing, this.#queue.close()]);
     this.#redis.disconnect();
   }
 
-  /** Lets the process exit while nothing is in flight (`false`), or keeps it alive (`true`). Best effort. */
+  /**
+   * Lets the process exit while nothing is in flight (`false`), or keeps it alive (`true`).
+   *
+   * Unreferencing the sockets is not enough: BullMQ's QueueEvents arms a referenced timer (its XREAD watchdog,
+   * blockingTimeout + 1 s) for every blocking read, so a listener that runs keeps the process alive forever. So once
+   * unreferenced for `eventsIdleMs` with nothing pending, the listener is closed; the next call opens a new one,
+   * which reads on from the last event seen.
+   */
   setRef(ref: boolean): void {
     this.#ref = ref;
-    for (const s of this.#sockets()) (ref ? s.ref() : s.unref());
+    this.#refSockets();
+    if (ref) this.#wantEvents();
+    else this.#idleEvents();
+  }
+
+  #refSockets(): void {
+    for (const s of this.#sockets()) (this.#ref ? s.ref() : s.unref());
+  }
+
+  /** Attaches the result handlers to a listener, and tracks its connection's socket for setRef. */
+  #listen(events: QueueEvents): void {
+    const seen = (id: string | undefined): void => {
+      if (id !== undefined && streamIdAfter(id, this.#lastEventId)) this.#lastEventId = id;
+    };
+    events.on('completed', ({ jobId, returnvalue }, id) => {
+      seen(id);
+      void this.#onCompleted(jobId, returnvalue);
+    });
+    events.on('failed', ({ jobId, failedReason }, id) => {
+      seen(id);
+      void this.#onFailed(jobId, failedReason);
+    });
+    // Only to move the resume point on (fewer events read again by the next listener).
+    for (const name of ['added', 'active', 'removed'] as const) events.on(name, (_args: unknown, id: string) => seen(id));
+    const eventsClient = (events as { backend?: { connection?: { client?: Promise<{ on(e: string, f: () => void): void }> } } }).backend?.connection?.client;
+    void eventsClient?.then(
+      (c) => {
+        if (this.#events !== events) return;
+        this.#eventsClient = c;
+        c.on('connect', () => this.#events === events && this.#refSockets());
+        this.#refSockets();
+      },
+      () => {},
+    );
+    this.#events = events;
+  }
+
+  /** Opens the listener if it is closed, and keeps it open. */
+  #wantEvents(): void {
+    clearTimeout(this.#eventsIdleTimer);
+    this.#eventsIdleTimer = undefined;
+    if (!this.#events && !this.#closed) this.#listen(this.#openEvents(this.#lastEventId));
+  }
+
+  /** Closes the listener after `eventsIdleMs`, unless a call comes first. */
+  #idleEvents(): void {
+    if (!this.#events || this.#eventsIdleTimer || this.#closed) return;
+    this.#eventsIdleTimer = setTimeout(() => {
+      this.#eventsIdleTimer = undefined;
+      if (!this.#ref && this.#pending.size === 0) this.#stopEvents();
+    }, this.#eventsIdleMs).unref();
+  }
+
+  #stopEvents(): void {
+    const events = this.#events;
+    if (!events) return;
+    this.#events = undefined;
+    this.#eventsClient = undefined;
+    const closing = closeBullmq(events).catch(() => {});
+    this.#eventsClosing.add(closing);
+    void closing.finally(() => this.#eventsClosing.delete(closing));
   }
 
   #sockets(): Socket[] {
@@ -548,6 +637,13 @@ export class QueueClient {
     add(this.#eventsClient);
     return out;
   }
+}
+
+/** Whether event-stream id `a` (`<ms>-<seq>`) comes after `b`. */
+function streamIdAfter(a: string, b: string): boolean {
+  const [am = 0, as = 0] = a.split('-').map(Number);
+  const [bm = 0, bs = 0] = b.split('-').map(Number);
+  return am !== bm ? am > bm : as > bs;
 }
 
 function asResultError(err: unknown, jobId: string, queue: string): Error {
