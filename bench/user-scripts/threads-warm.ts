@@ -41,7 +41,7 @@ const echoFile = join(tmp, 'echo.mjs');
 writeFileSync(echoFile, "import { parentPort } from 'node:worker_threads';\nparentPort.on('message', (m) => parentPort.postMessage(m.a ? { id: m.id, a: m.a } : { id: m.id, v: m.v + 1 }, m.a ? [m.a.buffer] : undefined));\n");
 const echoes = Array.from({ length: THREADS }, () => new Worker(echoFile));
 const pending = new Map<number, (m: { a?: Float64Array }) => void>();
-for (const w of echoes) w.on('message', (m: { id: number }) => (pending.get(m.id)!(m), pending.delete(m.id)));
+for (const w of echoes) w.on('message', (m: { id: number; a?: Float64Array }) => (pending.get(m.id)!(m), pending.delete(m.id)));
 let id = 0;
 const echo = (x: number) => new Promise<unknown>((r) => (pending.set(++id, r), echoes[id % THREADS]!.postMessage({ id, v: x })));
 const echoMove = (a: Float64Array) => new Promise<Float64Array>((r) => (pending.set(++id, (m) => r(m.a!)), echoes[id % THREADS]!.postMessage({ id, a }, [a.buffer as ArrayBuffer])));
@@ -82,8 +82,8 @@ for (let r = 0; r < ROUNDS; r++) {
 // and forth, nothing is allocated) vs copied both ways, beside a raw postMessage that moves it both ways.
 const sizes = [10, 100];
 const moves: { name: string; mb: number; us: number }[] = [];
-async function timeMove(name: string, mb: number, roundTrip: (a: Float64Array) => Promise<Float64Array>): Promise<void> {
-  let a = new Float64Array((mb * 1048576) / 8).fill(1);
+async function timeMove(name: string, mb: number, roundTrip: (a: Float64Array<ArrayBufferLike>) => Promise<Float64Array<ArrayBufferLike>>): Promise<void> {
+  let a: Float64Array<ArrayBufferLike> = new Float64Array((mb * 1048576) / 8).fill(1);
   const t: number[] = [];
   for (let i = 0; i < 12; i++) {
     const s = performance.now();
