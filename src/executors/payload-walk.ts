@@ -68,6 +68,11 @@ class RecordingRegistry extends Registry {
   }
 }
 
+/** How many sections a payload has, from its header alone (the body is not decoded). @throws DecodeError */
+export function payloadSectionCount(bytes: Uint8Array): number {
+  return readFrame(bytes, new RecordingRegistry(), {}).sections.length;
+}
+
 /** Walks a payload. @throws DecodeError for malformed input (same checks as `loads`) */
 export function walkPayload(bytes: Uint8Array): Walked {
   const registry = new RecordingRegistry();

@@ -21,7 +21,7 @@ import { createHash } from 'node:crypto';
 import { ModulePickleError, RemoteError } from '../errors.ts';
 import { ResultStatus, concat, readU32, writeU32 } from './protocol.ts';
 import { dumps, encodingKey, loads, type BlobSource, type PickleOptions } from './pickler.ts';
-import { walkPayload } from './payload-walk.ts';
+import { payloadSectionCount, walkPayload } from './payload-walk.ts';
 import type { Beside } from './channel.ts';
 
 /** Task kind byte. */
@@ -124,8 +124,10 @@ export async function encodeFunction(fn: unknown, dumpsOptions?: PickleOptions):
   const fnBytes = await dumps(fn, dumpsOptions);
   const fnHash = createHash('sha256').update(fnBytes).digest();
   const encoded = { fnKey: fnHash.toString('hex'), fnHash, fnBytes };
-  if (isSelfContained(fnBytes) && sameOwnKeys(fn)) selfContained.set(fn, encoded);
-  if (key !== undefined && hasNoSections(fnBytes)) {
+  // A payload with sections (modules, shipped files) is kept by neither cache: no need to walk its body.
+  const noSections = hasNoSections(fnBytes);
+  if (noSections && isSelfContained(fnBytes) && sameOwnKeys(fn)) selfContained.set(fn, encoded);
+  if (key !== undefined && noSections) {
     let map = keyed;
     if (!map) byEncodingKey.set(dumpsOptions ?? noOptions, (map = new Map()));
     if (map.size >= encodingKeyLimit) map.clear();
@@ -136,7 +138,7 @@ export async function encodeFunction(fn: unknown, dumpsOptions?: PickleOptions):
 
 function hasNoSections(bytes: Uint8Array): boolean {
   try {
-    return walkPayload(bytes).sections.length === 0;
+    return payloadSectionCount(bytes) === 0;
   } catch {
     return false;
   }

@@ -21,6 +21,20 @@ export function loadedModulePaths(extra: Iterable<string> = []): string[] {
 /** Real paths of loaded modules (a loaded module's file stays put; a deleted one is looked up again). */
 const reals = new Map<string, string>();
 
+/**
+ * The real path of a loaded module's file, cached: a loaded module's file stays where it is (an edit rewrites its
+ * contents, which the tree check sees). @throws the realpath error when the file does not exist
+ */
+export function realModulePath(p: string): string {
+  let real = reals.get(p);
+  if (real === undefined) {
+    real = realpathSync(p);
+    if (reals.size >= 100_000) reals.clear();
+    reals.set(p, real);
+  }
+  return real;
+}
+
 /** The loaded modules local to `root` (real paths). */
 export function localLoadedModules(root: string, extra: Iterable<string> = []): string[] {
   const out: string[] = [];

@@ -7,7 +7,6 @@
  * needs one, and put the tree folder in `ctx.scratch[treeDirKey]`.
  */
 import { dirname, join, relative, sep } from 'node:path';
-import { realpathSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { RawBytes } from '../codec/encode.ts';
 import type { ReduceContext, RestoreContext, Section } from '../codec/registry.ts';
@@ -18,7 +17,7 @@ import { watchedBuild, type WatchOption } from './tree-watch.ts';
 import { blobHashes, hasTypeScript, manifestIdOf } from './manifest.ts';
 import { findProjectRoot, isLocalPath } from './root.ts';
 import { projectRoot } from '../modules/project-root.ts';
-import { localLoadedModules } from './loaded-modules.ts';
+import { localLoadedModules, realModulePath } from './loaded-modules.ts';
 import { treeDirKey, treeKey } from '../runtime/keys.ts';
 import { localModulesKey, projectRootKey } from './keys.ts';
 import { openTree, openTreeById, openTreeSync, type GcSchedule, type TreeHandle } from '../runtime/leases.ts';
@@ -89,7 +88,7 @@ export function payloadRoot(ctx: { readonly scratch: Map<unknown, unknown>; read
   if (root === undefined) {
     // The same root the function layer classified modules against; `hint` only when that root lacks it.
     root = projectRoot(ctx.options);
-    if (hint !== undefined && typeof ctx.options.root !== 'string' && !isLocalPath(root, realpathSync(hint))) {
+    if (hint !== undefined && typeof ctx.options.root !== 'string' && !isLocalPath(root, realModulePath(hint))) {
       root = findProjectRoot(hint).dir;
     }
     ctx.scratch.set(projectRootKey, root);
@@ -103,7 +102,7 @@ export function payloadRoot(ctx: { readonly scratch: Map<unknown, unknown>; read
  * @throws ERR_MP_NO_ROOT, ERR_MP_OUTSIDE_ROOT when the file is not local code under the root
  */
 export function localModulePath(ctx: ReduceContext, file: string): string {
-  const real = realpathSync(file);
+  const real = realModulePath(file);
   const root = payloadRoot(ctx, dirname(real));
   if (!isLocalPath(root, real) || real === root) {
     throw new ShipError('ERR_MP_OUTSIDE_ROOT', `module '${real}' is outside the project root '${root}' (or inside node_modules), so it cannot ship; set { root } to a folder that contains it`, real);
@@ -129,7 +128,7 @@ function shipInputs(ctx: ReduceContext): ShipInputs | undefined {
   const opts = shipOptions(ctx);
   const root = payloadRoot(ctx, [...referenced][0]!);
   const refs = [...referenced].map((f) => {
-    const real = realpathSync(f);
+    const real = realModulePath(f);
     if (!isLocalPath(root, real) || real === root) {
       throw new ShipError('ERR_MP_OUTSIDE_ROOT', `module '${real}' is outside the project root '${root}' (or inside node_modules), so it cannot ship; set { root } to a folder that contains it`, real);
     }
