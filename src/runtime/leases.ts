@@ -90,9 +90,29 @@ export function openTreeSync(text: unknown, blobs: ReadonlyMap<string, Uint8Arra
  * @throws ERR_MP_MANIFEST_INVALID for a malformed id
  */
 export function openTreeById(id: string, options: Pick<MaterializeOptions, 'cacheDir' | 'nodeModules'> = {}): TreeHandle | undefined {
+  // A tree this process holds a lease on cannot be collected: open it again without touching the file system
+  // (finding the cache and node_modules folders costs a walk up from the cwd and a readlink). The key holds
+  // everything those lookups depend on.
+  const env = process.env;
+  const key = `${id}\0${options.cacheDir ?? ''}\0${String(options.nodeModules ?? '')}\0${env.MODULEPICKLE_CACHE ?? ''}\0${env.MODULEPICKLE_NODE_MODULES ?? ''}\0${process.cwd()}`;
+  const known = openedById.get(key);
+  if (known) {
+    const h = held.get(known.wrapper);
+    if (h) {
+      h.count++;
+      return handle(known);
+    }
+    openedById.delete(key);
+  }
   const tree = materializedTree(id, options);
-  return tree && lease(tree) ? handle(tree) : undefined;
+  if (!tree || !lease(tree)) return undefined;
+  if (openedById.size >= 256) openedById.clear();
+  openedById.set(key, tree);
+  return handle(tree);
 }
+
+/** Trees opened by id, by id and everything their lookup depends on (see openTreeById). */
+const openedById = new Map<string, MaterializedTree>();
 
 /** When a new tree was built, bound the cache soon after (off the caller's path). */
 export interface GcSchedule {
