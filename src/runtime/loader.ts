@@ -24,8 +24,11 @@ let threadEsmRegistered = false;
 
 /** Whether a TypeScript loader is active in this process or thread (e.g. it runs under `tsx`). */
 export function typeScriptLoaderActive(): boolean {
-  return cjsLoaderActive() && (isMainThread || threadEsmRegistered);
+  // A loader once active stays active: the check (a createRequire) runs until then only.
+  if (tsActive) return true;
+  return (tsActive = cjsLoaderActive() && (isMainThread || threadEsmRegistered));
 }
+let tsActive = false;
 
 async function importTsxApi(which: 'esm' | 'cjs', nodeModules: string | undefined): Promise<{ register: (o?: object) => unknown }> {
   const bases = [nodeModules ? join(nodeModules, '..', 'noop.js') : undefined, import.meta.url].filter((b): b is string => !!b);
