@@ -12,6 +12,7 @@ function shapeOf(o: object): unknown[] {
   });
 }
 const full = (f: object): unknown[] => [shapeOf(f), Object.isExtensible(f)];
+const tag = Symbol.for('mp.test.tag');
 
 const cases: FunctionCase[] = [
   {
@@ -112,6 +113,64 @@ const cases: FunctionCase[] = [
       return Q;
     },
     check: (Q) => [new Q().b(), 'a' in Q.prototype, Q.prototype.constructor === Object, full(Q.prototype)],
+  },
+  {
+    name: 'async function name redefined writable and enumerable',
+    make: () => {
+      const f = async function af(a: number) { return a; };
+      Object.defineProperty(f, 'name', { value: 'renamed', writable: true, enumerable: true });
+      return f;
+    },
+    check: async (f) => [f.name, await f(3), full(f)],
+  },
+  {
+    name: 'generator length made non-configurable; method name set to a number',
+    make: () => {
+      function* g(a: number) { yield a; }
+      Object.defineProperty(g, 'length', { value: 9, configurable: false });
+      const o = { m(a: number) { return a + 1; } };
+      Object.defineProperty(o.m, 'name', { value: 42 });
+      return { g, m: o.m };
+    },
+    check: ({ g, m }) => [g.length, [...g(2)], full(g), m.name, m(1), full(m)],
+  },
+  {
+    name: 'symbol-keyed and accessor own properties; sealed and non-extensible functions',
+    make: () => {
+      const f = (x: number) => x;
+      Object.defineProperty(f, tag, { value: 's', writable: true });
+      Object.defineProperty(f, 'acc', { get: () => 'got', enumerable: true });
+      const sealed = Object.seal(function s() {});
+      const closed = Object.preventExtensions(function t() {});
+      return { f, sealed, closed };
+    },
+    check: ({ f, sealed, closed }) => [f[tag], f.acc, full(f), full(sealed), Object.isSealed(sealed), full(closed)],
+  },
+  {
+    name: 'captured function with redefined name and length (non-configurable name)',
+    make: () => {
+      const inner = (a: number, b: number) => a * b;
+      Object.defineProperty(inner, 'length', { value: 0, writable: true });
+      Object.defineProperty(inner, 'name', { value: 'mul', enumerable: true, configurable: false });
+      return () => inner;
+    },
+    check: (f) => [f().name, f().length, f()(2, 3), full(f())],
+  },
+  {
+    name: 'bound function with redefined name, deleted length and an added property',
+    make: () => {
+      const b = function (this: { k: number }, x: number) { return this.k + x; }.bind({ k: 1 });
+      Object.defineProperty(b, 'name', { value: 'bb', writable: true, enumerable: true });
+      delete (b as { length?: number }).length;
+      Object.defineProperty(b, 'extra', { value: 5 });
+      return b;
+    },
+    check: (f) => [f(2), f.name, Object.hasOwn(f, 'length'), f.extra, full(f)],
+  },
+  {
+    name: 'bound function keeps its default name and length',
+    make: () => function add(a: number, b: number, c: number) { return a + b + c; }.bind(null, 1),
+    check: (f) => [f(2, 3), f.name, f.length, full(f)],
   },
 ];
 

@@ -138,9 +138,12 @@ function encodeRef(ref: ExportRef, ctx: ReduceContext): FunctionArgs {
 const states = new WeakMap<Function, FunctionState>();
 /** Functions whose last encoding was by value (only those keep their own properties). */
 const byValue = new WeakSet<Function>();
+/** Bound functions just encoded (all their own properties are kept). */
+const boundFns = new WeakSet<Function>();
 
-/** Own property keys of a function that the codec keeps (only for functions that went by value). */
+/** Own property keys of a function that the codec keeps (only for functions that went by value or are bound). */
 export function functionOwnKeys(fn: Function): (string | symbol)[] {
+  if (boundFns.delete(fn)) return Reflect.ownKeys(fn);
   return ownKeysToKeep(fn, byValue);
 }
 
@@ -172,7 +175,14 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
   if (byRef && allowReference(byRef, ctx)) return encodeRef(byRef, ctx);
   const info = functionInfo(fn);
   const insp = currentInspection(fn, info);
-  if (insp.bound) return { t: 'bound', target: insp.bound.target, thisArg: insp.bound.thisArg, args: insp.bound.args };
+  if (insp.bound) {
+    // `bind` on the receiver recreates `name` and `length`: every own property travels with its attributes, and
+    // the key list when one of those two was deleted here.
+    const own = Object.prototype.hasOwnProperty;
+    if (!own.call(fn, 'name') || !own.call(fn, 'length')) states.set(fn, { captures: {}, keys: Reflect.ownKeys(fn) });
+    boundFns.add(fn);
+    return { t: 'bound', target: insp.bound.target, thisArg: insp.bound.thisArg, args: insp.bound.args };
+  }
   const scopes = liveScopes(insp);
   const required = requireFunctionRef(fn, info, scopes, root);
   // Only the file's place matters (createRequire on the receiver), the module itself is not loaded.
