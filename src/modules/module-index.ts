@@ -19,6 +19,9 @@ interface IndexState {
   /** Module object -> its reference (CJS exports and builtin exports). */
   modules: Map<object, ModuleRef>;
   seenFiles: Set<string>;
+  /** Files in the require cache still loading at the last refresh (an ES module's CommonJS import is cached
+   * while the graph links, before it runs): indexed once loaded. */
+  loading: Set<string>;
   seenBuiltins: Set<string>;
   /** Exports behind getters, by the file of the module that exports them (see `accessorExports`). */
   accessors: Map<string, AccessorExport[]>;
@@ -134,12 +137,24 @@ function refresh(s: IndexState): void {
   }
   const cache = require.cache;
   const files = Object.keys(cache);
-  if (files.length !== s.cacheSize) {
+  let loadedSince = false;
+  for (const file of s.loading) {
+    const m = cache[file];
+    if (!m || m.loaded) {
+      s.loading.delete(file);
+      loadedSince ||= m !== undefined;
+    }
+  }
+  if (files.length !== s.cacheSize || loadedSince) {
     s.cacheSize = files.length;
     for (const file of files) {
       if (s.seenFiles.has(file)) continue;
       const m = cache[file];
-      if (!m || !m.loaded) continue;
+      if (!m) continue;
+      if (!m.loaded) {
+        s.loading.add(file);
+        continue;
+      }
       s.seenFiles.add(file);
       const ref = locateModule(file, false, s.root);
       indexExports(s, m.exports, ref, ref.kind === 'package', file);
@@ -149,7 +164,7 @@ function refresh(s: IndexState): void {
 
 function current(root: string): IndexState {
   if (!state || state.root !== root) {
-    state = { root, values: new Map(), modules: new Map(), seenFiles: new Set(), seenBuiltins: new Set(), accessors: new Map(), loadListLength: -1, cacheSize: -1 };
+    state = { root, values: new Map(), modules: new Map(), seenFiles: new Set(), loading: new Set(), seenBuiltins: new Set(), accessors: new Map(), loadListLength: -1, cacheSize: -1 };
     refresh(state);
   }
   return state;
