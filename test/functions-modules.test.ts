@@ -21,6 +21,8 @@ import * as esmUtil from './fixtures/functions/lib/esm-util.mjs';
 import * as starNs from './fixtures/functions/lib/ns/star.mjs';
 import * as chainNs from './fixtures/functions/lib/ns/chain.mjs';
 import * as cjsNs from './fixtures/functions/lib/ns/cjs-lib.cjs';
+import * as starCjsNs from './fixtures/functions/lib/ns/star-cjs.mjs';
+import * as onlyDefaultNs from './fixtures/functions/lib/ns/only-default.mjs';
 
 const require = createRequire(import.meta.url);
 const util = require('./fixtures/functions/lib/util.cjs') as {
@@ -70,6 +72,9 @@ const cases: FunctionCase[] = [
   // Node caches the CommonJS module while the importing graph links, before it runs (and before the index is built).
   { name: 'static import * as of a CommonJS module, captured', make: () => (n: number) => [cjsNs.twice(n), cjsNs.label, Object.keys(cjsNs)], check: (f) => f(4) },
   { name: 'static import * as of a CommonJS module, as a value', options: { ship: false }, make: () => cjsNs, check: async (m) => [m === (await import(ns('cjs-lib.cjs'))), Object.keys(m), m.twice(3)] },
+  { name: 'namespace of a module that does export * from a CommonJS module (names Node found statically)', make: () => starCjsNs, check: (m) => [Object.keys(m), m.gamma(), m.own] },
+  { name: 'namespace of a module that does export * from a CommonJS module, captured', make: () => () => starCjsNs.gamma() + starCjsNs.own, check: (f) => f() },
+  { name: 'namespace of a module with only a default export (other loaded modules have the same names)', options: { ship: false }, make: () => onlyDefaultNs, check: async (m) => [Object.keys(m), m.default(), m === (await import(ns('only-default.mjs')))] },
   { name: 'namespace of a module that only re-exports another (same content)', make: () => import(ns('pure.mjs')), check: (m) => [Object.keys(m), m.f(1), m.y] },
   { name: 'namespace of a module that imports a binding and exports it', make: () => import(ns('import-export.mjs')), check: (m) => [Object.keys(m), m.f(2), m.q] },
   { name: 'closure capturing a 200-function local module', make: () => (x: number) => big['f199']!(x) + big['f1']!(x), check: (f) => f(1) },
@@ -113,10 +118,10 @@ describe('module reference payloads', () => {
     });
   });
 
-  it('a namespace import of a CommonJS module that loaded after the first module index is recognised (fresh node)', async () => {
-    const script = join(import.meta.dirname, 'fixtures', 'functions', 'cjs-namespace.mjs');
+  it('namespace imports in plain node: a CommonJS module loaded after the first module index, a JSON module', async () => {
+    const script = join(import.meta.dirname, 'fixtures', 'functions', 'namespace-imports.mjs');
     const { stdout } = await promisify(execFile)(process.execPath, [script]);
-    assert.deepEqual(JSON.parse(stdout), { value: [true, 4], captured: 13 });
+    assert.deepEqual(JSON.parse(stdout), { cjsValue: [true, 4], cjsCaptured: 13, jsonValue: [true, ['default'], 42], jsonCaptured: 42 });
   });
 
   it('only the variables a function uses are captured', async () => {
