@@ -198,6 +198,11 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
     throw new EncodeError('ERR_MP_NATIVE_FUNCTION', `native function '${fnName(fn)}' is neither a built-in nor an export of a loaded module, so it cannot travel; call it inside a function you pickle, or pickle the module that exports it`, ctx.path() as never);
   }
   const source = info.source;
+  if (!source || info.location?.url.startsWith('node:')) {
+    // Node's own JavaScript built-ins reached through an object no global names (undici's Headers iterator).
+    const costly = findIntrinsic(fn);
+    if (costly) return { t: 'intrinsic', path: costly };
+  }
   if (!source) {
     throw new EncodeError('ERR_MP_FUNCTION_SOURCE', `the source of function '${fnName(fn)}' cannot be parsed back (a private method or an unusual toString()); pickle the object that owns it, or wrap it in a plain function`, ctx.path() as never);
   }

@@ -65,10 +65,28 @@ const hiddenRoots: Readonly<Record<string, () => unknown>> = {
   '%URLSearchParamsIteratorPrototype%': () => Object.getPrototypeOf(new URLSearchParams().keys()),
   '%SegmentsPrototype%': () => Object.getPrototypeOf(new Intl.Segmenter().segment('')),
   '%SegmentIteratorPrototype%': () => Object.getPrototypeOf(new Intl.Segmenter().segment('')[Symbol.iterator]()),
+  '%HeadersIteratorPrototype%': () => Object.getPrototypeOf(new Headers().entries()),
+  '%FormDataIteratorPrototype%': () => Object.getPrototypeOf(new FormData().entries()),
+  '%ReadableStreamAsyncIteratorPrototype%': () => Object.getPrototypeOf(new ReadableStream().values()),
 };
 
-/** Roots that cost milliseconds to make (ICU, URL internals): indexed only when a native function is not found. */
-const costlyRoots = new Set(['%URLSearchParamsIteratorPrototype%', '%SegmentsPrototype%', '%SegmentIteratorPrototype%']);
+/**
+ * Roots that cost milliseconds to make: ICU and URL internals are indexed only when a function is not found
+ * otherwise; those of a lazily loaded internal module (undici, web streams) once that module is loaded (a program
+ * that never loaded undici holds none of its values, and must not pay for loading it). Each is made once.
+ */
+const costlyRoots = new Map<string, string | undefined>([
+  ['%URLSearchParamsIteratorPrototype%', undefined],
+  ['%SegmentsPrototype%', undefined],
+  ['%SegmentIteratorPrototype%', undefined],
+  ['%HeadersIteratorPrototype%', 'internal/deps/undici/undici'],
+  ['%FormDataIteratorPrototype%', 'internal/deps/undici/undici'],
+  ['%ReadableStreamAsyncIteratorPrototype%', 'internal/webstreams/readablestream'],
+]);
+
+function internalLoaded(name: string): boolean {
+  return (process as unknown as { moduleLoadList: string[] }).moduleLoadList.includes(`NativeModule ${name}`);
+}
 
 const wellKnownSymbols = new Map<symbol, string>();
 for (const k of Object.getOwnPropertyNames(Symbol)) {
@@ -80,7 +98,8 @@ interface Table {
   readonly paths: Map<object, readonly string[]>;
   /** Lazy globals not read yet (accessors that become data properties when the program first uses them). */
   readonly pending: Set<string>;
-  costlyDone: boolean;
+  /** Costly roots indexed already. */
+  readonly costlyDone: Set<string>;
 }
 
 let table: Table | undefined;
@@ -155,16 +174,25 @@ function globalRoots(names: Iterable<string>, pending: Set<string>): [unknown, s
 
 function current(): Table {
   if (table) return table;
-  const t: Table = { paths: new Map([[globalThis, []]]), pending: new Set(), costlyDone: false };
-  walk(t, [...globalRoots(standardGlobals, t.pending), ...makeRoots(false)]);
+  const t: Table = { paths: new Map([[globalThis, []]]), pending: new Set(), costlyDone: new Set() };
+  walk(t, [...globalRoots(standardGlobals, t.pending), ...makeRoots(undefined)]);
   table = t;
   return t;
 }
 
-function makeRoots(costly: boolean): [unknown, readonly string[]][] {
+/**
+ * The cheap hidden roots (`done` undefined), or the costly ones not made yet (only those of a loaded internal
+ * module when `deferredOnly`).
+ */
+function makeRoots(done: Set<string> | undefined, deferredOnly = false): [unknown, readonly string[]][] {
   const roots: [unknown, readonly string[]][] = [];
   for (const [name, make] of Object.entries(hiddenRoots)) {
-    if (costlyRoots.has(name) !== costly) continue;
+    if (costlyRoots.has(name) !== (done !== undefined)) continue;
+    if (done) {
+      const needs = costlyRoots.get(name);
+      if (done.has(name) || (needs === undefined ? deferredOnly : !internalLoaded(needs))) continue;
+      done.add(name);
+    }
     try {
       roots.push([make(), [name]]);
     } catch {
@@ -175,27 +203,28 @@ function makeRoots(costly: boolean): [unknown, readonly string[]][] {
 }
 
 /**
- * `intrinsicPath`, and for a value not found, once per process also the intrinsics that are costly to reach (for a
- * native function about to be refused).
+ * `intrinsicPath`, and for a value not found, also the intrinsics that are costly to reach, each made once (for a
+ * function about to be refused: a native one, or one of Node's own internals).
  */
 export function findIntrinsic(value: object): readonly string[] | undefined {
   const t = current();
   const hit = t.paths.get(value);
-  if (hit || t.costlyDone) return hit;
-  t.costlyDone = true;
-  walk(t, makeRoots(true));
+  if (hit) return hit;
   refreshIntrinsics();
+  const roots = makeRoots(t.costlyDone);
+  if (roots.length) walk(t, roots);
   return t.paths.get(value);
 }
 
 /**
  * Indexes lazy globals the program has read since the last call (Node defines `TextEncoder`, `ReadableStream`, ...
- * as loaders that become plain properties on first use). Returns the values added.
+ * as loaders that become plain properties on first use), and the hidden roots of internal modules loaded since.
+ * Returns the values added.
  */
 export function refreshIntrinsics(): object[] {
   const t = current();
-  if (!t.pending.size) return [];
-  const roots = globalRoots([...t.pending], t.pending);
+  const roots: [unknown, readonly string[]][] = t.pending.size ? globalRoots([...t.pending], t.pending) : [];
+  if (t.costlyDone.size < costlyRoots.size) roots.push(...makeRoots(t.costlyDone, true));
   return roots.length ? walk(t, roots) : [];
 }
 
