@@ -129,6 +129,11 @@ const cases: FunctionCase[] = [
       h.call(new Headers({ a: '1' }).entries()).value,
     ],
   },
+  {
+    name: 'members keyed by a registered symbol (Symbol.for(nodejs.util.inspect.custom)) of URLSearchParams and Buffer prototypes',
+    make: () => [Reflect.get(URLSearchParams.prototype, Symbol.for('nodejs.util.inspect.custom')), Reflect.get(Buffer.prototype, Symbol.for('nodejs.util.inspect.custom'))],
+    check: ([u, b]) => [u === Reflect.get(URLSearchParams.prototype, Symbol.for('nodejs.util.inspect.custom')), b === Reflect.get(Buffer.prototype, Symbol.for('nodejs.util.inspect.custom'))],
+  },
 ];
 
 functionTable('built-ins by reference', cases);

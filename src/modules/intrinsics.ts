@@ -2,8 +2,9 @@
  * Built-in functions and objects by reference (`Math.max`, `Array.prototype.map`, `%TypedArray%.prototype.fill`,
  * `%ArrayIteratorPrototype%.next`, the `Map.prototype.size` getter, `Buffer.from`): a table from value to a path from
  * `globalThis`, built once, lazily, by walking every standard global breadth first (so the shortest path wins):
- * own properties (well-known symbol keys as `@@iterator`), prototypes of prototypes (`#proto`) and the getters and
- * setters of accessors (`#get:name`, `#set:name`). Only descriptors are read; no getter runs while indexing.
+ * own properties (well-known symbol keys as `@@iterator`, registered ones as `@@for:key`), prototypes of
+ * prototypes (`#proto`) and the getters and setters of accessors (`#get:name`, `#set:name`). Only descriptors are
+ * read; no getter runs while indexing.
  * Intrinsics that no property path reaches (iterator prototypes, `%GeneratorFunction%`) start at named roots that
  * both sides make the same way.
  */
@@ -105,7 +106,11 @@ interface Table {
 let table: Table | undefined;
 
 function keyName(key: string | symbol): string | undefined {
-  if (typeof key !== 'string') return wellKnownSymbols.get(key);
+  if (typeof key !== 'string') {
+    // Registered symbols (`Symbol.for('nodejs.util.inspect.custom')`) are the same symbol in every process.
+    const registered = Symbol.keyFor(key);
+    return wellKnownSymbols.get(key) ?? (registered === undefined ? undefined : `@@for:${registered}`);
+  }
   // `#` and `@@` are path syntax; `_x` names are internal state (console._times), not API.
   if (key.startsWith('#') || key.startsWith('@@') || (key.startsWith('_') && !key.startsWith('__'))) return undefined;
   return key;
@@ -266,6 +271,7 @@ export function walkPath(start: unknown, path: readonly string[]): unknown {
     const m = /^#(get|set):(.*)$/.exec(seg);
     const prop = (name: string): string | symbol => {
       if (!name.startsWith('@@')) return name;
+      if (name.startsWith('@@for:')) return Symbol.for(name.slice(6));
       return (Symbol as unknown as Record<string, symbol>)[name.slice(2)] ?? name;
     };
     if (m) {
