@@ -172,6 +172,36 @@ const cases: FunctionCase[] = [
     make: () => function add(a: number, b: number, c: number) { return a + b + c; }.bind(null, 1),
     check: (f) => [f(2, 3), f.name, f.length, full(f)],
   },
+  {
+    name: 'class body methods keep their own properties: redefined name and length, an added key, a frozen getter',
+    make: () => {
+      class M {
+        static s(_a: number) { return 's'; }
+        m(_a: number, _b: number) { return 'm'; }
+        get g() { return 'g'; }
+        [Symbol.iterator]() { return [1][Symbol.iterator](); }
+      }
+      Object.defineProperty(M.s, 'name', { value: 'renamedStatic' });
+      Object.defineProperty(M, 's', { enumerable: true, writable: false });
+      Object.defineProperty(M.prototype.m, 'length', { value: 9, writable: true });
+      (M.prototype.m as unknown as { cache: number }).cache = 1;
+      Object.freeze(Object.getOwnPropertyDescriptor(M.prototype, 'g')?.get);
+      delete (M.prototype[Symbol.iterator] as { name?: string }).name;
+      return M;
+    },
+    check: (M) => {
+      const g = Object.getOwnPropertyDescriptor(M.prototype, 'g')?.get as Function;
+      return [M.s(), full(M), full(M.s), new M().m(), full(M.prototype.m), new M().g, full(g), Object.isFrozen(g), full(M.prototype[Symbol.iterator]), [...new M()]];
+    },
+  },
+  {
+    name: 'class body methods left as defined keep their own properties (nothing extra travels)',
+    make: () => class D { static s(a: number, b = 2) { return a + b; } m(...r: number[]) { return r.length; } get g() { return 1; } set g(_v: number) {} *gen(_x: number) { yield 1; } [Symbol.iterator]() { return [2][Symbol.iterator](); } },
+    check: (D) => {
+      const d = Object.getOwnPropertyDescriptor(D.prototype, 'g') as PropertyDescriptor;
+      return [full(D.s), full(D.prototype.m), full(d.get as Function), full(d.set as Function), full(D.prototype.gen), full(D.prototype[Symbol.iterator]), D.s(1), [...new D()]];
+    },
+  },
 ];
 
 functionTable('function and class own properties', cases);
