@@ -202,6 +202,20 @@ const cases: FunctionCase[] = [
       return [full(D.s), full(D.prototype.m), full(d.get as Function), full(d.set as Function), full(D.prototype.gen), full(D.prototype[Symbol.iterator]), D.s(1), [...new D()]];
     },
   },
+  {
+    name: 'a function, an arrow and a class whose [[Prototype]] was changed with Object.setPrototypeOf',
+    make: () => {
+      const f = function () { return 1; };
+      Object.setPrototypeOf(f, { tagged: true, __proto__: Function.prototype });
+      const bare = Object.setPrototypeOf(() => 2, null);
+      class Base { static hello() { return 'hi'; } }
+      class K {}
+      Object.setPrototypeOf(K, Base);
+      const gen = Object.setPrototypeOf(function* () { yield 3; }, Function.prototype);
+      return { f, bare, K, gen };
+    },
+    check: ({ f, bare, K, gen }) => [f(), f.tagged, typeof f.call, Object.getPrototypeOf(bare) === null, Reflect.apply(bare, null, []), K.hello(), Object.getPrototypeOf(gen) === Function.prototype, [...gen()]],
+  },
 ];
 
 functionTable('function and class own properties', cases);

@@ -34,6 +34,21 @@ export interface ShapeState {
    * keys): `[onPrototype, key, slot ('v' | 'g' | 's'), own keys, [key, descriptor, ...], extensible, ...]`.
    */
   readonly members?: readonly unknown[];
+  /** The function's own [[Prototype]], when `Object.setPrototypeOf` changed it from the one its kind gets. */
+  readonly fnProto?: object | null;
+}
+
+// The [[Prototype]] each kind of function gets from its definition.
+const plainFnProto = Function.prototype;
+const asyncFnProto = Object.getPrototypeOf(async function () {}) as object;
+const generatorFnProto = Object.getPrototypeOf(function* () {}) as object;
+const asyncGeneratorFnProto = Object.getPrototypeOf(async function* () {}) as object;
+
+/** The [[Prototype]] the source text gives a function (a class with heritage: none to compare, it is sent). */
+function definedProto(source: SourceInfo): object | undefined {
+  if (source.kind === 'class') return source.heritage ? undefined : plainFnProto;
+  if (source.generator) return source.async ? asyncGeneratorFnProto : generatorFnProto;
+  return source.async ? asyncFnProto : plainFnProto;
 }
 
 const setStaticPrivate = Symbol.for('modulepickle.setStaticPrivate');
@@ -202,9 +217,13 @@ export function ownKeysToKeep(fn: Function, byValue: WeakSet<Function>): (string
 /** Shape facts of a by-value function that its kept own properties do not carry (see `ShapeState`). */
 export function shapeState(fn: Function, source: SourceInfo): ShapeState | undefined {
   const own = Object.prototype.hasOwnProperty;
+  const defined = definedProto(source);
+  const actual = Object.getPrototypeOf(fn) as object | null;
+  const protoChange = defined !== undefined && actual !== defined ? { fnProto: actual } : undefined;
   if (source.kind !== 'class') {
     // The rebuilt function has `length` and `name`; send the key list only when one was deleted.
-    return own.call(fn, 'length') && own.call(fn, 'name') ? undefined : { keys: Reflect.ownKeys(fn) };
+    const keys = own.call(fn, 'length') && own.call(fn, 'name') ? undefined : { keys: Reflect.ownKeys(fn) };
+    return keys || protoChange ? { ...keys, ...protoChange } : undefined;
   }
   const attrs: unknown[] = [];
   for (const key of Reflect.ownKeys(fn)) {
@@ -226,6 +245,7 @@ export function shapeState(fn: Function, source: SourceInfo): ShapeState | undef
   if (hasProto) memberParts(proto, true, source, fn, members);
   return {
     keys: Reflect.ownKeys(fn),
+    ...protoChange,
     ...(attrs.length ? { attrs } : {}),
     ...(members.length ? { members } : {}),
     ...(statics.length ? { statics } : {}),
@@ -270,6 +290,11 @@ export function applyShapeState(fn: Function, state: ShapeState): void {
     for (let i = 0; i < attrs.length; i += 2) setAttrs(fn, attrs[i] as string | symbol, attrs[i + 1]);
   }
   if (state.members !== undefined) applyMembers(fn, state.members);
+  if ('fnProto' in state) {
+    const p = state.fnProto;
+    if (typeof p !== 'object' && typeof p !== 'function') bad('function prototype');
+    Object.setPrototypeOf(fn, p);
+  }
   const statics = state.statics;
   if (statics !== undefined) {
     const set = (fn as unknown as Record<symbol, unknown>)[setStaticPrivate];
