@@ -5,7 +5,7 @@
  * prototype made non-extensible, and the current values of static `#private` fields. The sender computes them
  * (`ownKeysToKeep`, `shapeState`); the receiver applies them to the rebuilt function (`applyShapeState`) before
  * the codec defines the kept own properties. */
-import { DecodeError } from '../errors.ts';
+import { DecodeError, EncodeError } from '../errors.ts';
 import { functionInfo } from './function-info.ts';
 import { readPrivateMembers } from './inspector.ts';
 import type { ClassMemberShape, SourceInfo } from './free-variables.ts';
@@ -214,8 +214,8 @@ export function ownKeysToKeep(fn: Function, byValue: WeakSet<Function>): (string
   return keys;
 }
 
-/** Shape facts of a by-value function that its kept own properties do not carry (see `ShapeState`). */
-export function shapeState(fn: Function, source: SourceInfo): ShapeState | undefined {
+/** Shape facts of a by-value function that its kept own properties do not carry (see `ShapeState`). @throws ERR_MP_PRIVATE_STATE */
+export function shapeState(fn: Function, source: SourceInfo, path?: () => unknown): ShapeState | undefined {
   const own = Object.prototype.hasOwnProperty;
   const defined = definedProto(source);
   const actual = Object.getPrototypeOf(fn) as object | null;
@@ -235,7 +235,11 @@ export function shapeState(fn: Function, source: SourceInfo): ShapeState | undef
   if (staticFields?.length) {
     // Static private fields are re-initialized when the receiver evaluates the class: their current values travel.
     const wanted = new Set(staticFields);
-    for (const [name, value] of readPrivateMembers(fn)) if (wanted.has(name)) statics.push(name, value);
+    for (const [name, value] of readPrivateMembers(fn)) if (wanted.delete(name)) statics.push(name, value);
+    if (wanted.size) {
+      // The receiver would silently start from the initializers: refuse instead.
+      throw new EncodeError('ERR_MP_PRIVATE_STATE', `the static private fields ${[...wanted].join(', ')} of class ${fn.name || '(anonymous)'} could not be read (no inspector session in this thread?), so their current values cannot travel`, path?.() as never);
+    }
   }
   const proto = (fn as { prototype?: unknown }).prototype;
   const hasProto = typeof proto === 'object' && proto !== null;

@@ -297,7 +297,7 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
     tracker = trackers.get(fn);
     if (!tracker) trackers.set(fn, (tracker = randomUUID()));
   }
-  const state: FunctionState = { captures, ...shapeState(fn, source) };
+  const state: FunctionState = { captures, ...shapeState(fn, source, () => ctx.path()) };
   states.set(fn, state);
   byValue.add(fn);
   return {
