@@ -134,6 +134,23 @@ const cases: FunctionCase[] = [
     make: () => [Reflect.get(URLSearchParams.prototype, Symbol.for('nodejs.util.inspect.custom')), Reflect.get(Buffer.prototype, Symbol.for('nodejs.util.inspect.custom'))],
     check: ([u, b]) => [u === Reflect.get(URLSearchParams.prototype, Symbol.for('nodejs.util.inspect.custom')), b === Reflect.get(Buffer.prototype, Symbol.for('nodejs.util.inspect.custom'))],
   },
+  {
+    // Node >= 22 only (iterator helpers); on Node 20 both are null.
+    name: 'iterator helper prototypes: %IteratorHelperPrototype%.next, %WrapForValidIteratorPrototype%.next',
+    make: () => {
+      const map = Reflect.get([].values(), 'map') as ((f: unknown) => object) | undefined;
+      const from = (Reflect.get(globalThis, 'Iterator') as { from?: (o: object) => object } | undefined)?.from;
+      return [map ? Reflect.get(Object.getPrototypeOf(map.call([1].values(), String)), 'next') : null, from ? Reflect.get(Object.getPrototypeOf(from({ next: () => ({ done: true }) })), 'next') : null];
+    },
+    check: ([helper, wrap]) => {
+      const map = Reflect.get([].values(), 'map') as ((f: unknown) => object) | undefined;
+      const from = (Reflect.get(globalThis, 'Iterator') as { from?: (o: object) => object } | undefined)?.from;
+      return [
+        helper === (map ? Reflect.get(Object.getPrototypeOf(map.call([2].values(), String)), 'next') : null),
+        wrap === (from ? Reflect.get(Object.getPrototypeOf(from({ next: () => ({ done: true }) })), 'next') : null),
+      ];
+    },
+  },
 ];
 
 functionTable('built-ins by reference', cases);

@@ -63,6 +63,9 @@ const hiddenRoots: Readonly<Record<string, () => unknown>> = {
   '%GeneratorFunction%': () => Object.getPrototypeOf(function* () {}).constructor,
   '%AsyncGeneratorFunction%': () => Object.getPrototypeOf(async function* () {}).constructor,
   '%AsyncFunction%': () => Object.getPrototypeOf(async function () {}).constructor,
+  // Iterator helpers (Node >= 22): absent here, the maker throws and the root is left out.
+  '%IteratorHelperPrototype%': () => Object.getPrototypeOf((Reflect.get([].values(), 'map') as (f: unknown) => object).call([].values(), String)),
+  '%WrapForValidIteratorPrototype%': () => Object.getPrototypeOf((Reflect.get(globalThis, 'Iterator') as { from(o: object): object }).from({ next: () => ({ done: true }) })),
   '%URLSearchParamsIteratorPrototype%': () => Object.getPrototypeOf(new URLSearchParams().keys()),
   '%SegmentsPrototype%': () => Object.getPrototypeOf(new Intl.Segmenter().segment('')),
   '%SegmentIteratorPrototype%': () => Object.getPrototypeOf(new Intl.Segmenter().segment('')[Symbol.iterator]()),
