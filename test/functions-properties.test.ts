@@ -216,6 +216,15 @@ const cases: FunctionCase[] = [
     },
     check: ({ f, bare, K, gen }) => [f(), f.tagged, typeof f.call, Object.getPrototypeOf(bare) === null, Reflect.apply(bare, null, []), K.hello(), Object.getPrototypeOf(gen) === Function.prototype, [...gen()]],
   },
+  {
+    name: 'a static arrow field keeps a redefined length; an untouched one stays as its initializer made it',
+    make: () => {
+      class F { static changed = (a: number, b: number) => a + b; static same = (a: number) => a; }
+      Object.defineProperty(F.changed, 'length', { value: 5 });
+      return F;
+    },
+    check: (F) => [F.changed(1, 2), full(F.changed), F.same(3), full(F.same), full(F)],
+  },
 ];
 
 functionTable('function and class own properties', cases);

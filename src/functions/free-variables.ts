@@ -251,10 +251,22 @@ function collectClassEager(cls: ESTree.ClassExpression, out: ESTree.Node[]): voi
   }
 }
 
+/** The arrow a field initializer is: `() => ...`, or one named by esbuild's keepNames `__name(() => ..., "x")`. */
+function fieldArrow(node: ESTree.Node): ESTree.ArrowFunctionExpression | undefined {
+  if (node.type === 'ArrowFunctionExpression') return node;
+  if (node.type !== 'CallExpression' || node.callee.type !== 'Identifier' || node.callee.name !== '__name') return undefined;
+  const first = node.arguments[0];
+  return first?.type === 'ArrowFunctionExpression' ? first : undefined;
+}
+
 function classMembers(cls: ESTree.ClassExpression): ClassMemberShape[] {
   const out: ClassMemberShape[] = [];
   for (const m of cls.body.body) {
-    if (m.type !== 'MethodDefinition' || m.kind === 'constructor') continue;
+    if (m.type === 'StaticBlock') continue;
+    // A static field initialized with an arrow is a function the body defines too (named after its key).
+    const arrowField = m.type === 'PropertyDefinition' && m.static && m.value ? fieldArrow(m.value) : undefined;
+    const method = m.type === 'MethodDefinition' && m.kind !== 'constructor' ? m : undefined;
+    if (!method && !arrowField) continue;
     const k = m.key;
     let key: string | undefined;
     let symbol = false;
@@ -266,11 +278,11 @@ function classMembers(cls: ESTree.ClassExpression): ClassMemberShape[] {
     }
     if (key === undefined) continue;
     let length = 0;
-    for (const p of m.value.params) {
+    for (const p of (arrowField ?? method?.value)?.params ?? []) {
       if (p.type === 'AssignmentPattern' || p.type === 'RestElement') break;
       length++;
     }
-    out.push({ static: m.static, key, symbol, kind: m.kind, length });
+    out.push({ static: m.static, key, symbol, kind: method ? (method.kind as ClassMemberShape['kind']) : 'method', length });
   }
   return out;
 }
