@@ -81,6 +81,76 @@ const cases: FunctionCase[] = [
     },
     check: (g) => [g(4).sum(), Object.getPrototypeOf(g.prototype) === Object.getPrototypeOf(function* () {}).prototype],
   },
+  {
+    name: 'accessor functions: %ThrowTypeError%, Object.prototype.__proto__ getter and setter, Map.prototype.size getter',
+    make: () => [Object.getOwnPropertyDescriptor(Function.prototype, 'caller')?.get, Object.getOwnPropertyDescriptor(Object.prototype, '__proto__')?.get, Object.getOwnPropertyDescriptor(Object.prototype, '__proto__')?.set, Object.getOwnPropertyDescriptor(Map.prototype, 'size')?.get],
+    check: ([t, g, s, m]) => [
+      t === Object.getOwnPropertyDescriptor(Function.prototype, 'caller')?.get,
+      g === Object.getOwnPropertyDescriptor(Object.prototype, '__proto__')?.get,
+      s === Object.getOwnPropertyDescriptor(Object.prototype, '__proto__')?.set,
+      m.call(new Map([[1, 1]])),
+    ],
+  },
+  {
+    name: 'async iteration intrinsics: %AsyncGeneratorPrototype% return/throw, %AsyncIteratorPrototype%[@@asyncIterator]',
+    make: () => {
+      const agp = Object.getPrototypeOf(async function* () {}).prototype;
+      return [agp.return, agp.throw, Object.getPrototypeOf(agp)[Symbol.asyncIterator], agp];
+    },
+    check: ([r, t, ai, agp]) => {
+      const a = Object.getPrototypeOf(async function* () {}).prototype;
+      return [r === a.return, t === a.throw, ai === Object.getPrototypeOf(a)[Symbol.asyncIterator], agp === a];
+    },
+  },
+  {
+    name: 'more prototype members: Array.prototype[@@unscopables], %TypedArray%.prototype[@@toStringTag] getter, Intl.Collator compare getter, RegExp.$1 getter',
+    make: () => [Array.prototype[Symbol.unscopables], Object.getOwnPropertyDescriptor(taProto, Symbol.toStringTag)?.get, Object.getOwnPropertyDescriptor(Intl.Collator.prototype, 'compare')?.get, Object.getOwnPropertyDescriptor(RegExp, '$1')?.get, Object.getOwnPropertyDescriptor(Symbol.prototype, 'description')?.get],
+    check: (a) => {
+      const ta = Object.getPrototypeOf(Uint8Array.prototype);
+      const b = [Array.prototype[Symbol.unscopables], Object.getOwnPropertyDescriptor(ta, Symbol.toStringTag)?.get, Object.getOwnPropertyDescriptor(Intl.Collator.prototype, 'compare')?.get, Object.getOwnPropertyDescriptor(RegExp, '$1')?.get, Object.getOwnPropertyDescriptor(Symbol.prototype, 'description')?.get];
+      return a.map((x: unknown, i: number) => x === b[i]);
+    },
+  },
+  {
+    name: "Node's web globals: Response.prototype.json, URL href getter, TextEncoder encode, structuredClone, AbortSignal aborted getter",
+    make: () => [Response.prototype.json, Object.getOwnPropertyDescriptor(URL.prototype, 'href')?.get, TextEncoder.prototype.encode, structuredClone, Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'aborted')?.get],
+    check: (a) => {
+      const b = [Response.prototype.json, Object.getOwnPropertyDescriptor(URL.prototype, 'href')?.get, TextEncoder.prototype.encode, structuredClone, Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'aborted')?.get];
+      return a.map((x: unknown, i: number) => x === b[i]);
+    },
+  },
+  {
+    name: "iterators of Node's JavaScript built-ins: Headers and FormData entries next, ReadableStream async iterator prototype",
+    make: () => [Object.getPrototypeOf(new Headers().entries()).next, Object.getPrototypeOf(new FormData().entries()).next, Object.getPrototypeOf(new ReadableStream().values())],
+    check: ([h, fd, rs]) => [
+      h === Object.getPrototypeOf(new Headers().entries()).next,
+      fd === Object.getPrototypeOf(new FormData().entries()).next,
+      rs === Object.getPrototypeOf(new ReadableStream().values()),
+      h.call(new Headers({ a: '1' }).entries()).value,
+    ],
+  },
+  {
+    name: 'members keyed by a registered symbol (Symbol.for(nodejs.util.inspect.custom)) of URLSearchParams and Buffer prototypes',
+    make: () => [Reflect.get(URLSearchParams.prototype, Symbol.for('nodejs.util.inspect.custom')), Reflect.get(Buffer.prototype, Symbol.for('nodejs.util.inspect.custom'))],
+    check: ([u, b]) => [u === Reflect.get(URLSearchParams.prototype, Symbol.for('nodejs.util.inspect.custom')), b === Reflect.get(Buffer.prototype, Symbol.for('nodejs.util.inspect.custom'))],
+  },
+  {
+    // Node >= 22 only (iterator helpers); on Node 20 both are null.
+    name: 'iterator helper prototypes: %IteratorHelperPrototype%.next, %WrapForValidIteratorPrototype%.next',
+    make: () => {
+      const map = Reflect.get([].values(), 'map') as ((f: unknown) => object) | undefined;
+      const from = (Reflect.get(globalThis, 'Iterator') as { from?: (o: object) => object } | undefined)?.from;
+      return [map ? Reflect.get(Object.getPrototypeOf(map.call([1].values(), String)), 'next') : null, from ? Reflect.get(Object.getPrototypeOf(from({ next: () => ({ done: true }) })), 'next') : null];
+    },
+    check: ([helper, wrap]) => {
+      const map = Reflect.get([].values(), 'map') as ((f: unknown) => object) | undefined;
+      const from = (Reflect.get(globalThis, 'Iterator') as { from?: (o: object) => object } | undefined)?.from;
+      return [
+        helper === (map ? Reflect.get(Object.getPrototypeOf(map.call([2].values(), String)), 'next') : null),
+        wrap === (from ? Reflect.get(Object.getPrototypeOf(from({ next: () => ({ done: true }) })), 'next') : null),
+      ];
+    },
+  },
 ];
 
 functionTable('built-ins by reference', cases);

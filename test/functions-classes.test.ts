@@ -150,6 +150,36 @@ class StaticRegistry {
 }
 StaticRegistry.add('a', { deep: [1] });
 StaticRegistry.add('b', 2);
+class StaticHook {
+  static #hook: (() => number) | null = null;
+  static set(g: () => number): void {
+    StaticHook.#hook = g;
+  }
+  static run(): number | undefined {
+    return StaticHook.#hook?.();
+  }
+}
+{
+  let k = 40;
+  StaticHook.set(() => ++k);
+}
+class StaticBlock {
+  static #v = 0;
+  static {
+    StaticBlock.#v = 5;
+  }
+  static get #twice(): number {
+    return StaticBlock.#v * 2;
+  }
+  static #plusOne(): number {
+    return StaticBlock.#v + 1;
+  }
+  static bump(): number[] {
+    StaticBlock.#v += 1;
+    return [StaticBlock.#twice, StaticBlock.#plusOne()];
+  }
+}
+StaticBlock.bump();
 class BaseStatic {
   static #base = 'base0';
   static setBase(v: string): void {
@@ -212,6 +242,9 @@ const cases: FunctionCase[] = [
   { name: 'static #private field changed after the declaration', make: () => StaticCounter, check: (C) => [C.n, C.inc(), C.n] },
   { name: 'static #private Map and a static #private pointing back at the class', make: () => StaticRegistry, check: (C) => [C.entries(), C.add('c', 3), C.entries()] },
   { name: 'static #private fields of a base and a derived class, with an instance #private field', make: () => new DerivedStatic().setInst('i1'), check: (d) => { const C = d.constructor; return [C.base, C.own, C.bump(), d.inst, Object.getPrototypeOf(C).base]; } },
+  { name: 'static #private holding a closure set after the declaration', make: () => StaticHook, check: (C) => [C.run(), C.run()] },
+  { name: 'static #private set by a static block and changed later, read through a static #private getter and method', make: () => StaticBlock, check: (C) => [C.bump(), C.bump()] },
+  { name: 'static #private of a class expression captured by a closure', make: () => { const K = class { static #c = 0; static next() { return ++K.#c; } }; K.next(); K.next(); return () => K.next(); }, check: (f) => [f(), f()] },
   { name: 'anonymous class expression', make: () => class { x = 1; }, check: (C) => [new C().x, C.name] },
   { name: 'class with a static method referencing the class', make: () => class Factory { static make() { return new Factory(); } kind = 'f'; }, check: (C) => C.make().kind },
 ];

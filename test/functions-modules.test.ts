@@ -3,6 +3,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
@@ -16,6 +18,11 @@ import { dumps, loads } from '../src/index.ts';
 import { functionTable, type FunctionCase } from './harness/function-table.ts';
 import { triple, bump, Temperature, visible, Vault } from './fixtures/functions/lib/esm-util.mjs';
 import * as esmUtil from './fixtures/functions/lib/esm-util.mjs';
+import * as starNs from './fixtures/functions/lib/ns/star.mjs';
+import * as chainNs from './fixtures/functions/lib/ns/chain.mjs';
+import * as cjsNs from './fixtures/functions/lib/ns/cjs-lib.cjs';
+import * as starCjsNs from './fixtures/functions/lib/ns/star-cjs.mjs';
+import * as onlyDefaultNs from './fixtures/functions/lib/ns/only-default.mjs';
 
 const require = createRequire(import.meta.url);
 const util = require('./fixtures/functions/lib/util.cjs') as {
@@ -59,6 +66,15 @@ const cases: FunctionCase[] = [
   // Both namespaces are the same bindings under the same names: either module may stand for either (content only).
   { name: 'namespaces of two modules that export * from each other (a cycle)', make: async () => ({ a: await import(cycleA), b: await import(cycleB) }), check: ({ a, b }) => [Object.keys(a), Object.keys(b), a.ca + a.cb, b.ca + b.cb] },
   { name: 'namespace where two export * give one name different bindings (left out)', make: () => import(ns('conflict.mjs')), check: (m) => [Object.keys(m), 'x' in m, m.f(1), m.h()] },
+  { name: 'static import * as of a module that re-exports with export * from, captured', make: () => (n: number) => starNs.f(n) + starNs.y, check: (f) => f(1) },
+  { name: 'static import * as of a module with export * from, as a value', options: { ship: false }, make: () => starNs, check: async (m) => [Object.keys(m), m === (await import(starUrl)), m.f(2)] },
+  { name: 'static import * as of a re-export chain, captured', make: () => () => [chainNs.h(), chainNs.f(1), Object.keys(chainNs)], check: (f) => f() },
+  // Node caches the CommonJS module while the importing graph links, before it runs (and before the index is built).
+  { name: 'static import * as of a CommonJS module, captured', make: () => (n: number) => [cjsNs.twice(n), cjsNs.label, Object.keys(cjsNs)], check: (f) => f(4) },
+  { name: 'static import * as of a CommonJS module, as a value', options: { ship: false }, make: () => cjsNs, check: async (m) => [m === (await import(ns('cjs-lib.cjs'))), Object.keys(m), m.twice(3)] },
+  { name: 'namespace of a module that does export * from a CommonJS module (names Node found statically)', make: () => starCjsNs, check: (m) => [Object.keys(m), m.gamma(), m.own] },
+  { name: 'namespace of a module that does export * from a CommonJS module, captured', make: () => () => starCjsNs.gamma() + starCjsNs.own, check: (f) => f() },
+  { name: 'namespace of a module with only a default export (other loaded modules have the same names)', options: { ship: false }, make: () => onlyDefaultNs, check: async (m) => [Object.keys(m), m.default(), m === (await import(ns('only-default.mjs')))] },
   { name: 'namespace of a module that only re-exports another (same content)', make: () => import(ns('pure.mjs')), check: (m) => [Object.keys(m), m.f(1), m.y] },
   { name: 'namespace of a module that imports a binding and exports it', make: () => import(ns('import-export.mjs')), check: (m) => [Object.keys(m), m.f(2), m.q] },
   { name: 'closure capturing a 200-function local module', make: () => (x: number) => big['f199']!(x) + big['f1']!(x), check: (f) => f(1) },
@@ -100,6 +116,12 @@ describe('module reference payloads', () => {
       assert.match(e.message, /byValue/);
       return true;
     });
+  });
+
+  it('namespace imports in plain node: a CommonJS module loaded after the first module index, a JSON module', async () => {
+    const script = join(import.meta.dirname, 'fixtures', 'functions', 'namespace-imports.mjs');
+    const { stdout } = await promisify(execFile)(process.execPath, [script]);
+    assert.deepEqual(JSON.parse(stdout), { cjsValue: [true, 4], cjsCaptured: 13, jsonValue: [true, ['default'], 42], jsonCaptured: 42 });
   });
 
   it('only the variables a function uses are captured', async () => {

@@ -40,11 +40,17 @@ function tscHelper(s) { return s + '!'; }
 const local_1 = { tscHelper };
 Object.defineProperty(exports, 'tscHelper', { enumerable: true, get: function () { return local_1.tscHelper; } });
 Object.defineProperty(exports, 'libObject', { enumerable: true, get: function () { return lib_1.helperObject; } });
+// Getters one level down: on an exported object, a class's statics and its prototype.
+const count = () => { globalThis.__mpGetterCalls = (globalThis.__mpGetterCalls ?? 0) + 1; return 0; };
+exports.nested = { get boom() { return count(); }, ok: 1 };
+exports.Gadget = class Gadget { static get boom() { return count(); } get boom() { return count(); } spin() { return 'spun'; } };
 `);
 after(() => rmSync(home, { recursive: true, force: true }));
 
 const pkgRequire = createRequire(join(home, 'x.js'));
 const pkg = pkgRequire('mp-getter-pkg') as {
+  nested: { ok: number };
+  Gadget: new () => { spin(): string };
   plain: (x: number) => number;
   bundled: (x: number) => number;
   tscHelper: (s: string) => string;
@@ -79,6 +85,12 @@ const cases: FunctionCase[] = [
     ...opts,
     make: () => new pkg.Client('ann'),
     check: (c) => [c.hello(), c instanceof theirs().Client],
+  },
+  {
+    name: 'getters of an exported object, of a class and of its prototype never run',
+    ...opts,
+    make: () => ({ nested: pkg.nested, Gadget: pkg.Gadget, spin: pkg.Gadget.prototype.spin, g: new pkg.Gadget() }),
+    check: ({ nested, Gadget, spin, g }) => [nested === theirs().nested, Gadget === theirs().Gadget, spin === theirs().Gadget.prototype.spin, g.spin(), calls()],
   },
 ];
 

@@ -17,6 +17,8 @@ import { pathToFileURL } from 'node:url';
 
 const scopes = new WeakMap<Function, ScopeRecord | null>();
 const reused = new WeakSet<Function>();
+/** Bound functions rebuilt here (their state is only a key list). */
+const boundFns = new WeakSet<Function>();
 
 function bad(what: string): never {
   throw new DecodeError('ERR_MP_BAD_FUNCTION', `malformed function in payload: ${what}`);
@@ -125,7 +127,9 @@ export function restoreFunction(args: FunctionArgs, ctx: RestoreContext): Functi
     }
     case 'bound': {
       if (typeof args.target !== 'function' || !Array.isArray(args.args)) bad('bound function');
-      return Function.prototype.bind.call(args.target, args.thisArg, ...(args.args as unknown[])) as Function;
+      const fn = Function.prototype.bind.call(args.target, args.thisArg, ...(args.args as unknown[])) as Function;
+      boundFns.add(fn);
+      return fn;
     }
     case 'value': {
       if (!kinds.has(args.kind) || typeof args.expression !== 'string' || typeof args.eager !== 'object' || args.eager === null) bad('source');
@@ -164,6 +168,10 @@ export function restoreFunction(args: FunctionArgs, ctx: RestoreContext): Functi
 /** Assigns a by-value function's captures (after every value it may point to exists). */
 export function setFunctionState(fn: Function, state: FunctionState | undefined): void {
   if (!state || reused.has(fn)) return;
+  if (boundFns.has(fn)) {
+    applyShapeState(fn, { keys: state.keys });
+    return;
+  }
   const scope = scopes.get(fn);
   if (scope === undefined) return;
   assignCaptures(scope, state.captures);

@@ -138,9 +138,12 @@ function encodeRef(ref: ExportRef, ctx: ReduceContext): FunctionArgs {
 const states = new WeakMap<Function, FunctionState>();
 /** Functions whose last encoding was by value (only those keep their own properties). */
 const byValue = new WeakSet<Function>();
+/** Bound functions just encoded (all their own properties are kept). */
+const boundFns = new WeakSet<Function>();
 
-/** Own property keys of a function that the codec keeps (only for functions that went by value). */
+/** Own property keys of a function that the codec keeps (only for functions that went by value or are bound). */
 export function functionOwnKeys(fn: Function): (string | symbol)[] {
+  if (boundFns.delete(fn)) return Reflect.ownKeys(fn);
   return ownKeysToKeep(fn, byValue);
 }
 
@@ -172,7 +175,14 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
   if (byRef && allowReference(byRef, ctx)) return encodeRef(byRef, ctx);
   const info = functionInfo(fn);
   const insp = currentInspection(fn, info);
-  if (insp.bound) return { t: 'bound', target: insp.bound.target, thisArg: insp.bound.thisArg, args: insp.bound.args };
+  if (insp.bound) {
+    // `bind` on the receiver recreates `name` and `length`: every own property travels with its attributes, and
+    // the key list when one of those two was deleted here.
+    const own = Object.prototype.hasOwnProperty;
+    if (!own.call(fn, 'name') || !own.call(fn, 'length')) states.set(fn, { captures: {}, keys: Reflect.ownKeys(fn) });
+    boundFns.add(fn);
+    return { t: 'bound', target: insp.bound.target, thisArg: insp.bound.thisArg, args: insp.bound.args };
+  }
   const scopes = liveScopes(insp);
   const required = requireFunctionRef(fn, info, scopes, root);
   // Only the file's place matters (createRequire on the receiver), the module itself is not loaded.
@@ -188,6 +198,11 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
     throw new EncodeError('ERR_MP_NATIVE_FUNCTION', `native function '${fnName(fn)}' is neither a built-in nor an export of a loaded module, so it cannot travel; call it inside a function you pickle, or pickle the module that exports it`, ctx.path() as never);
   }
   const source = info.source;
+  if (!source || info.location?.url.startsWith('node:')) {
+    // Node's own JavaScript built-ins reached through an object no global names (undici's Headers iterator).
+    const costly = findIntrinsic(fn);
+    if (costly) return { t: 'intrinsic', path: costly };
+  }
   if (!source) {
     throw new EncodeError('ERR_MP_FUNCTION_SOURCE', `the source of function '${fnName(fn)}' cannot be parsed back (a private method or an unusual toString()); pickle the object that owns it, or wrap it in a plain function`, ctx.path() as never);
   }
@@ -282,7 +297,7 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
     tracker = trackers.get(fn);
     if (!tracker) trackers.set(fn, (tracker = randomUUID()));
   }
-  const state: FunctionState = { captures, ...shapeState(fn, source) };
+  const state: FunctionState = { captures, ...shapeState(fn, source, () => ctx.path()) };
   states.set(fn, state);
   byValue.add(fn);
   return {

@@ -28,6 +28,18 @@ export interface PrivateStateInfo {
   readonly derived: boolean;
 }
 
+/**
+ * A class body method with a key known from the source, and the `length` its function gets (parameters before a
+ * default or rest). A well-known symbol key (`[Symbol.iterator]`) is named by its description.
+ */
+export interface ClassMemberShape {
+  readonly static: boolean;
+  readonly key: string;
+  readonly symbol: boolean;
+  readonly kind: 'method' | 'get' | 'set';
+  readonly length: number;
+}
+
 /** Result of analysing a function's source text. */
 export interface SourceInfo {
   readonly kind: SourceKind;
@@ -50,6 +62,8 @@ export interface SourceInfo {
   readonly importMetas: readonly (readonly [number, number])[];
   /** Class with private instance fields: how to let the receiver create instances and set those fields. */
   readonly privateState?: PrivateStateInfo;
+  /** A class's methods and accessors with plain keys (to tell whether their own properties changed). */
+  readonly members?: readonly ClassMemberShape[];
   /** Offsets of a class heritage expression in `expression` (replaced by the actual parent class on rebuild). */
   readonly heritage?: readonly [number, number];
   /** Async, generator flags of the top-level function (methods included). */
@@ -186,9 +200,11 @@ function analyzeUncached(src: string): SourceInfo | undefined {
     if (sup && !(sup.type === 'Literal' && sup.value === null)) heritage = [sup.start, sup.end];
   }
   const privateState = kind === 'class' ? classPrivateState(root as ESTree.ClassExpression) : undefined;
+  const members = kind === 'class' ? classMembers(root as ESTree.ClassExpression) : undefined;
   return {
     kind,
     expression,
+    ...(members?.length ? { members } : {}),
     ...(heritage ? { heritage } : {}),
     ...(privateState ? { privateState } : {}),
     imports,
@@ -233,6 +249,42 @@ function collectClassEager(cls: ESTree.ClassExpression, out: ESTree.Node[]): voi
     if (m.computed) out.push(m.key);
     if (m.type === 'PropertyDefinition' && m.static && m.value) out.push(m.value);
   }
+}
+
+/** The arrow a field initializer is: `() => ...`, or one named by esbuild's keepNames `__name(() => ..., "x")`. */
+function fieldArrow(node: ESTree.Node): ESTree.ArrowFunctionExpression | undefined {
+  if (node.type === 'ArrowFunctionExpression') return node;
+  if (node.type !== 'CallExpression' || node.callee.type !== 'Identifier' || node.callee.name !== '__name') return undefined;
+  const first = node.arguments[0];
+  return first?.type === 'ArrowFunctionExpression' ? first : undefined;
+}
+
+function classMembers(cls: ESTree.ClassExpression): ClassMemberShape[] {
+  const out: ClassMemberShape[] = [];
+  for (const m of cls.body.body) {
+    if (m.type === 'StaticBlock') continue;
+    // A static field initialized with an arrow is a function the body defines too (named after its key).
+    const arrowField = m.type === 'PropertyDefinition' && m.static && m.value ? fieldArrow(m.value) : undefined;
+    const method = m.type === 'MethodDefinition' && m.kind !== 'constructor' ? m : undefined;
+    if (!method && !arrowField) continue;
+    const k = m.key;
+    let key: string | undefined;
+    let symbol = false;
+    if (k.type === 'Literal') key = String(k.value);
+    else if (k.type === 'Identifier' && !m.computed) key = k.name;
+    else if (m.computed && k.type === 'MemberExpression' && !k.computed && k.object.type === 'Identifier' && k.object.name === 'Symbol' && k.property.type === 'Identifier') {
+      key = `Symbol.${k.property.name}`;
+      symbol = true;
+    }
+    if (key === undefined) continue;
+    let length = 0;
+    for (const p of (arrowField ?? method?.value)?.params ?? []) {
+      if (p.type === 'AssignmentPattern' || p.type === 'RestElement') break;
+      length++;
+    }
+    out.push({ static: m.static, key, symbol, kind: method ? (method.kind as ClassMemberShape['kind']) : 'method', length });
+  }
+  return out;
 }
 
 function classPrivateState(cls: ESTree.ClassExpression): PrivateStateInfo | undefined {

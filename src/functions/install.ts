@@ -58,6 +58,8 @@ export const namespaceReducer: Reducer<object, ExportRef> = {
   name: 'mp.namespace',
   code: true,
   reduce: (ns, ctx) => {
+    // A CommonJS module imported since the last payload builds its namespace around exports not indexed yet.
+    refreshOnce(ctx);
     const wrapped = wrapModuleValue(ns, ctx, projectRoot(ctx.options));
     if (!(wrapped instanceof ModuleValue)) throw new EncodeError('ERR_MP_UNKNOWN_MODULE', 'an ES module namespace could not be identified', ctx.path() as never);
     return wrapped.ref;

@@ -12,7 +12,7 @@ import { readGetterValue } from './getter-value.ts';
 import { esmExports } from '../modules/esm-exports.ts';
 import { locateModule, urlToPath } from '../modules/locate.ts';
 import type { ExportRef, ModuleRef } from '../modules/module-ref.ts';
-import type { FunctionInfo } from './function-info.ts';
+import { functionInfo, type FunctionInfo } from './function-info.ts';
 import { loadedScripts, prefetchSources, refreshScripts, scriptSource, type FunctionLocation, type ScopeSnapshot } from './inspector.ts';
 import { recordModule } from './module-records.ts';
 
@@ -48,7 +48,7 @@ export function wrapModuleValue(v: unknown, ctx: ReduceContext, root: string): u
       candidates.push({ url: s.url, source: () => scriptSource(id) });
     }
     prefetchSources(ids);
-    const mod = matchNamespace(v, candidates, root);
+    const mod = matchNamespace(v, candidates, root, (fn) => functionInfo(fn).location?.url);
     if (!mod) {
       throw new EncodeError('ERR_MP_UNKNOWN_MODULE', 'an ES module namespace was captured but its module could not be identified; import the names you need instead of `* as ns`', ctx.path() as never);
     }

@@ -29,21 +29,26 @@ function target(g: ModuleGraph, spec: string, from: string): string {
   return url;
 }
 
-function exportedNames(g: ModuleGraph, url: string, starSet: Set<string>): Set<string> {
-  const out = new Set<string>();
+/**
+ * Export names of a module: name -> whether the namespace surely has it. Names a `export *` takes from a CommonJS
+ * module may be missing: Node finds those by static analysis of its source (cjs-module-lexer), which can see fewer
+ * names than its exports object ends up with (`exports[name] = ...` in a loop).
+ */
+function exportedNames(g: ModuleGraph, url: string, starSet: Set<string>): Map<string, boolean> {
+  const out = new Map<string, boolean>();
   if (starSet.has(url)) return out;
   starSet.add(url);
   const exp = g.esm(url);
   if (!exp) {
     const names = g.cjs(url);
     if (!names) throw new Unknown(url);
-    for (const n of names) out.add(n);
-    out.add('default');
+    for (const n of names) out.set(n, false);
+    out.set('default', true);
     return out;
   }
-  for (const n of exp.names) if (n !== '*') out.add(n);
+  for (const n of exp.names) if (n !== '*') out.set(n, true);
   for (const spec of exp.stars) {
-    for (const n of exportedNames(g, target(g, spec, url), starSet)) if (n !== 'default') out.add(n);
+    for (const [n, sure] of exportedNames(g, target(g, spec, url), starSet)) if (n !== 'default') out.set(n, sure || out.get(n) === true);
   }
   return out;
 }
@@ -84,18 +89,27 @@ function resolveExport(g: ModuleGraph, url: string, name: string, seen: Set<stri
   return found;
 }
 
+/** What a module's namespace holds: export name -> binding, and the names it may lack (see `exportedNames`). */
+export interface NamespaceShape {
+  readonly bindings: Map<string, string>;
+  readonly optional: ReadonlySet<string>;
+}
+
 /**
  * The namespace of the ES module at `url`: export name -> the binding it ends at. `undefined` when some star
  * re-export names a module whose exports are unknown here.
  */
-export function namespaceBindings(g: ModuleGraph, url: string): Map<string, string> | undefined {
+export function namespaceBindings(g: ModuleGraph, url: string): NamespaceShape | undefined {
   try {
-    const out = new Map<string, string>();
-    for (const name of exportedNames(g, url, new Set())) {
+    const bindings = new Map<string, string>();
+    const optional = new Set<string>();
+    for (const [name, sure] of exportedNames(g, url, new Set())) {
       const r = resolveExport(g, url, name, new Set());
-      if (typeof r === 'string') out.set(name, r);
+      if (typeof r !== 'string') continue;
+      bindings.set(name, r);
+      if (!sure) optional.add(name);
     }
-    return out;
+    return { bindings, optional };
   } catch (e) {
     if (e instanceof Unknown) return undefined;
     throw e;

@@ -2,8 +2,9 @@
  * Built-in functions and objects by reference (`Math.max`, `Array.prototype.map`, `%TypedArray%.prototype.fill`,
  * `%ArrayIteratorPrototype%.next`, the `Map.prototype.size` getter, `Buffer.from`): a table from value to a path from
  * `globalThis`, built once, lazily, by walking every standard global breadth first (so the shortest path wins):
- * own properties (well-known symbol keys as `@@iterator`), prototypes of prototypes (`#proto`) and the getters and
- * setters of accessors (`#get:name`, `#set:name`). Only descriptors are read; no getter runs while indexing.
+ * own properties (well-known symbol keys as `@@iterator`, registered ones as `@@for:key`), prototypes of
+ * prototypes (`#proto`) and the getters and setters of accessors (`#get:name`, `#set:name`). Only descriptors are
+ * read; no getter runs while indexing.
  * Intrinsics that no property path reaches (iterator prototypes, `%GeneratorFunction%`) start at named roots that
  * both sides make the same way.
  */
@@ -62,13 +63,34 @@ const hiddenRoots: Readonly<Record<string, () => unknown>> = {
   '%GeneratorFunction%': () => Object.getPrototypeOf(function* () {}).constructor,
   '%AsyncGeneratorFunction%': () => Object.getPrototypeOf(async function* () {}).constructor,
   '%AsyncFunction%': () => Object.getPrototypeOf(async function () {}).constructor,
+  // Iterator helpers (Node >= 22): absent here, the maker throws and the root is left out.
+  '%IteratorHelperPrototype%': () => Object.getPrototypeOf((Reflect.get([].values(), 'map') as (f: unknown) => object).call([].values(), String)),
+  '%WrapForValidIteratorPrototype%': () => Object.getPrototypeOf((Reflect.get(globalThis, 'Iterator') as { from(o: object): object }).from({ next: () => ({ done: true }) })),
   '%URLSearchParamsIteratorPrototype%': () => Object.getPrototypeOf(new URLSearchParams().keys()),
   '%SegmentsPrototype%': () => Object.getPrototypeOf(new Intl.Segmenter().segment('')),
   '%SegmentIteratorPrototype%': () => Object.getPrototypeOf(new Intl.Segmenter().segment('')[Symbol.iterator]()),
+  '%HeadersIteratorPrototype%': () => Object.getPrototypeOf(new Headers().entries()),
+  '%FormDataIteratorPrototype%': () => Object.getPrototypeOf(new FormData().entries()),
+  '%ReadableStreamAsyncIteratorPrototype%': () => Object.getPrototypeOf(new ReadableStream().values()),
 };
 
-/** Roots that cost milliseconds to make (ICU, URL internals): indexed only when a native function is not found. */
-const costlyRoots = new Set(['%URLSearchParamsIteratorPrototype%', '%SegmentsPrototype%', '%SegmentIteratorPrototype%']);
+/**
+ * Roots that cost milliseconds to make: ICU and URL internals are indexed only when a function is not found
+ * otherwise; those of a lazily loaded internal module (undici, web streams) once that module is loaded (a program
+ * that never loaded undici holds none of its values, and must not pay for loading it). Each is made once.
+ */
+const costlyRoots = new Map<string, string | undefined>([
+  ['%URLSearchParamsIteratorPrototype%', undefined],
+  ['%SegmentsPrototype%', undefined],
+  ['%SegmentIteratorPrototype%', undefined],
+  ['%HeadersIteratorPrototype%', 'internal/deps/undici/undici'],
+  ['%FormDataIteratorPrototype%', 'internal/deps/undici/undici'],
+  ['%ReadableStreamAsyncIteratorPrototype%', 'internal/webstreams/readablestream'],
+]);
+
+function internalLoaded(name: string): boolean {
+  return (process as unknown as { moduleLoadList: string[] }).moduleLoadList.includes(`NativeModule ${name}`);
+}
 
 const wellKnownSymbols = new Map<symbol, string>();
 for (const k of Object.getOwnPropertyNames(Symbol)) {
@@ -82,15 +104,20 @@ interface Table {
   readonly pending: Set<string>;
   /** Pending lazy globals the program has read since the last refresh (see watchLazyGlobals). */
   readonly touched: Set<string>;
-  /** Builtin modules loaded at the last refresh: accessor globals need a look only when it grew. */
+  /** Builtin modules loaded at the last refresh: accessor globals and deferred roots need a look only when it grew. */
   loadCount: number;
-  costlyDone: boolean;
+  /** Costly roots indexed already. */
+  readonly costlyDone: Set<string>;
 }
 
 let table: Table | undefined;
 
 function keyName(key: string | symbol): string | undefined {
-  if (typeof key !== 'string') return wellKnownSymbols.get(key);
+  if (typeof key !== 'string') {
+    // Registered symbols (`Symbol.for('nodejs.util.inspect.custom')`) are the same symbol in every process.
+    const registered = Symbol.keyFor(key);
+    return wellKnownSymbols.get(key) ?? (registered === undefined ? undefined : `@@for:${registered}`);
+  }
   // `#` and `@@` are path syntax; `_x` names are internal state (console._times), not API.
   if (key.startsWith('#') || key.startsWith('@@') || (key.startsWith('_') && !key.startsWith('__'))) return undefined;
   return key;
@@ -159,8 +186,8 @@ function globalRoots(names: Iterable<string>, pending: Set<string>): [unknown, s
 
 function current(): Table {
   if (table) return table;
-  const t: Table = { paths: new Map([[globalThis, []]]), pending: new Set(), touched: new Set(), loadCount: -1, costlyDone: false };
-  walk(t, [...globalRoots(standardGlobals, t.pending), ...makeRoots(false)]);
+  const t: Table = { paths: new Map([[globalThis, []]]), pending: new Set(), touched: new Set(), loadCount: -1, costlyDone: new Set() };
+  walk(t, [...globalRoots(standardGlobals, t.pending), ...makeRoots(undefined)]);
   watchLazyGlobals(t);
   table = t;
   return t;
@@ -207,10 +234,19 @@ function watchLazyGlobals(t: Table): void {
   }
 }
 
-function makeRoots(costly: boolean): [unknown, readonly string[]][] {
+/**
+ * The cheap hidden roots (`done` undefined), or the costly ones not made yet (only those of a loaded internal
+ * module when `deferredOnly`).
+ */
+function makeRoots(done: Set<string> | undefined, deferredOnly = false): [unknown, readonly string[]][] {
   const roots: [unknown, readonly string[]][] = [];
   for (const [name, make] of Object.entries(hiddenRoots)) {
-    if (costlyRoots.has(name) !== costly) continue;
+    if (costlyRoots.has(name) !== (done !== undefined)) continue;
+    if (done) {
+      const needs = costlyRoots.get(name);
+      if (done.has(name) || (needs === undefined ? deferredOnly : !internalLoaded(needs))) continue;
+      done.add(name);
+    }
     try {
       roots.push([make(), [name]]);
     } catch {
@@ -221,35 +257,36 @@ function makeRoots(costly: boolean): [unknown, readonly string[]][] {
 }
 
 /**
- * `intrinsicPath`, and for a value not found, once per process also the intrinsics that are costly to reach (for a
- * native function about to be refused).
+ * `intrinsicPath`, and for a value not found, also the intrinsics that are costly to reach, each made once (for a
+ * function about to be refused: a native one, or one of Node's own internals).
  */
 export function findIntrinsic(value: object): readonly string[] | undefined {
   const t = current();
   const hit = t.paths.get(value);
-  if (hit || t.costlyDone) return hit;
-  t.costlyDone = true;
-  walk(t, makeRoots(true));
+  if (hit) return hit;
   refreshIntrinsics();
+  const roots = makeRoots(t.costlyDone);
+  if (roots.length) walk(t, roots);
   return t.paths.get(value);
 }
 
 /**
  * Indexes lazy globals the program has read since the last call (Node defines `TextEncoder`, `ReadableStream`, ...
- * as loaders that become plain properties on first use). Returns the values added.
+ * as loaders that become plain properties on first use), and the hidden roots of internal modules loaded since.
+ * Returns the values added.
  */
 export function refreshIntrinsics(): object[] {
   const t = current();
-  if (!t.pending.size) return [];
   const loadCount = (process as unknown as { moduleLoadList: string[] }).moduleLoadList.length;
   const modulesLoaded = loadCount !== t.loadCount;
   t.loadCount = loadCount;
   const names: string[] = [];
   for (const name of t.pending) if (t.touched.has(name) || (modulesLoaded && accessorGlobals.has(name))) names.push(name);
-  if (names.length === 0) return [];
-  const roots = globalRoots(names, t.pending);
+  const roots: [unknown, readonly string[]][] = names.length ? globalRoots(names, t.pending) : [];
   // A name that is still an accessor (a loader that keeps one) stays touched, so it is checked again.
   for (const name of names) if (!t.pending.has(name)) t.touched.delete(name);
+  // Deferred roots wait for an internal module: only a grown module list can bring one.
+  if (modulesLoaded && t.costlyDone.size < costlyRoots.size) roots.push(...makeRoots(t.costlyDone, true));
   return roots.length ? walk(t, roots) : [];
 }
 
@@ -291,6 +328,7 @@ export function walkPath(start: unknown, path: readonly string[]): unknown {
     const m = /^#(get|set):(.*)$/.exec(seg);
     const prop = (name: string): string | symbol => {
       if (!name.startsWith('@@')) return name;
+      if (name.startsWith('@@for:')) return Symbol.for(name.slice(6));
       return (Symbol as unknown as Record<string, symbol>)[name.slice(2)] ?? name;
     };
     if (m) {

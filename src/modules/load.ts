@@ -20,7 +20,9 @@ const namespaces = new Map<string, unknown>();
 
 function importOnce(url: string): unknown {
   if (namespaces.has(url)) return namespaces.get(url);
-  return import(url).then((ns: unknown) => {
+  // A JSON module imports only with its type attribute (what a namespace of one was imported with at home).
+  const loading = /\.json$/i.test(new URL(url).pathname) ? import(url, { with: { type: 'json' } }) : import(url);
+  return loading.then((ns: unknown) => {
     namespaces.set(url, ns);
     return ns;
   });

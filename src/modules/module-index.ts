@@ -19,6 +19,9 @@ interface IndexState {
   /** Module object -> its reference (CJS exports and builtin exports). */
   modules: Map<object, ModuleRef>;
   seenFiles: Set<string>;
+  /** Files in the require cache still loading at the last refresh (an ES module's CommonJS import is cached
+   * while the graph links, before it runs): indexed once loaded. */
+  loading: Set<string>;
   seenBuiltins: Set<string>;
   /** Exports behind getters, by the file of the module that exports them (see `accessorExports`). */
   accessors: Map<string, AccessorExport[]>;
@@ -134,12 +137,24 @@ function refresh(s: IndexState): void {
   }
   const cache = require.cache;
   const files = Object.keys(cache);
-  if (files.length !== s.cacheSize) {
+  let loadedSince = false;
+  for (const file of s.loading) {
+    const m = cache[file];
+    if (!m || m.loaded) {
+      s.loading.delete(file);
+      loadedSince ||= m !== undefined;
+    }
+  }
+  if (files.length !== s.cacheSize || loadedSince) {
     s.cacheSize = files.length;
     for (const file of files) {
       if (s.seenFiles.has(file)) continue;
       const m = cache[file];
-      if (!m || !m.loaded) continue;
+      if (!m) continue;
+      if (!m.loaded) {
+        s.loading.add(file);
+        continue;
+      }
       s.seenFiles.add(file);
       const ref = locateModule(file, false, s.root);
       indexExports(s, m.exports, ref, ref.kind === 'package', file);
@@ -149,7 +164,7 @@ function refresh(s: IndexState): void {
 
 function current(root: string): IndexState {
   if (!state || state.root !== root) {
-    state = { root, values: new Map(), modules: new Map(), seenFiles: new Set(), seenBuiltins: new Set(), accessors: new Map(), loadListLength: -1, cacheSize: -1 };
+    state = { root, values: new Map(), modules: new Map(), seenFiles: new Set(), loading: new Set(), seenBuiltins: new Set(), accessors: new Map(), loadListLength: -1, cacheSize: -1 };
     refresh(state);
   }
   return state;
@@ -277,16 +292,37 @@ function sameBindings(a: ReadonlyMap<string, string>, b: ReadonlyMap<string, str
   return true;
 }
 
+/** The URL of the module a binding (`url#local`) lives in, or `undefined` for namespace and unknown bindings. */
+function bindingUrl(binding: string): string | undefined {
+  const at = binding.lastIndexOf('#');
+  return at > 0 && binding.startsWith('file:') ? binding.slice(0, at) : undefined;
+}
+
+/** How many of the namespace's functions were defined in the module their binding names (evidence for a tie). */
+function evidence(ns: object, bindings: ReadonlyMap<string, string>, definedIn: (fn: Function) => string | undefined): number {
+  let score = 0;
+  for (const [name, binding] of bindings) {
+    let v: unknown;
+    try {
+      v = (ns as Record<string, unknown>)[name];
+    } catch {
+      continue; // A binding not initialized yet.
+    }
+    if (typeof v === 'function' && definedIn(v) === bindingUrl(binding)) score++;
+  }
+  return score;
+}
+
 /**
  * Matches an ES module namespace against loaded ES module scripts: the module whose namespace, built from source
  * as the spec does (re-exports and `export *` chains included), has exactly the namespace's export names. Modules
  * whose namespaces are the same bindings under the same names are interchangeable (one of them wins); other ties
- * are no match.
+ * (`export default` alone) are settled by where the namespace's functions were defined (`definedIn`), else no match.
  */
-export function matchNamespace(ns: object, candidates: Iterable<{ url: string; source: () => string }>, root: string): ModuleRef | undefined {
+export function matchNamespace(ns: object, candidates: Iterable<{ url: string; source: () => string }>, root: string, definedIn?: (fn: Function) => string | undefined): ModuleRef | undefined {
   const keys = new Set(Object.keys(ns));
   const graph = loadedGraph(candidates);
-  let found: { ref: ModuleRef; bindings: ReadonlyMap<string, string> } | undefined;
+  const found: { ref: ModuleRef; bindings: ReadonlyMap<string, string> }[] = [];
   for (const url of graph.urls) {
     const exp = graph.esm(url);
     if (!exp) continue;
@@ -299,17 +335,24 @@ export function matchNamespace(ns: object, candidates: Iterable<{ url: string; s
       if (!keys.has(n)) fits = false;
     }
     if (!fits || (exp.stars.length === 0 && own !== keys.size)) continue;
-    const bindings = namespaceBindings(graph, url);
-    if (!bindings || bindings.size !== keys.size) continue;
+    const shape = namespaceBindings(graph, url);
+    if (!shape) continue;
     let same = true;
-    for (const k of bindings.keys()) if (!keys.has(k)) same = false;
+    for (const k of keys) if (!shape.bindings.has(k)) same = false;
+    for (const k of shape.bindings.keys()) if (!keys.has(k) && !shape.optional.has(k)) same = false;
     if (!same) continue;
+    const bindings = shape.optional.size ? new Map([...shape.bindings].filter(([k]) => keys.has(k))) : shape.bindings;
     const ref = esmModuleRef(url, root);
-    if (!ref) continue;
-    if (!found) found = { ref, bindings };
-    else if (!sameBindings(found.bindings, bindings)) return undefined;
+    if (ref) found.push({ ref, bindings });
   }
-  return found?.ref;
+  const first = found[0];
+  if (!first || found.every((f) => sameBindings(first.bindings, f.bindings))) return first?.ref;
+  if (!definedIn) return undefined;
+  const scores = found.map((f) => evidence(ns, f.bindings, definedIn));
+  const best = Math.max(...scores);
+  const winners = found.filter((_, i) => scores[i] === best);
+  const winner = winners[0];
+  return best > 0 && winner && winners.every((w) => sameBindings(winner.bindings, w.bindings)) ? winner.ref : undefined;
 }
 
 let mainFile: string | null | undefined;
