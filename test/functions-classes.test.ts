@@ -245,6 +245,8 @@ const cases: FunctionCase[] = [
   { name: 'static #private holding a closure set after the declaration', make: () => StaticHook, check: (C) => [C.run(), C.run()] },
   { name: 'static #private set by a static block and changed later, read through a static #private getter and method', make: () => StaticBlock, check: (C) => [C.bump(), C.bump()] },
   { name: 'static #private of a class expression captured by a closure', make: () => { const K = class { static #c = 0; static next() { return ++K.#c; } }; K.next(); K.next(); return () => K.next(); }, check: (f) => [f(), f()] },
+  { name: 'static #private of a frozen class, changed before freezing', make: () => { class Z { static #n = 1; static inc() { return ++Z.#n; } } Z.inc(); return Object.freeze(Z); }, check: (C) => [Object.isFrozen(C), C.inc(), C.inc()] },
+  { name: 'instance of a frozen class with #private fields', make: () => { class Y { #v: number; constructor(v: number) { this.#v = v; } get v() { return this.#v; } } Object.freeze(Y); return new Y(7); }, check: (y) => [y.v, Object.isFrozen(y.constructor), new y.constructor(8).v] },
   { name: 'anonymous class expression', make: () => class { x = 1; }, check: (C) => [new C().x, C.name] },
   { name: 'class with a static method referencing the class', make: () => class Factory { static make() { return new Factory(); } kind = 'f'; }, check: (C) => C.make().kind },
 ];

@@ -52,9 +52,10 @@ function definedProto(source: SourceInfo): object | undefined {
 }
 
 const setStaticPrivate = Symbol.for('modulepickle.setStaticPrivate');
+const setPrivate = Symbol.for('modulepickle.setPrivate');
 
 // Injected by instance-private.ts; never deleted on the receiver.
-const hookKeys = new Set<string | symbol>([Symbol.for('modulepickle.setPrivate'), Symbol.for('modulepickle.setStaticPrivate')]);
+const hookKeys = new Set<string | symbol>([setPrivate, setStaticPrivate]);
 
 /** Whether a property value is defined by the class body itself (its source text is inside the class source). */
 function definedInBody(d: PropertyDescriptor, classSource: string): boolean {
@@ -305,6 +306,10 @@ export function applyShapeState(fn: Function, state: ShapeState): void {
     if (!Array.isArray(statics) || typeof set !== 'function') bad('static private fields');
     for (let i = 0; i < statics.length; i += 2) (set as (n: unknown, v: unknown) => void).call(fn, statics[i], statics[i + 1]);
   }
+  // The injected hooks (instance-private.ts) must not keep a class frozen at home from being frozen here: the
+  // static one is used once, just now; the instance one stays for later payloads, read-only.
+  if (Object.hasOwn(fn, setStaticPrivate)) Reflect.deleteProperty(fn, setStaticPrivate);
+  if (Object.hasOwn(fn, setPrivate)) Object.defineProperty(fn, setPrivate, { writable: false, configurable: false });
   if (state.proto === undefined && state.protoKeys === undefined && state.protoClosed === undefined) return;
   const target = (fn as { prototype?: object }).prototype;
   if (typeof target !== 'object' || target === null) bad('class prototype');
