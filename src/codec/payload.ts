@@ -100,7 +100,9 @@ export async function dumps(value: unknown, options: DumpOptions = {}): Promise<
   const enc = encodeBody(value, options);
   const encoded: EncodedSection[] = [];
   for (const section of enc.registry.sections().reverse()) {
-    const data = await (section.encodeAsync ? section.encodeAsync(enc) : section.encode(enc));
+    // A section with nothing to do answers at once: no await (data pays no microtask per layer).
+    const pending = section.encodeAsync ? section.encodeAsync(enc) : section.encode(enc);
+    const data = pending instanceof Promise ? await pending : pending;
     if (data !== undefined) encoded.unshift({ section, bytes: encodeSectionData(enc, data) });
   }
   return assemble(enc, encoded);
@@ -227,9 +229,18 @@ function asDecodeError(e: unknown): unknown {
  * Loads a value from bytes made by `dumps`.
  * @throws DecodeError ERR_MP_BAD_MAGIC, ERR_MP_BAD_VERSION, ERR_MP_TRUNCATED, ERR_MP_BAD_TAG, ERR_MP_BAD_LENGTH, ERR_MP_TOO_DEEP, ERR_MP_BAD_REF, ERR_MP_UNKNOWN_REDUCER, ERR_MP_UNKNOWN_SECTION, ERR_MP_CODE_REFUSED, ERR_MP_TRAILING_BYTES, ERR_MP_BAD_VALUE
  */
-export async function loads(bytes: Uint8Array | ArrayBuffer, options: LoadOptions = {}): Promise<unknown> {
+export function loads(bytes: Uint8Array | ArrayBuffer, options: LoadOptions = {}): Promise<unknown> {
   try {
     const p = parse(bytes, options);
+    // Data (no sections) decodes at once, without an async step per call.
+    return p.sections.length === 0 ? Promise.resolve(finish(p)) : loadSections(p);
+  } catch (e) {
+    return Promise.reject(asDecodeError(e));
+  }
+}
+
+async function loadSections(p: Parsed): Promise<unknown> {
+  try {
     for (const { section, data } of p.sections) await section.decode(data, p.decoder);
     return finish(p);
   } catch (e) {

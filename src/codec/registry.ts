@@ -73,7 +73,7 @@ export interface Section {
   /** Returns a data value to store, or `undefined` to omit the section. */
   encode(ctx: ReduceContext): unknown;
   /** Asynchronous `encode`, preferred by `dumps` (`dumpsSync` uses `encode`): e.g. to wait for file events first. */
-  encodeAsync?(ctx: ReduceContext): Promise<unknown>;
+  encodeAsync?(ctx: ReduceContext): Promise<unknown> | unknown;
   /** Receives the stored data value. May return a Promise (only `loads`, not `loadsSync`, awaits it). */
   decode(data: unknown, ctx: RestoreContext): void | Promise<void>;
 }

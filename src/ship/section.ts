@@ -177,12 +177,11 @@ function encodeShip(ctx: ReduceContext): ShipData | undefined {
   return finishShip(input, buildManifest(input.build), () => buildManifest(input.build));
 }
 
-/** `dumps`: the watched tree (waits for pending file events, then costs what changed). */
-async function encodeShipAsync(ctx: ReduceContext): Promise<ShipData | undefined> {
+/** `dumps`: the watched tree (waits for pending file events, then costs what changed); nothing to wait for without local modules. */
+function encodeShipAsync(ctx: ReduceContext): Promise<ShipData | undefined> | undefined {
   const input = shipInputs(ctx);
   if (!input) return undefined;
-  const build = await watchedBuild(input.build);
-  return finishShip(input, build, () => buildManifest(input.build));
+  return watchedBuild(input.build).then((build) => finishShip(input, build, () => buildManifest(input.build)));
 }
 
 function parseData(data: unknown): { manifest: string | undefined; id: string | undefined; inline: Map<string, Uint8Array>; origin: unknown } {
