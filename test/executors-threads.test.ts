@@ -186,6 +186,34 @@ describe('the pool around the threads', () => {
     await assert.rejects(p.run(() => 1), (e: Error & { code?: string }) => e.code === 'ERR_MP_CLOSED');
   });
 
+  test('close({ force: true }) ends a thread stuck in a loop and rejects its call with ERR_MP_CLOSED', async () => {
+    const p = createThreadPool({ threads: 1, onLog: () => {} });
+    await p.ready();
+    const stuck = p.run(() => {
+      for (;;);
+    }).then(() => assert.fail('should reject'), (e: unknown) => e as Error & { code?: string });
+    await new Promise((r) => setTimeout(r, 100));
+    await p.close({ force: true });
+    assert.equal((await stuck).code, 'ERR_MP_CLOSED');
+    assert.deepEqual(p.workers(), []);
+  });
+
+  test('a thread whose heap grows past maxMemoryMiB is recycled after its task (its own heap, not the process)', async () => {
+    const p = createThreadPool({ threads: 1, maxMemoryMiB: 64, onLog: () => {} });
+    try {
+      await p.ready();
+      assert.equal(await p.run(() => 1), 1);
+      assert.equal(p.stats.workersRecycled, 0, 'a small thread heap is below the bound, whatever the process holds');
+      const before = p.workers()[0]!.id;
+      await p.run(() => void ((globalThis as { big?: number[][] }).big = Array.from({ length: 100 }, () => new Array(1e5).fill(1.5))));
+      assert.equal(p.stats.workersRecycled, 1);
+      assert.equal(await p.run(() => (globalThis as { big?: unknown }).big === undefined), true, 'the next call runs on a fresh thread');
+      assert.notEqual(p.workers()[0]!.id, before);
+    } finally {
+      await p.close();
+    }
+  });
+
   test('a forgotten pool does not keep the script alive', () => {
     const script = join(work, 'forgotten.mts');
     writeFileSync(script, `import { createThreadPool } from ${JSON.stringify(pathToFileURL(fileURLToPath(new URL('../src/index.ts', import.meta.url))).href)};\nconst p = createThreadPool({ threads: 2 });\nconsole.log(await p.run(() => 'ran'));\n`);
