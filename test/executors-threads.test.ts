@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -212,6 +212,32 @@ describe('the pool around the threads', () => {
     } finally {
       await p.close();
     }
+  });
+
+  test('a thread ended by a timeout leaves no lease behind (its trees stay collectable)', async () => {
+    const cacheDir = join(work, 'lease-cache');
+    const p = createThreadPool({ threads: 1, cacheDir, onLog: () => {} });
+    const leases = (): string[] => {
+      const out: string[] = [];
+      const ls = (d: string): string[] => (existsSync(d) ? readdirSync(d) : []);
+      for (const ns of ls(join(cacheDir, 'ns'))) for (const id of ls(join(cacheDir, 'ns', ns, 'trees'))) out.push(...ls(join(cacheDir, 'ns', ns, 'trees', id, 'leases')));
+      return out;
+    };
+    try {
+      // A closure over a local module: the thread materializes a tree and leases it.
+      const first = await p.run(async () => (typeof transfer === 'function' ? (await import('node:worker_threads')).threadId : -1));
+      assert.ok(first > 0);
+      const mine = (t: number) => leases().filter((l) => l.startsWith(`${process.pid}-t${t}-`));
+      assert.equal(mine(first).length, 1, `leases: ${leases()}`);
+      await p.call(() => { for (;;); }, [], { timeout: 200 }).catch(() => {});
+      const second = await p.run(async () => (typeof transfer === 'function' ? (await import('node:worker_threads')).threadId : -1));
+      assert.notEqual(second, first);
+      assert.deepEqual(mine(first), [], 'the terminated thread\'s lease is gone');
+      assert.equal(mine(second).length, 1);
+    } finally {
+      await p.close();
+    }
+    assert.deepEqual(leases(), [], 'closing the pool leaves no lease');
   });
 
   test('a forgotten pool does not keep the script alive', () => {

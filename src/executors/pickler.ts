@@ -1,15 +1,16 @@
 /**
  * The executors' only link to the other layers: `dumps`/`loads`, the payload format version, and from the ship
  * layer the `BlobSource` contract, the build report (`ShipBuild`, via the `ship.onBuild` dumps option) and the
- * receiver's list of trees in use (for recycling by code version), and the hold on the watched project trees (closed
- * with the last executor). Keep it this narrow.
+ * receiver's list of trees in use (for recycling by code version), the cleanup of a pool thread's leases, and the
+ * hold on the watched project trees (closed with the last executor). Keep it this narrow.
  */
 export { dumps, loads } from '../codec/payload.ts';
 export { FORMAT_VERSION } from '../codec/tags.ts';
 export { ProjectBlobSource } from '../ship/blob-source.ts';
 export type { BlobSource } from '../ship/blob-source.ts';
 export type { ShipBuild } from '../ship/build.ts';
-export { heldTrees } from '../runtime/leases.ts';
+export { heldTrees, dropThreadLeftovers } from '../runtime/leases.ts';
+export { defaultCacheDir } from '../runtime/cache-dir.ts';
 export { encodingKey } from '../functions/function-info.ts';
 export { holdTreeWatches } from '../ship/tree-watch.ts';
 

@@ -59,7 +59,7 @@ function readTrees(cacheDir: string): TreeInfo[] {
   for (const ns of list(join(cacheDir, 'ns'))) {
     // per-process TypeScript configs (see loader.ts) of processes that are gone
     for (const name of list(join(cacheDir, 'ns', ns))) {
-      const m = /^tsconfig-(\d+)\.json$/.exec(name);
+      const m = /^tsconfig-(\d+)(?:-t\d+)?\.json$/.exec(name);
       if (m && !pidAlive(Number(m[1]))) unlinkQuiet(join(cacheDir, 'ns', ns, name));
     }
     for (const id of list(join(cacheDir, 'ns', ns, 'trees'))) {

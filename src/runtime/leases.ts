@@ -3,15 +3,18 @@
  * with an in-process reference count; the GC never removes a tree with a live lease. Releasing the last
  * reference removes the lease and purges the tree's CommonJS modules from `require.cache`.
  */
-import { mkdirSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, readdirSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, sep } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { isMainThread, threadId } from 'node:worker_threads';
 import { withCacheLock } from './cache-lock.ts';
 import { gcCache } from './gc.ts';
 import { materializeTree, materializeTreeSync, materializedTree, unlinkQuiet, type MaterializedTree, type MaterializeOptions } from './materialize.ts';
 
-const token = randomBytes(6).toString('hex');
+// A worker thread's leases carry its thread id, so that its pool can drop them when it ends (a terminated thread
+// runs no exit hook): see dropThreadLeftovers.
+const token = `${isMainThread ? '' : `t${threadId}-`}${randomBytes(6).toString('hex')}`;
 const held = new Map<string, { count: number; lease: string; tree: MaterializedTree }>();
 const byDir = new Map<string, string>();
 let exitHook = false;
@@ -168,4 +171,27 @@ export function purgeRequireCache(dir: string): number {
 /** Tree folders this process holds leases on, with their reference counts. */
 export function heldTrees(): { dir: string; id: string; count: number }[] {
   return [...held.values()].map((h) => ({ dir: h.tree.dir, id: h.tree.id, count: h.count }));
+}
+
+/**
+ * Removes what worker thread `thread` of this process left in the cache folder: its tree leases and its TypeScript
+ * config (loader.ts). A thread ended by `terminate()` runs no exit hook, and its pid stays alive, so the GC would keep
+ * them, and the trees they lease, until the process exits. Never throws.
+ */
+export function dropThreadLeftovers(thread: number, cacheDir: string): void {
+  const prefix = `${process.pid}-t${thread}-`;
+  const ls = (dir: string): string[] => {
+    try {
+      return readdirSync(dir);
+    } catch {
+      return [];
+    }
+  };
+  for (const ns of ls(join(cacheDir, 'ns'))) {
+    unlinkQuiet(join(cacheDir, 'ns', ns, `tsconfig-${process.pid}-t${thread}.json`));
+    for (const id of ls(join(cacheDir, 'ns', ns, 'trees'))) {
+      const dir = join(cacheDir, 'ns', ns, 'trees', id, 'leases');
+      for (const name of ls(dir)) if (name.startsWith(prefix)) unlinkQuiet(join(dir, name));
+    }
+  }
 }

@@ -5,9 +5,11 @@
  * A thread that calls `process.exit`, throws outside a task or runs out of heap (`resourceLimits`) ends alone:
  * its running task fails with a `WorkerError`, and the scheduler starts another thread.
  */
+import { resolve } from 'node:path';
 import { Worker, type ResourceLimits } from 'node:worker_threads';
 import { WorkerError } from '../../errors.ts';
 import { portChannel, portFrame } from '../channel.ts';
+import { defaultCacheDir, dropThreadLeftovers } from '../pickler.ts';
 import type { EncodedTask } from '../task.ts';
 import type { LaneEvents, Transport } from '../scheduler.ts';
 import { FramedLane, type FramedLaneOptions } from './framed-lane.ts';
@@ -41,7 +43,8 @@ class ThreadLane extends FramedLane {
       execArgv: o.execArgv ? [...o.execArgv] : undefined,
       resourceLimits: o.resourceLimits,
     });
-    this.#label = `thread ${id} (thread id ${this.worker.threadId})`;
+    const thread = this.worker.threadId;
+    this.#label = `thread ${id} (thread id ${thread})`;
     this.open(portChannel(this.worker));
     this.worker.on('message', (msg: unknown) => {
       const frame = portFrame(msg);
@@ -58,6 +61,9 @@ class ThreadLane extends FramedLane {
           : new WorkerError(this.greeted ? 'ERR_MP_WORKER_UNCAUGHT' : 'ERR_MP_WORKER_START', `${this.#label} stopped on an uncaught exception: ${err.message}`, id, { cause: err });
     });
     this.worker.on('exit', (code) => {
+      // Its leases would keep its trees from the GC for as long as this process lives.
+      const env = o.env ?? process.env;
+      dropThreadLeftovers(thread, env['MODULEPICKLE_CACHE'] ? resolve(env['MODULEPICKLE_CACHE']) : defaultCacheDir());
       const error = this.fatal ?? this.#cause ?? (this.stopping ? undefined : this.#exitError(code));
       this.ended(error);
     });
