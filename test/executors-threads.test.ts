@@ -86,6 +86,18 @@ describe('shared and moved memory', () => {
     });
   }
 
+  test('transfer() moves only the argument it marks: a large buffer in another argument is copied', async () => {
+    const moved = new Float64Array(1 << 17).fill(1);
+    const kept = new Float64Array(1 << 17).fill(2);
+    const both = { data: new Float64Array(1 << 17).fill(3) };
+    assert.equal(await pool.run((a: Float64Array, b: Float64Array, c: { data: Float64Array }) => a[0]! + b[0]! + c.data[0]!, transfer(moved), kept, both), 6);
+    assert.equal(moved.byteLength, 0, 'the marked argument moved');
+    assert.equal(kept.byteLength, 8 << 17, 'the unmarked one was copied');
+    assert.equal(both.data.byteLength, 8 << 17);
+    assert.equal(await pool.run((c: { data: Float64Array }) => c.data.length, transfer(both)), 1 << 17);
+    assert.equal(both.data.byteLength, 0, 'a buffer reached from a marked object moves');
+  });
+
   test('without transfer, arguments are copied (the sender keeps its buffer), and small buffers are copied even with transfer: true', async () => {
     const a = new Float64Array(1 << 17).fill(2);
     await pool.run((x: Float64Array) => x.length, a);

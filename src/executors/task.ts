@@ -65,6 +65,40 @@ export function transferMark(value: unknown): TransferOption | undefined {
 }
 
 /**
+ * The buffers the marked values among `values` move: a mark's own list, or for a bare mark the ArrayBuffers of
+ * 64 KiB or more that value reaches through own data properties, elements and Map and Set entries (no getter
+ * runs). Undefined when nothing is marked. Buffers of unmarked values are copied.
+ */
+function markedBuffers(values: readonly unknown[]): ArrayBufferLike[] | undefined {
+  let out: Set<ArrayBufferLike> | undefined;
+  for (const v of values) {
+    const mark = transferMark(v);
+    if (mark === undefined || mark === false) continue;
+    out ??= new Set();
+    if (mark !== true) {
+      for (const b of mark) out.add(ArrayBuffer.isView(b) ? b.buffer : b);
+      continue;
+    }
+    const seen = new Set<object>();
+    const stack: unknown[] = [v];
+    while (stack.length > 0) {
+      const x = stack.pop();
+      if ((typeof x !== 'object' && typeof x !== 'function') || x === null || seen.has(x)) continue;
+      seen.add(x);
+      if (ArrayBuffer.isView(x) || x instanceof ArrayBuffer) {
+        const b = ArrayBuffer.isView(x) ? x.buffer : x;
+        if (b.byteLength >= TRANSFER_MIN_BYTES) out.add(b);
+        continue;
+      }
+      if (x instanceof Map) for (const [k, e] of x) stack.push(k, e);
+      else if (x instanceof Set) for (const e of x) stack.push(e);
+      for (const d of Object.values(Object.getOwnPropertyDescriptors(x))) if ('value' in d) stack.push(d.value);
+    }
+  }
+  return out ? [...out] : undefined;
+}
+
+/**
  * A collector of the buffers a payload leaves out for a thread: every SharedArrayBuffer (so it arrives shared), and
  * the ArrayBuffers `transfer` selects (moved). `claim` is the codec's `outOfBand` hook.
  */
@@ -84,7 +118,6 @@ export function besideCollector(transfer: TransferOption | undefined): Beside & 
     },
   };
 }
-
 
 /** A pickled function and its content hash (encode once, send to many workers / many chunks). */
 export interface EncodedFunction {
@@ -167,7 +200,6 @@ function isSelfContained(bytes: Uint8Array): boolean {
   }
 }
 
-/** Pickles a call (or a map chunk: `args` are the items). `fn` may be pre-encoded with {@link encodeFunction}. */
 /**
  * Pickles a call (or a map chunk: `args` are the items). `fn` may be pre-encoded with {@link encodeFunction}.
  * `beside` (thread transports): shared memory, and the buffers `transfer` selects, travel beside the payload.
@@ -176,8 +208,8 @@ export async function encodeTask(fn: unknown, args: readonly unknown[], options:
   const f = isEncoded(fn) ? fn : (cachedFunction(fn) ?? (await encodeFunction(fn, options.dumpsOptions)));
   const kind = options.kind ?? TaskKind.call;
   if (!options.beside) return { fnKey: f.fnKey, fnHash: f.fnHash, fnBytes: f.fnBytes, kind, argsBytes: await dumps(args, options.dumpsOptions) };
-  let choice = options.beside.transfer;
-  if (choice === undefined && kind === TaskKind.call) for (const a of args) choice ??= transferMark(a);
+  // The call's `transfer` option, else what `transfer()` marked among the arguments (only those move).
+  const choice = options.beside.transfer ?? (kind === TaskKind.call ? markedBuffers(args) : undefined);
   const beside = besideCollector(choice);
   const argsBytes = await dumps(args, { ...options.dumpsOptions, outOfBand: beside.claim });
   return { fnKey: f.fnKey, fnHash: f.fnHash, fnBytes: f.fnBytes, kind, argsBytes, beside: beside.buffers.length > 0 ? beside : undefined };
