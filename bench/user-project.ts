@@ -5,7 +5,7 @@
 //   <dir>/tsconfig.json       module nodenext, outDir dist (only src/*.ts and src/lib compile)
 //   <dir>/src/lib/v.ts        export function v(x) — the local module the benched closures use (and that is edited)
 //   <dir>/src/gen/f<i>.ts     filler modules, so the tree is real-sized (they ship, nothing imports them)
-//   <dir>/src/bench.ts        the bench script (copied from bench/user-scripts/)
+//   <dir>/src/bench.ts        the bench script (copied from bench/user-scripts/), with src/measure.ts beside it
 //   <dir>/node_modules/       links to this repository (modulepickle) and to the peers it measures against
 import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -57,6 +57,7 @@ export function baselineCheckout(): string | undefined {
 /** Runs `bench/user-scripts/<script>` inside the project; resolves with the JSON its last output line holds. */
 export async function runUserScript<T>(dir: string, script: string, mode: RunMode, env: NodeJS.ProcessEnv = {}): Promise<T> {
   copyFileSync(join(repo, 'bench', 'user-scripts', script), join(dir, 'src', 'bench.ts'));
+  copyFileSync(join(repo, 'bench', 'user-scripts', 'measure.ts'), join(dir, 'src', 'measure.ts'));
   let command: string[];
   if (mode === 'tsx') command = [join(dir, 'node_modules', '.bin', 'tsx'), 'src/bench.ts'];
   else {

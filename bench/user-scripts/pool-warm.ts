@@ -8,34 +8,12 @@ import workerpool from 'workerpool';
 import { Piscina } from 'piscina';
 import { createPool } from 'modulepickle';
 import { v } from './lib/v.js';
+import { measureRows, median, type Row } from './measure.js';
 
 const MODE = process.env['BENCH_MODE'] ?? 'tsx';
 const WORKERS = 2;
-const CALLS = Number(process.env['BENCH_LAT_CALLS'] ?? 400);
-const TASKS = Number(process.env['BENCH_TASKS'] ?? 10_000);
-const ROUNDS = 5;
 const EDITS = Number(process.env['BENCH_EDITS'] ?? 20);
 const tmp = mkdtempSync(join(tmpdir(), 'mp-user-bench-'));
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-
-async function latency(call: (i: number) => Promise<unknown>): Promise<number> {
-  for (let i = 0; i < 50; i++) await call(i);
-  const t: number[] = [];
-  for (let i = 0; i < CALLS; i++) {
-    const s = performance.now();
-    await call(i);
-    t.push(performance.now() - s);
-  }
-  return median(t) * 1000;
-}
-
-async function throughput(burst: (n: number) => Promise<unknown>): Promise<number> {
-  await burst(Math.min(TASKS, 1000));
-  const s = performance.now();
-  await burst(TASKS);
-  return TASKS / ((performance.now() - s) / 1000);
-}
-const each = (call: (i: number) => Promise<unknown>) => (n: number) => Promise.all(Array.from({ length: n }, (_, i) => call(i)));
 
 // The floor: a raw child_process.fork echo (JSON over the IPC channel), round-robin over WORKERS children.
 const childFile = join(tmp, 'echo.cjs');
@@ -56,7 +34,7 @@ const piscinaFile = join(tmp, 'piscina-worker.mjs');
 writeFileSync(piscinaFile, 'export default (x) => x + 1;\n');
 const piscina = new Piscina({ filename: piscinaFile, minThreads: WORKERS, maxThreads: WORKERS });
 
-const rows: { name: string; call: (i: number) => Promise<unknown>; burst?: (n: number) => Promise<unknown>; latency?: false }[] = [
+const rows: Row[] = [
   { name: 'raw child_process.fork IPC echo (floor)', call: echo },
   { name: 'run(() => 1), a new inline closure per call', call: () => pool.run(() => 1) },
   { name: 'run((x) => x + k, i), inline, one capture', call: (i) => pool.run((x: number) => x + k, i) },
@@ -67,14 +45,7 @@ const rows: { name: string; call: (i: number) => Promise<unknown>; burst?: (n: n
   { name: 'workerpool process pool exec(fn, [i])', call: async (i) => await wp.exec(inc, [i]) },
   { name: 'piscina run(i) (worker threads, separate worker file)', call: (i) => piscina.run(i) },
 ];
-const lat: number[][] = rows.map(() => []);
-const tput: number[][] = rows.map(() => []);
-for (let r = 0; r < ROUNDS; r++) {
-  for (const [i, row] of rows.entries()) {
-    if (row.latency !== false) lat[i]!.push(await latency(row.call));
-    if (r < 3) tput[i]!.push(await throughput(row.burst ?? each(row.call)));
-  }
-}
+const measured = await measureRows(rows);
 
 // Edit the local module, then call at once (no sleep): every call must see its edit, and one blob travels.
 const writeVersion = (n: number): void =>
@@ -101,7 +72,7 @@ for (const kid of kids) kid.kill();
 rmSync(tmp, { recursive: true, force: true });
 console.log(
   JSON.stringify({
-    rows: rows.map((r, i) => ({ name: r.name, latencyUs: lat[i]!.length ? median(lat[i]!) : null, tasksPerSec: median(tput[i]!) })),
+    rows: measured,
     edit: { medianUs: median(edits), maxUs: Math.max(...edits), stale, rounds: EDITS, blobsPerEdit },
     shipped,
   }),

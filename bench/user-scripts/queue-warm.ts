@@ -5,6 +5,7 @@
 import { Queue, QueueEvents } from 'bullmq';
 import { createQueueExecutor } from 'modulepickle';
 import { v } from './lib/v.js';
+import { median } from './measure.js';
 
 const REDIS_PORT = Number(process.env['BENCH_REDIS_PORT']);
 const REDIS_URL = `redis://127.0.0.1:${REDIS_PORT}`;
@@ -13,7 +14,6 @@ const CALLS = Number(process.env['BENCH_QUEUE_LAT_CALLS'] ?? 300);
 const JOBS = Number(process.env['BENCH_QUEUE_JOBS'] ?? 1000);
 const ROUNDS = 15;
 const connection = { host: '127.0.0.1', port: REDIS_PORT };
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** Raw BullMQ: `Queue.add` of a JSON payload, one `QueueEvents` listener, the same job retention as ours. */
 async function rawClient(queue: string): Promise<{ call: (x: number) => Promise<unknown>; close: () => Promise<unknown> }> {

@@ -9,32 +9,10 @@ import { Piscina } from 'piscina';
 import { Tinypool } from 'tinypool';
 import { createPool, createThreadPool, transfer } from 'modulepickle';
 import { v } from './lib/v.js';
+import { measureRows, median, type Row } from './measure.js';
 
 const THREADS = 2;
-const CALLS = Number(process.env['BENCH_LAT_CALLS'] ?? 400);
-const TASKS = Number(process.env['BENCH_TASKS'] ?? 10_000);
-const ROUNDS = 5;
 const tmp = mkdtempSync(join(tmpdir(), 'mp-user-threads-'));
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-
-async function latency(call: (i: number) => Promise<unknown>): Promise<number> {
-  for (let i = 0; i < 50; i++) await call(i);
-  const t: number[] = [];
-  for (let i = 0; i < CALLS; i++) {
-    const s = performance.now();
-    await call(i);
-    t.push(performance.now() - s);
-  }
-  return median(t) * 1000;
-}
-
-async function throughput(burst: (n: number) => Promise<unknown>): Promise<number> {
-  await burst(Math.min(TASKS, 1000));
-  const s = performance.now();
-  await burst(TASKS);
-  return TASKS / ((performance.now() - s) / 1000);
-}
-const each = (call: (i: number) => Promise<unknown>) => (n: number) => Promise.all(Array.from({ length: n }, (_, i) => call(i)));
 
 // The floor: a raw worker_threads echo (structured clone over the port), round-robin over THREADS threads.
 const echoFile = join(tmp, 'echo.mjs');
@@ -57,7 +35,7 @@ writeFileSync(workerFile, 'export default (x) => x + 1;\n');
 const piscina = new Piscina({ filename: workerFile, minThreads: THREADS, maxThreads: THREADS });
 const tinypool = new Tinypool({ filename: workerFile, minThreads: THREADS, maxThreads: THREADS });
 
-const rows: { name: string; call: (i: number) => Promise<unknown>; burst?: (n: number) => Promise<unknown>; latency?: false }[] = [
+const rows: Row[] = [
   { name: 'raw worker_threads postMessage echo (floor)', call: echo },
   { name: 'threads: run(() => 1), a new inline closure per call', call: () => threads.run(() => 1) },
   { name: 'threads: run((x) => x + k, i), inline, one capture', call: (i) => threads.run((x: number) => x + k, i) },
@@ -69,14 +47,7 @@ const rows: { name: string; call: (i: number) => Promise<unknown>; burst?: (n: n
   { name: 'piscina run(i) (separate worker file)', call: (i) => piscina.run(i) },
   { name: 'tinypool run(i) (separate worker file)', call: (i) => tinypool.run(i) },
 ];
-const lat: number[][] = rows.map(() => []);
-const tput: number[][] = rows.map(() => []);
-for (let r = 0; r < ROUNDS; r++) {
-  for (const [i, row] of rows.entries()) {
-    if (row.latency !== false) lat[i]!.push(await latency(row.call));
-    if (r < 3) tput[i]!.push(await throughput(row.burst ?? each(row.call)));
-  }
-}
+const measured = await measureRows(rows);
 
 // Large arguments: one Float64Array sent and returned, moved both ways with `transfer` (the same memory goes back
 // and forth, nothing is allocated) vs copied both ways, beside a raw postMessage that moves it both ways.
@@ -105,4 +76,4 @@ await piscina.destroy();
 await tinypool.destroy();
 for (const w of echoes) await w.terminate();
 rmSync(tmp, { recursive: true, force: true });
-console.log(JSON.stringify({ rows: rows.map((r, i) => ({ name: r.name, latencyUs: lat[i]!.length ? median(lat[i]!) : null, tasksPerSec: median(tput[i]!) })), moves }));
+console.log(JSON.stringify({ rows: measured, moves }));

@@ -8,12 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildManifest, createPool, watchedBuild, type Executor } from 'modulepickle';
 import { v } from './lib/v.js';
+import { median } from './measure.js';
 
 const MODE = process.env['BENCH_MODE'] ?? 'tsx';
 const root = process.cwd();
 const tmp = mkdtempSync(join(tmpdir(), 'mp-tree-bench-'));
 const cacheDir = join(tmp, 'cache');
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 let version = 0;
 const edit = (): number => {

@@ -45,11 +45,13 @@ export interface ChannelHandlers {
   error(err: WorkerError): void;
 }
 
-/** A framed byte stream: frames are written to `output` and parsed from `input` chunks passed to the returned `push`. */
-export function streamChannel(output: Writable): Channel & { readonly writer: FrameWriter } {
+/** Below this size a buffer is cheaper to copy than to move between threads (and Node's pooled Buffers are 8 KiB). */
+export const MOVE_MIN_BYTES = 65536;
+
+/** A framed byte stream written to `output` (frames coming back are parsed by {@link streamReader}). */
+export function streamChannel(output: Writable): Channel {
   const writer = new FrameWriter(output);
   return {
-    writer,
     sharesMemory: false,
     send: (type, parts) => writer.send(type, ...parts),
     ready: () => writer.ready(),
@@ -82,7 +84,7 @@ type PortMessage = [number, Uint8Array, ArrayBufferLike[] | undefined];
  * Frames as messages. A body is gathered into one buffer of its own, moved (not cloned) when large; buffers beside
  * it are cloned, or moved when listed in `transfer` (a SharedArrayBuffer is shared either way).
  */
-export function portChannel(port: PortLike, onClose?: () => void): Channel {
+export function portChannel(port: PortLike): Channel {
   let closed = false;
   return {
     sharesMemory: true,
@@ -95,7 +97,7 @@ export function portChannel(port: PortLike, onClose?: () => void): Channel {
       for (const p of parts) body.set(p, at), (at += p.length);
       // Moving a buffer costs more than copying a small one.
       const moved = beside?.transfer ?? [];
-      const transfer = len >= 65536 ? [body.buffer, ...moved] : moved;
+      const transfer = len >= MOVE_MIN_BYTES ? [body.buffer, ...moved] : moved;
       const msg: PortMessage = [type, body, beside && beside.buffers.length > 0 ? [...beside.buffers] : undefined];
       port.postMessage(msg, transfer);
       return true;
@@ -104,7 +106,6 @@ export function portChannel(port: PortLike, onClose?: () => void): Channel {
     flush: () => {},
     end: () => {
       closed = true;
-      onClose?.();
     },
   };
 }

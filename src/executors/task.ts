@@ -22,7 +22,7 @@ import { ModulePickleError, RemoteError } from '../errors.ts';
 import { ResultStatus, concat, readU32, writeU32 } from './protocol.ts';
 import { dumps, encodingKey, loads, type BlobSource, type PickleOptions } from './pickler.ts';
 import { payloadSectionCount, walkPayload } from './payload-walk.ts';
-import type { Beside } from './channel.ts';
+import { MOVE_MIN_BYTES, type Beside } from './channel.ts';
 
 /** Task kind byte. */
 export const TaskKind = { call: 0, map: 1 } as const;
@@ -39,8 +39,6 @@ export interface EncodedTask extends EncodedFunction {
 /** Which buffers to move to the thread instead of copying: `true` every large one, or these (or their views' buffers). */
 export type TransferOption = boolean | readonly (ArrayBufferLike | ArrayBufferView)[];
 
-/** Buffers below this size are copied even under `transfer: true` (Node's pooled Buffers live in 8 KiB slabs). */
-const TRANSFER_MIN_BYTES = 65536;
 
 // Values marked by `transfer()`. Kept on the global object so that every copy of this module in a thread (the
 // package, a shipped copy) shares one mark list.
@@ -87,7 +85,7 @@ function markedBuffers(values: readonly unknown[]): ArrayBufferLike[] | undefine
       seen.add(x);
       if (ArrayBuffer.isView(x) || x instanceof ArrayBuffer) {
         const b = ArrayBuffer.isView(x) ? x.buffer : x;
-        if (b.byteLength >= TRANSFER_MIN_BYTES) out.add(b);
+        if (b.byteLength >= MOVE_MIN_BYTES) out.add(b);
         continue;
       }
       if (x instanceof Map) for (const [k, e] of x) stack.push(k, e);
@@ -112,7 +110,7 @@ export function besideCollector(transfer: TransferOption | undefined): Beside & 
     transfer: moved,
     claim(b) {
       if (b instanceof SharedArrayBuffer) return buffers.push(b) - 1;
-      if (listed ? !listed.has(b) : transfer !== true || b.byteLength < TRANSFER_MIN_BYTES) return undefined;
+      if (listed ? !listed.has(b) : transfer !== true || b.byteLength < MOVE_MIN_BYTES) return undefined;
       moved.push(b as ArrayBuffer);
       return buffers.push(b) - 1;
     },
