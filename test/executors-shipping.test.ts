@@ -77,12 +77,21 @@ for (const { name, make } of executors) {
       assert.equal(ex.stats.blobsServed, first.blobsServed);
       if (name === 'stdio') assert.equal(ex.stats.functionsSent, first.functionsSent);
 
+      // A function pickled before the edit (wrap snapshots its code version once its pickling is done; one call
+      // awaits that).
+      const before = ex.wrap(summarize);
+      assert.equal(await before(rows), '2 rows, total 14');
+
       // One-file edit: the new code runs, and exactly one blob (the edited file) moves to each worker that runs it.
       setFactor(10);
       assert.equal(await ex.run(summarize, rows), '2 rows, total 70');
       assert.notEqual(ex.lastBuild!.id, build.id);
       assert.equal(ex.stats.blobsServed, first.blobsServed + 1);
       assert.equal(ex.stats.blobBytesServed - first.blobBytesServed, readFileSync(join(project, 'src/math.ts')).length);
+
+      // The old function keeps its version beside the new one, on the same workers.
+      assert.equal(await before(rows), '2 rows, total 14');
+      assert.equal(await ex.run(summarize, rows), '2 rows, total 70');
 
       // The worker never reads the project: its cwd is elsewhere (a thread shares this process's) and its code
       // comes from its cache.
