@@ -8,7 +8,7 @@ export { installFunctionLayer, functionReducer, modulesSection } from './functio
 export { projectRoot } from './modules/project-root.ts';
 export type { ModuleRef, ExportRef } from './modules/module-ref.ts';
 export { createPool, createStdioExecutor, workerEntryPath } from './executors/pool.ts';
-export type { PoolOptions, StdioExecutorOptions } from './executors/pool.ts';
+export type { LocalWorkerOptions, PoolOptions, StdioExecutorOptions } from './executors/pool.ts';
 export { createThreadPool } from './executors/threads.ts';
 export type { ThreadPoolOptions } from './executors/threads.ts';
 export { transfer } from './executors/task.ts';

@@ -9,18 +9,29 @@ import { WorkerError } from '../errors.ts';
 import { createExecutor, type Executor, type ExecutorOptions } from './executor.ts';
 import { processTransport, type SpawnSpec } from './transports/process.ts';
 
-/** Options of {@link createPool}. */
-export interface PoolOptions extends ExecutorOptions {
-  /** Number of worker processes (default: the number of CPUs). */
+/** Options of the executors whose workers run on this machine (`createPool`, `createThreadPool`). */
+export interface LocalWorkerOptions extends ExecutorOptions {
+  /** Number of workers (default: the number of CPUs). */
   readonly workers?: number;
-  /** Working directory of the workers (default: this process's). */
-  readonly cwd?: string;
   /** Environment of the workers (default: this process's). */
   readonly env?: NodeJS.ProcessEnv;
   /** Cache folder for shipped code on this machine (sets `MODULEPICKLE_CACHE` for the workers). */
   readonly cacheDir?: string;
-  /** Extra `node` flags for the workers, e.g. `['--max-old-space-size=512']`. */
+  /** `node` flags for the workers, e.g. `['--max-old-space-size=512']` (threads: default this process's `execArgv`). */
   readonly execArgv?: readonly string[];
+}
+
+/** Options of {@link createPool}. */
+export interface PoolOptions extends LocalWorkerOptions {
+  /** Working directory of the workers (default: this process's). */
+  readonly cwd?: string;
+}
+
+/** The workers' environment: `env` (default this process's) with `MODULEPICKLE_CACHE` set from `cacheDir`. */
+export function localWorkerEnv(options: LocalWorkerOptions): NodeJS.ProcessEnv {
+  const env = { ...(options.env ?? process.env) };
+  if (options.cacheDir) env['MODULEPICKLE_CACHE'] = options.cacheDir;
+  return env;
 }
 
 /** Options of {@link createStdioExecutor}. */
@@ -50,8 +61,7 @@ export function workerEntryPath(entry: 'worker' | 'thread' = 'worker'): string {
 /** A pool of local worker processes. @throws WorkerError ERR_MP_WORKER_ENTRY when the package is not built */
 export function createPool(options: PoolOptions = {}): Executor {
   const entry = workerEntryPath();
-  const env = { ...(options.env ?? process.env) };
-  if (options.cacheDir) env['MODULEPICKLE_CACHE'] = options.cacheDir;
+  const env = localWorkerEnv(options);
   const command = [process.execPath, ...(options.execArgv ?? []), entry];
   return processExecutor('pool', 'p', { command, cwd: options.cwd, env }, options.workers ?? availableParallelism(), options);
 }
