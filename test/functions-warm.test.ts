@@ -137,7 +137,7 @@ describe('executors: a payload kept per location', () => {
 
 const k = 3;
 describe('a pool: a new closure object per call does not defeat the worker\'s function cache', () => {
-  it('each distinct function is sent once per worker; changed captures are sent and give their value', async () => {
+  it('each distinct function is sent once per worker; changed captures travel alone and give their value', async () => {
     const pool = createPool({ workers: 2, onLog: () => {} });
     try {
       await pool.ready();
@@ -147,7 +147,8 @@ describe('a pool: a new closure object per call does not defeat the worker\'s fu
       assert.ok(pool.stats.functionsSent <= 4, `functions sent: ${pool.stats.functionsSent}`);
       const before = pool.stats.functionsSent;
       for (let i = 0; i < 5; i++) assert.equal(await pool.run(() => i * 2), i * 2);
-      assert.equal(pool.stats.functionsSent - before, 5, 'a closure over a per-call local travels every call');
+      // A closure over a per-call local: its template goes once to each worker, its captures with every call.
+      assert.ok(pool.stats.functionsSent - before <= 2, `templates sent: ${pool.stats.functionsSent - before}`);
     } finally {
       await pool.close();
     }

@@ -52,7 +52,8 @@ test('a function may be returned, and called locally', async () => {
 test('a worker that evicted a function asks for it again (needFunction) and the call succeeds', async () => {
   const one = createPool({ workers: 1, onLog });
   try {
-    const fns = Array.from({ length: 260 }, (_, i) => (x: number) => x + i);
+    // Distinct sources (closures of one location would share one template).
+    const fns = Array.from({ length: 260 }, (_, i) => new Function('x', `return x + ${i};`) as (x: number) => number);
     for (const f of fns.slice(0, 260)) await one.run(f, 0);
     const sent = one.stats.functionsSent;
     assert.equal(await one.run(fns[0]!, 5), 5); // evicted from the worker's 256-entry cache

@@ -73,6 +73,11 @@ export function payloadSectionCount(bytes: Uint8Array): number {
   return readFrame(bytes, new RecordingRegistry(), {}).sections.length;
 }
 
+/** Whether a payload carries code (functions, classes, modules, files): its header says. @throws DecodeError */
+export function payloadHasCode(bytes: Uint8Array): boolean {
+  return readFrame(bytes, new RecordingRegistry(), {}).hasCode;
+}
+
 /** Walks a payload. @throws DecodeError for malformed input (same checks as `loads`) */
 export function walkPayload(bytes: Uint8Array): Walked {
   const registry = new RecordingRegistry();

@@ -20,12 +20,16 @@
 import { createHash } from 'node:crypto';
 import { ModulePickleError, RemoteError } from '../errors.ts';
 import { ResultStatus, concat, readU32, writeU32 } from './protocol.ts';
-import { dumps, encodingKey, loads, type BlobSource, type PickleOptions } from './pickler.ts';
+import { dumps, encodingKey, instantiate, loads, type BlobSource, type PickleOptions } from './pickler.ts';
+import { templateCall } from './templates.ts';
 import { payloadSectionCount, walkPayload } from './payload-walk.ts';
 import { MOVE_MIN_BYTES, type Beside } from './channel.ts';
 
-/** Task kind byte. */
-export const TaskKind = { call: 0, map: 1 } as const;
+/**
+ * Task kind byte. `template`: the function is a call template (templates.ts) and the args region starts with the
+ * call's captures: `u32 length | captures payload (data only) | args payload`.
+ */
+export const TaskKind = { call: 0, map: 1, template: 2 } as const;
 export type TaskKind = (typeof TaskKind)[keyof typeof TaskKind];
 
 /** A pickled task, ready to be framed for any worker. */
@@ -136,19 +140,22 @@ const byEncodingKey = new WeakMap<object, Map<string, EncodedFunction>>();
 const encodingKeyLimit = 1024;
 const noOptions: PickleOptions = {};
 
+function keyOf(fn: Function): string | undefined {
+  try {
+    return encodingKey(fn);
+  } catch {
+    return undefined; // dumps reports what is wrong with the function
+  }
+}
+
 /** Pickles a function. @throws ModulePickleError ERR_MP_NOT_A_FUNCTION, EncodeError from the codec */
-export async function encodeFunction(fn: unknown, dumpsOptions?: PickleOptions): Promise<EncodedFunction> {
+export async function encodeFunction(fn: unknown, dumpsOptions?: PickleOptions, encodingKey?: string): Promise<EncodedFunction> {
   if (typeof fn !== 'function') {
     throw new ModulePickleError('ERR_MP_NOT_A_FUNCTION', `run/map/wrap expect a function, got ${fn === null ? 'null' : typeof fn}`);
   }
   const cached = selfContained.get(fn);
   if (cached && sameOwnKeys(fn)) return cached;
-  let key: string | undefined;
-  try {
-    key = encodingKey(fn);
-  } catch {
-    key = undefined; // dumps reports what is wrong with the function
-  }
+  const key = encodingKey ?? keyOf(fn);
   const keyed = key === undefined ? undefined : byEncodingKey.get(dumpsOptions ?? noOptions);
   const hit = key === undefined ? undefined : keyed?.get(key);
   if (hit) return hit;
@@ -203,14 +210,32 @@ function isSelfContained(bytes: Uint8Array): boolean {
  * `beside` (thread transports): shared memory, and the buffers `transfer` selects, travel beside the payload.
  */
 export async function encodeTask(fn: unknown, args: readonly unknown[], options: { kind?: TaskKind; dumpsOptions?: PickleOptions; beside?: { transfer?: TransferOption } } = {}): Promise<EncodedTask> {
-  const f = isEncoded(fn) ? fn : (cachedFunction(fn) ?? (await encodeFunction(fn, options.dumpsOptions)));
-  const kind = options.kind ?? TaskKind.call;
-  if (!options.beside) return { fnKey: f.fnKey, fnHash: f.fnHash, fnBytes: f.fnBytes, kind, argsBytes: await dumps(args, options.dumpsOptions) };
+  let kind = options.kind ?? TaskKind.call;
+  let f = isEncoded(fn) ? fn : cachedFunction(fn);
+  let captures: Uint8Array | undefined;
+  if (!f && typeof fn === 'function') {
+    // A closure whose location settles its bytes is kept whole (encodeFunction); a call's other closures split
+    // into a template and their captures (templates.ts), and the rest is pickled in full.
+    const key = keyOf(fn);
+    const split = key === undefined && kind === TaskKind.call ? await templateCall(fn, options.dumpsOptions ?? noOptions) : undefined;
+    f = split?.fn ?? (await encodeFunction(fn, options.dumpsOptions, key));
+    captures = split?.captures;
+  }
+  f ??= await encodeFunction(fn, options.dumpsOptions);
+  if (captures) kind = TaskKind.template;
+  const withCaptures = (argsBytes: Uint8Array): Uint8Array => (captures ? concat(u32(captures.length), captures, argsBytes) : argsBytes);
+  if (!options.beside) return { fnKey: f.fnKey, fnHash: f.fnHash, fnBytes: f.fnBytes, kind, argsBytes: withCaptures(await dumps(args, options.dumpsOptions)) };
   // The call's `transfer` option, else what `transfer()` marked among the arguments (only those move).
-  const choice = options.beside.transfer ?? (kind === TaskKind.call ? markedBuffers(args) : undefined);
+  const choice = options.beside.transfer ?? (kind !== TaskKind.map ? markedBuffers(args) : undefined);
   const beside = besideCollector(choice);
-  const argsBytes = await dumps(args, { ...options.dumpsOptions, outOfBand: beside.claim });
+  const argsBytes = withCaptures(await dumps(args, { ...options.dumpsOptions, outOfBand: beside.claim }));
   return { fnKey: f.fnKey, fnHash: f.fnHash, fnBytes: f.fnBytes, kind, argsBytes, beside: beside.buffers.length > 0 ? beside : undefined };
+}
+
+function u32(n: number): Uint8Array {
+  const b = new Uint8Array(4);
+  writeU32(b, 0, n);
+  return b;
 }
 
 function isEncoded(v: unknown): v is EncodedFunction {
@@ -298,7 +323,19 @@ export async function runTask(body: Uint8Array, ctx: RunContext = {}): Promise<T
       fn = decoded as (...args: unknown[]) => unknown;
       cache.set(key, fn);
     }
-    const args = await loads(body.subarray(37 + fnLen), ctx.beside ? { ...loadsOptions, outOfBand: ctx.beside } : loadsOptions);
+    let argsAt = 37 + fnLen;
+    if (kind === TaskKind.template) {
+      // The call's closure, made from the template with this call's captures (data only: no code may ride in them).
+      if (argsAt + 4 > body.length) throw new ModulePickleError('ERR_MP_PROTOCOL_GARBAGE', 'task body truncated');
+      const capLen = readU32(body, argsAt);
+      if (argsAt + 4 + capLen > body.length) throw new ModulePickleError('ERR_MP_PROTOCOL_GARBAGE', 'task body truncated');
+      const captures = await loads(body.subarray(argsAt + 4, argsAt + 4 + capLen), { ...loadsOptions, code: false });
+      fn = instantiate(fn, captures) as (...args: unknown[]) => unknown;
+      argsAt += 4 + capLen;
+    } else if (kind !== TaskKind.call && kind !== TaskKind.map) {
+      throw new ModulePickleError('ERR_MP_PROTOCOL_GARBAGE', `unknown task kind ${String(kind)}`);
+    }
+    const args = await loads(body.subarray(argsAt), ctx.beside ? { ...loadsOptions, outOfBand: ctx.beside } : loadsOptions);
     if (!Array.isArray(args)) throw new ModulePickleError('ERR_MP_PROTOCOL_GARBAGE', 'task arguments are not an array');
     let result: unknown;
     if (kind === TaskKind.map) {

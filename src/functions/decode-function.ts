@@ -10,13 +10,21 @@ import type { ExportRef, ModuleRef } from '../modules/module-ref.ts';
 import { projectRoot } from '../modules/project-root.ts';
 import type { FunctionArgs, FunctionState } from './encode-function.ts';
 import { loadedModulesKey, treeDirKey } from './module-records.ts';
-import { assignCaptures, buildFunction, classTracker, type ScopeRecord } from './rebuild.ts';
+import { assignCaptures, buildFunction, classTracker, type BuildSpec, type ScopeRecord } from './rebuild.ts';
 import { applyShapeState } from './class-parts.ts';
 import { retargetUrls } from './source-edits.ts';
 import { pathToFileURL } from 'node:url';
 
 const scopes = new WeakMap<Function, ScopeRecord | null>();
 const reused = new WeakSet<Function>();
+/** How each by-value function was rebuilt here, so that {@link instantiate} can build it again in fresh scopes. */
+interface Recipe {
+  readonly spec: BuildSpec;
+  readonly scope: ScopeRecord | null;
+  readonly eager: Readonly<Record<string, unknown>>;
+  state?: FunctionState;
+}
+const recipes = new WeakMap<Function, Recipe>();
 /** Bound functions rebuilt here (their state is only a key list). */
 const boundFns = new WeakSet<Function>();
 
@@ -141,23 +149,22 @@ export function restoreFunction(args: FunctionArgs, ctx: RestoreContext): Functi
         }
       }
       assignCaptures(args.scope, args.eager);
-      const fn = buildFunction(
-        {
-          kind: args.kind,
-          expression: originExpression(args, ctx),
-          strict: args.strict === true,
-          url: typeof args.url === 'string' ? args.url : '',
-          line: Number(args.line) || 0,
-          column: Number(args.column) || 0,
-          offset: Number(args.offset) || 0,
-          home: args.home === true,
-          thisArg: 'thisArg' in args ? args.thisArg : undefined,
-          ...('superClass' in args ? { superClass: args.superClass } : {}),
-        },
-        args.scope,
-      );
+      const spec: BuildSpec = {
+        kind: args.kind,
+        expression: originExpression(args, ctx),
+        strict: args.strict === true,
+        url: typeof args.url === 'string' ? args.url : '',
+        line: Number(args.line) || 0,
+        column: Number(args.column) || 0,
+        offset: Number(args.offset) || 0,
+        home: args.home === true,
+        thisArg: 'thisArg' in args ? args.thisArg : undefined,
+        ...('superClass' in args ? { superClass: args.superClass } : {}),
+      };
+      const fn = buildFunction(spec, args.scope);
       scopes.set(fn, args.scope);
       if (typeof args.tracker === 'string') classTracker().set(args.tracker, fn);
+      else recipes.set(fn, { spec, scope: args.scope, eager: args.eager });
       return fn;
     }
     default:
@@ -176,4 +183,32 @@ export function setFunctionState(fn: Function, state: FunctionState | undefined)
   if (scope === undefined) return;
   assignCaptures(scope, state.captures);
   applyShapeState(fn, state);
+  const recipe = recipes.get(fn);
+  if (recipe) recipe.state = state;
+}
+
+/** A copy of a scope chain: the same names, new record objects (so new scopes on the receiver). */
+function freshChain(record: ScopeRecord | null): ScopeRecord | null {
+  return record === null ? null : { names: record.names, parent: freshChain(record.parent) };
+}
+
+/**
+ * A new closure of a by-value function rebuilt here (a template): the same code in new scopes, holding the
+ * template's captured values and then `captures` (the values its payload left out), as if the function had been
+ * decoded again with those captures. Calls that overlap each get their own scopes.
+ * @throws ERR_MP_BAD_FUNCTION when `template` is not a by-value function rebuilt here, or a capture is not declared
+ */
+export function instantiate(template: Function, captures: unknown): Function {
+  const recipe = recipes.get(template);
+  if (!recipe) throw new DecodeError('ERR_MP_BAD_FUNCTION', 'the template of a call is not a function rebuilt from source');
+  if (typeof captures !== 'object' || captures === null || Array.isArray(captures)) bad('captures of a call');
+  const scope = freshChain(recipe.scope);
+  assignCaptures(scope, recipe.eager);
+  const fn = buildFunction(recipe.spec, scope);
+  scopes.set(fn, scope);
+  const state = recipe.state;
+  if (state) assignCaptures(scope, state.captures);
+  assignCaptures(scope, captures as Record<string, unknown>);
+  if (state) applyShapeState(fn, state);
+  return fn;
 }

@@ -220,13 +220,17 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
   }
   // A direct eval may read any variable in reach: then every variable of every scope is captured.
   const names = source.free.includes('eval') ? [...new Set([...source.free, ...scopes.flatMap((sc) => Object.keys(sc.vars).filter((n) => n !== 'arguments'))])] : source.free;
+  // A call template (template.ts) leaves out the captures each call sends on its own.
+  const template = ctx.options['templateOf'] as { fn?: unknown; leaveOut?: ReadonlySet<string> } | undefined;
+  const leaveOut = template?.fn === fn ? template.leaveOut : undefined;
   for (const name of names) {
     let found = false;
     for (const s of scopes) {
       if (!Object.prototype.hasOwnProperty.call(s.vars, name)) continue;
+      found = true;
+      if (leaveOut?.has(name) && !eagerNames.has(name)) break;
       const value = wrapModuleValue(s.vars[name], ctx, root);
       (eagerNames.has(name) ? eager : captures)[name] = value;
-      found = true;
       break;
     }
     if (!found && eagerNames.has(name) && !(name in globalThis)) {

@@ -220,6 +220,15 @@ function isPrimitive(v: unknown): boolean {
   return (typeof v !== 'object' && typeof v !== 'function') || v === null;
 }
 
+/** Whether a function is extensible and its own properties are `name` and `length` as an arrow is created with. */
+export function defaultOwnProps(fn: Function): boolean {
+  if (!isExtensible(fn) || Reflect.ownKeys(fn).length !== 2) return false;
+  const name = getOwnPropertyDescriptor(fn, 'name');
+  const length = getOwnPropertyDescriptor(fn, 'length');
+  for (const d of [name, length]) if (!d || !('value' in d) || d.writable || d.enumerable || !d.configurable) return false;
+  return typeof name?.value === 'string' && typeof length?.value === 'number';
+}
+
 /**
  * A key that settles the whole encoding of `fn`, when there is one: an arrow function whose location's last scope
  * read is reusable for it (capture-plan.ts), whose captured values are primitives held by bindings that never
@@ -232,15 +241,9 @@ export function encodingKey(fn: Function): string | undefined {
   const source = info.source;
   if (!site || !source || source.kind !== 'arrow' || source.lexicalThis || source.imports.length || source.importMetas.length) return undefined;
   const plan = sitePlan(site);
-  if (!plan || !planFits(plan, fn) || !isExtensible(fn)) return undefined;
+  if (!plan || !planFits(plan, fn) || !defaultOwnProps(fn)) return undefined;
   for (const s of plan.inspection.scopes) {
     for (const name of source.free) if (Object.prototype.hasOwnProperty.call(s.vars, name) && !isPrimitive(s.vars[name])) return undefined;
   }
-  const keys = Reflect.ownKeys(fn);
-  if (keys.length !== 2) return undefined;
-  const name = getOwnPropertyDescriptor(fn, 'name');
-  const length = getOwnPropertyDescriptor(fn, 'length');
-  for (const d of [name, length]) if (!d || !('value' in d) || d.writable || d.enumerable || !d.configurable) return undefined;
-  if (typeof name?.value !== 'string' || typeof length?.value !== 'number') return undefined;
-  return `${site.key}|${length.value}|${name.value}`;
+  return `${site.key}|${fn.length}|${fn.name}`;
 }

@@ -8,9 +8,11 @@ import { isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isLocalPath } from './root.ts';
 
+const requireCache = createRequire(import.meta.url).cache;
+
 /** Absolute paths of every module in `require.cache`, plus `extra` (file paths or `file:` URLs, e.g. ESM modules). */
 export function loadedModulePaths(extra: Iterable<string> = []): string[] {
-  const out = new Set<string>(Object.keys(createRequire(import.meta.url).cache).filter((k) => isAbsolute(k)));
+  const out = new Set<string>(Object.keys(requireCache).filter((k) => isAbsolute(k)));
   for (const e of extra) {
     if (e.startsWith('file:')) out.add(fileURLToPath(e));
     else if (isAbsolute(e)) out.add(e);
@@ -35,10 +37,28 @@ export function realModulePath(p: string): string {
   return real;
 }
 
-/** The loaded modules local to `root` (real paths). */
-export function localLoadedModules(root: string, extra: Iterable<string> = []): string[] {
+/** The last answer for `require.cache` alone, by root: valid while the cache's key count and last key are the same. */
+const lastLocal = new Map<string, { count: number; last: string | undefined; out: readonly string[] }>();
+
+/**
+ * The loaded modules local to `root` (real paths). Without `extra`, the answer is kept until `require.cache`
+ * changes (modules are added at the end of its key order, so a count and a last key tell).
+ */
+export function localLoadedModules(root: string, extra?: Iterable<string>): readonly string[] {
+  if (extra !== undefined) return collectLocal(root, loadedModulePaths(extra));
+  const keys = Object.keys(requireCache);
+  const last = keys[keys.length - 1];
+  const hit = lastLocal.get(root);
+  if (hit && hit.count === keys.length && hit.last === last) return hit.out;
+  const out = collectLocal(root, loadedModulePaths());
+  if (lastLocal.size >= 64) lastLocal.clear();
+  lastLocal.set(root, { count: keys.length, last, out });
+  return out;
+}
+
+function collectLocal(root: string, paths: readonly string[]): string[] {
   const out: string[] = [];
-  for (const p of loadedModulePaths(extra)) {
+  for (const p of paths) {
     let real = reals.get(p);
     if (real === undefined) {
       try {

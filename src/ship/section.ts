@@ -45,6 +45,11 @@ export interface ShipOptions {
   readonly loadedModules?: boolean;
   /** Called with the build (manifest, id, where each blob is): executors use it to serve missing blobs. */
   readonly onBuild?: (build: ShipBuild) => void;
+  /**
+   * Called with what the section was made from, so that a caller that keeps the payload can ask later, with
+   * {@link currentShipBuild}, which version a fresh `dumps` would ship (executors' call templates).
+   */
+  readonly onStamp?: (stamp: ShipStamp) => void;
   /** Cache folder of the stat cache (default: the user cache folder). */
   readonly cacheDir?: string;
   /**
@@ -113,7 +118,7 @@ export function localModulePath(ctx: ReduceContext, file: string): string {
   return relative(root, real).split(sep).join('/');
 }
 
-interface ShipInputs {
+export interface ShipInputs {
   readonly opts: ShipOptions;
   readonly root: string;
   readonly refs: string[];
@@ -134,9 +139,33 @@ function shipInputs(ctx: ReduceContext): ShipInputs | undefined {
     }
     return real;
   });
-  const extra = [...refs, ...(opts.extraFiles ?? []), ...(opts.loadedModules === false ? [] : localLoadedModules(root))];
   const cacheDir = opts.cacheDir ?? (typeof ctx.options.cacheDir === 'string' ? ctx.options.cacheDir : undefined);
+  return inputsOf(opts, root, refs, cacheDir);
+}
+
+/** The build inputs now: the referenced modules, the extra files, and every local module loaded so far. */
+function inputsOf(opts: ShipOptions, root: string, refs: string[], cacheDir: string | undefined): ShipInputs {
+  const extra = [...refs, ...(opts.extraFiles ?? []), ...(opts.loadedModules === false ? [] : localLoadedModules(root))];
   return { opts, root, refs, build: { ...opts, root, extraFiles: extra, cacheDir } };
+}
+
+/** What a ship section was made from (see `onStamp`). */
+export interface ShipStamp {
+  readonly build: ShipBuild;
+  readonly input: ShipInputs;
+}
+
+/**
+ * The build a fresh `dumps` of the stamped payload would ship now, reported to `onBuild` as that `dumps` would
+ * (the tree watch makes this cost what changed). With `blobs: 'none'` only: the stamp is for payloads without blobs.
+ * @throws the build's ShipErrors
+ */
+export async function currentShipBuild(stamp: ShipStamp): Promise<ShipBuild> {
+  const { opts, root, refs, build } = stamp.input;
+  const input = inputsOf(opts, root, refs, build.cacheDir);
+  const now = await watchedBuild(input.build);
+  finishShip(input, now, () => buildManifest(input.build));
+  return now;
 }
 
 /** Paths of each build, computed once per build object (an unchanged tree reuses its build). */
@@ -164,6 +193,7 @@ function finishShip(input: ShipInputs, build: ShipBuild, rebuild: () => ShipBuil
     throw new ShipError('ERR_MP_SHIP_MISSING_MODULE', `referenced module '${rel}' is not in the shipped tree (${why ?? 'excluded by ship.exclude'}); ${why ? 'reference a module outside that folder' : 'remove it from ship.exclude'}`, rel);
   }
   opts.onBuild?.(build);
+  opts.onStamp?.({ build, input });
   if (originRoots.size >= 1000) originRoots.clear();
   originRoots.set(build.id, build.root);
   if (!blobs) return opts.manifest === 'id' ? { id: build.id, origin: originToken } : { manifest: build.text, origin: originToken };

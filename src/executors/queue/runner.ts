@@ -35,7 +35,7 @@ const PAYLOAD_CODES = new Set([
 export function parseJobFrame(frame: Uint8Array): { kind: number; fnHash: Uint8Array; fnKey: string; argsBytes: Uint8Array } {
   if (frame.length < HEAD) throw new ModulePickleError('ERR_MP_PROTOCOL_GARBAGE', `job frame too short (${frame.length} bytes)`);
   const kind = frame[0]!;
-  if (kind !== TaskKind.call && kind !== TaskKind.map) throw new ModulePickleError('ERR_MP_PROTOCOL_GARBAGE', `job frame has unknown task kind ${kind}`);
+  if (kind !== TaskKind.call && kind !== TaskKind.map && kind !== TaskKind.template) throw new ModulePickleError('ERR_MP_PROTOCOL_GARBAGE', `job frame has unknown task kind ${kind}`);
   if (readU32(frame, 33) !== 0) throw new ModulePickleError('ERR_MP_PROTOCOL_GARBAGE', 'job frame carries function bytes inline; expected a reference');
   const fnHash = frame.slice(1, 33);
   return { kind, fnHash, fnKey: Buffer.from(fnHash).toString('hex'), argsBytes: frame.subarray(HEAD) };

@@ -1,0 +1,80 @@
+/**
+ * Call templates, the sender's half: a closure made per call (`pool.run(() => f(x))`) is split into a template,
+ * what every closure of its source location shares as long as the values it takes by reference are the same
+ * (source, scope records, the free-variable analysis, module references), and the values it captures by value.
+ *
+ * The template is the function's ordinary payload with the by-value captures left out (dumps option `templateOf`);
+ * the receiver rebuilds the template once and makes each call's closure from it with that call's captures
+ * (`instantiate` in decode-function.ts), which is what decoding a fresh payload with those captures gives.
+ */
+import { intrinsicTable } from '../modules/intrinsics.ts';
+import { projectRoot } from '../modules/project-root.ts';
+import type { ReduceContext } from '../codec/registry.ts';
+import { currentInspection, defaultOwnProps, functionInfo, liveScopes } from './function-info.ts';
+import { ModuleValue, travelsByReference, wrapModuleValue } from './encode-function.ts';
+
+/** dumps option `templateOf`: the function whose captures `leaveOut` names are left out of its payload. */
+export interface TemplateOf {
+  readonly fn: Function;
+  readonly leaveOut: ReadonlySet<string>;
+}
+
+/** The captures of one closure, read now. */
+export interface Captured {
+  /** The closure's location and which scope binds each captured name: closures with one key share a template. */
+  readonly key: string;
+  readonly names: readonly string[];
+  readonly values: readonly unknown[];
+}
+
+const hasOwn = Object.prototype.hasOwnProperty;
+
+/**
+ * The captured values of an arrow function made at a known source location, read from its scopes now; undefined
+ * when it cannot use a template (not an arrow, a lexical `this` or `arguments`, a direct `eval`, changed own
+ * properties, a `with` scope).
+ */
+export function readCaptured(fn: Function): Captured | undefined {
+  let info;
+  try {
+    info = functionInfo(fn);
+  } catch {
+    return undefined; // dumps reports what is wrong with the function
+  }
+  const { site, source } = info;
+  if (!site || !source || source.kind !== 'arrow' || source.lexicalThis || source.free.includes('eval') || source.free.includes('arguments')) return undefined;
+  if (source.imports.length > 0 || source.importMetas.length > 0 || !defaultOwnProps(fn)) return undefined;
+  const insp = currentInspection(fn, info);
+  if (insp.bound) return undefined;
+  const scopes = liveScopes(insp);
+  let key = `${site.key}#${scopes.length}`;
+  const names: string[] = [];
+  const values: unknown[] = [];
+  for (const s of scopes) if (s.type === 'with' || s.type === 'eval') return undefined;
+  for (const name of source.free) {
+    for (let i = 0; i < scopes.length; i++) {
+      const vars = (scopes[i] as (typeof scopes)[number]).vars;
+      if (!hasOwn.call(vars, name)) continue;
+      names.push(name);
+      values.push(vars[name]);
+      key += `|${name}@${i}`;
+      break;
+    }
+  }
+  return { key, names, values };
+}
+
+/**
+ * Whether a captured object or function travels by reference under these dumps options (a built-in, an export
+ * of a builtin, package or local module): then its payload names it, and the same value always encodes the same.
+ */
+export function capturedByReference(value: object | Function, options: Readonly<Record<string, unknown>>): boolean {
+  const ctx: ReduceContext = { path: () => [], scratch: new Map(), options };
+  if (typeof value === 'function') return travelsByReference(value, ctx);
+  if (intrinsicTable().has(value)) return true;
+  try {
+    return wrapModuleValue(value, ctx, projectRoot(options)) instanceof ModuleValue;
+  } catch {
+    return false;
+  }
+}
