@@ -232,6 +232,12 @@ export async function encodeTask(fn: unknown, args: readonly unknown[], options:
   return { fnKey: f.fnKey, fnHash: f.fnHash, fnBytes: f.fnBytes, kind, argsBytes, beside: beside.buffers.length > 0 ? beside : undefined };
 }
 
+/** The arguments' payload of a task (a template task's args region starts with its captures, which are data only). */
+export function argsPayload(task: Pick<EncodedTask, 'kind' | 'argsBytes'>): Uint8Array {
+  if (task.kind !== TaskKind.template) return task.argsBytes;
+  return task.argsBytes.subarray(4 + readU32(task.argsBytes, 0));
+}
+
 function u32(n: number): Uint8Array {
   const b = new Uint8Array(4);
   writeU32(b, 0, n);

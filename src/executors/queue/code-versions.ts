@@ -9,7 +9,7 @@ import { HEADER_HAS_CODE } from '../../codec/tags.ts';
 import { WorkerError } from '../../errors.ts';
 import { walkPayload } from '../payload-walk.ts';
 import type { ShipBuild } from '../pickler.ts';
-import type { EncodedTask } from '../task.ts';
+import { argsPayload, type EncodedTask } from '../task.ts';
 
 /** Builds reported by the pickler, and the versions each payload references. */
 export class CodeVersions {
@@ -35,7 +35,7 @@ export class CodeVersions {
       this.#byFunction.set(task.fnKey, fn);
       if (this.#byFunction.size > this.maxFunctions) this.#byFunction.delete(this.#byFunction.keys().next().value!);
     }
-    const args = manifestIds(task.argsBytes);
+    const args = manifestIds(argsPayload(task));
     return args.length === 0 ? [...fn] : [...new Set([...fn, ...args])];
   }
 
