@@ -164,6 +164,24 @@ const rows: { name: string; run(s: Setup): Promise<void> }[] = [
     },
   },
   {
+    name: 'an exception in a closure made from a template names this file in its remote stack',
+    async run({ ex }) {
+      for (const x of [4, 5]) {
+        const err = await ex
+          .run(() => {
+            if (x > 3) throw new Error(`too big: ${x}`);
+            return x;
+          })
+          .then(
+            () => assert.fail('should reject'),
+            (e: unknown) => e as RemoteError,
+          );
+        assert.match(err.message, new RegExp(`too big: ${x}`));
+        assert.match(err.remoteStack, /executors-templates\.test\.ts:\d+:\d+/);
+      }
+    },
+  },
+  {
     name: 'edit the local module and call at once, 20 rounds: every call sees its edit',
     async run({ ex }) {
       const { version } = lib;

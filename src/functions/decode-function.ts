@@ -10,7 +10,7 @@ import type { ExportRef, ModuleRef } from '../modules/module-ref.ts';
 import { projectRoot } from '../modules/project-root.ts';
 import type { FunctionArgs, FunctionState } from './encode-function.ts';
 import { loadedModulesKey, treeDirKey } from './module-records.ts';
-import { assignCaptures, buildFunction, classTracker, type BuildSpec, type ScopeRecord } from './rebuild.ts';
+import { assignCaptures, buildFunction, classTracker, compileMaker, type BuildSpec, type Maker, type ScopeRecord } from './rebuild.ts';
 import { applyShapeState } from './class-parts.ts';
 import { retargetUrls } from './source-edits.ts';
 import { pathToFileURL } from 'node:url';
@@ -23,6 +23,8 @@ interface Recipe {
   readonly scope: ScopeRecord | null;
   readonly eager: Readonly<Record<string, unknown>>;
   state?: FunctionState;
+  /** Compiled on the first `instantiate` (null: this function is not made by a maker). */
+  maker?: Maker | null;
 }
 const recipes = new WeakMap<Function, Recipe>();
 /** Bound functions rebuilt here (their state is only a key list). */
@@ -192,21 +194,38 @@ function freshChain(record: ScopeRecord | null): ScopeRecord | null {
   return record === null ? null : { names: record.names, parent: freshChain(record.parent) };
 }
 
+/** Assigns captures through a maker's setter. @throws ERR_MP_BAD_FUNCTION for a name no scope declares */
+function setAll(set: ReturnType<Maker>[0], captures: Readonly<Record<string, unknown>>): void {
+  for (const name of Object.keys(captures)) {
+    if (!set(name, captures[name])) throw new DecodeError('ERR_MP_BAD_FUNCTION', `capture '${name}' is not declared by its scope record`);
+  }
+}
+
 /**
  * A new closure of a by-value function rebuilt here (a template): the same code in new scopes, holding the
  * template's captured values and then `captures` (the values its payload left out), as if the function had been
- * decoded again with those captures. Calls that overlap each get their own scopes.
+ * decoded again with those captures. Calls that overlap each get their own scopes. Arrows are made by a maker
+ * compiled once per template (no `eval` per call); other functions are rebuilt in a fresh copy of the scope chain.
  * @throws ERR_MP_BAD_FUNCTION when `template` is not a by-value function rebuilt here, or a capture is not declared
  */
 export function instantiate(template: Function, captures: unknown): Function {
   const recipe = recipes.get(template);
   if (!recipe) throw new DecodeError('ERR_MP_BAD_FUNCTION', 'the template of a call is not a function rebuilt from source');
   if (typeof captures !== 'object' || captures === null || Array.isArray(captures)) bad('captures of a call');
+  const state = recipe.state;
+  if (recipe.maker === undefined) recipe.maker = compileMaker(recipe.spec, recipe.scope) ?? null;
+  if (recipe.maker) {
+    const [set, fn] = recipe.maker();
+    setAll(set, recipe.eager);
+    if (state) setAll(set, state.captures);
+    setAll(set, captures as Record<string, unknown>);
+    if (state) applyShapeState(fn, state);
+    return fn;
+  }
   const scope = freshChain(recipe.scope);
   assignCaptures(scope, recipe.eager);
   const fn = buildFunction(recipe.spec, scope);
   scopes.set(fn, scope);
-  const state = recipe.state;
   if (state) assignCaptures(scope, state.captures);
   assignCaptures(scope, captures as Record<string, unknown>);
   if (state) applyShapeState(fn, state);

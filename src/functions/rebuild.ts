@@ -141,14 +141,55 @@ export function assignCaptures(record: ScopeRecord | null, captures: Readonly<Re
   }
 }
 
-function codeFor(spec: BuildSpec): string {
-  // Padding puts the code at its original line and column, so stack traces match the file. Minified bundles
-  // (huge columns) and huge files are not padded: the cost would be paid for every rebuilt function.
+/**
+ * The function's expression preceded by padding that puts it at its original line and column, so stack traces match
+ * the file. Minified bundles (huge columns) and huge files are not padded: the cost would be paid for every rebuilt
+ * function.
+ */
+function padded(spec: BuildSpec): string {
   const col = spec.column - spec.offset;
   const pad = col > 0 && col <= 2_000 ? col : 0;
   const lines = spec.line > 0 && spec.line <= 50_000 ? spec.line : 0;
+  return `${'\n'.repeat(lines)}${' '.repeat(pad)}${spec.expression}`;
+}
+
+function sourceUrl(spec: BuildSpec): string {
   const url = spec.url.replace(/[\s]/g, encodeURIComponent);
-  return `${spec.strict ? '"use strict";' : ''}${'\n'.repeat(lines)}${' '.repeat(pad)}${spec.expression}${url ? `\n//# sourceURL=${url}` : ''}`;
+  return url ? `\n//# sourceURL=${url}` : '';
+}
+
+function codeFor(spec: BuildSpec): string {
+  return `${spec.strict ? '"use strict";' : ''}${padded(spec)}${sourceUrl(spec)}`;
+}
+
+/** Makes a new closure of one function in new scopes, with a setter of their variables (false: no scope declares it). */
+export type Maker = () => [set: (name: string, value: unknown) => boolean, fn: Function];
+
+/**
+ * Compiles once what {@link buildFunction} does with a direct `eval` per scope: a maker whose every call creates the
+ * whole scope chain anew (one block per scope record, outermost first, each declaring its variables with `let`) and
+ * the arrow function inside it, at its original line and column. For arrows that use no `this`, `super` or parent
+ * class (call templates, see decode-function.ts `instantiate`); undefined for anything else.
+ * @throws ERR_MP_BAD_FUNCTION for a malformed record or source
+ */
+export function compileMaker(spec: BuildSpec, record: ScopeRecord | null): Maker | undefined {
+  if (spec.kind !== 'arrow' || spec.home || spec.superClass !== undefined || spec.thisArg !== undefined) return undefined;
+  const chain: (readonly string[])[] = [];
+  for (let r = record; r !== null; r = r.parent) {
+    checkRecord(r);
+    chain.unshift(r.names.filter((n) => !reserved.has(n)));
+  }
+  const all = [...new Set(chain.flat())];
+  const opens = chain.map((names) => `{ ${names.length ? `let ${names.join(', ')};` : ''} `).join('');
+  const cases = all.map((n) => `case ${JSON.stringify(n)}: ${n} = arguments[1]; return true;`).join(' ');
+  // No parameters anywhere: a parameter would shadow a variable of the function's own scopes.
+  // An array, not an object literal: a property would name the anonymous function after itself.
+  const head = `(function () { ${spec.strict ? '"use strict"; ' : ''}${opens}return [function () { switch (arguments[0]) { ${cases} } return false; }, `;
+  try {
+    return indirectEval(`${head}${padded(spec)}\n]; ${'}'.repeat(chain.length)} })${sourceUrl(spec)}`) as Maker;
+  } catch (cause) {
+    throw new DecodeError('ERR_MP_BAD_FUNCTION', `cannot rebuild function from ${spec.url || 'source'}:${spec.line + 1}: ${(cause as Error)?.message}`, undefined, { cause });
+  }
 }
 
 /** Evaluates a function's source inside its scope and returns the function. @throws ERR_MP_BAD_FUNCTION */
