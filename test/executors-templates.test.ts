@@ -9,6 +9,7 @@ import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { createRequire } from 'node:module';
 import { createPool, createQueueExecutor, createStdioExecutor, createThreadPool, dumps, RemoteError, type ExecutorSurface, type ExecutorStats } from '../src/index.ts';
 import { FunctionCache, TaskKind, decodeOutcome, encodeTask, runTask, taskBody } from '../src/executors/task.ts';
 import { concat, writeU32 } from '../src/executors/protocol.ts';
@@ -20,9 +21,12 @@ const KEY = 'templates-test-key-0123456789ab';
 const quiet = { onLog: () => {} };
 
 type Lib = { add(a: number, b: number): number; mul(a: number, b: number): number; version(i: number): string };
+type Live = { current: (x: number) => string; swap(): void; reset(): void };
 let work = '';
 let project = '';
 let lib: Lib;
+let cjs: { twice(x: number): number };
+let live: Live;
 const libSource = (n: number): string =>
   `export function add(a, b) { return a + b; }\nexport function mul(a, b) { return a * b; }\nexport function version(i) { return '${n}:' + i; }\n`;
 
@@ -33,6 +37,14 @@ before(async () => {
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'templates-project', type: 'module', private: true }));
   writeFileSync(join(project, 'src', 'lib.mjs'), libSource(0));
   lib = (await import(pathToFileURL(join(project, 'src', 'lib.mjs')).href)) as Lib;
+  writeFileSync(join(project, 'src', 'twice.cjs'), 'exports.twice = (x) => x * 2;\n');
+  cjs = createRequire(import.meta.url)(join(project, 'src', 'twice.cjs')) as typeof cjs;
+  writeFileSync(
+    join(project, 'src', 'live.mjs'),
+    "const a = function a(x) { return 'a' + x; };\nexport let current = a;\n" +
+      "export function swap() { current = function b(x) { return 'b' + x; }; }\nexport function reset() { current = a; }\n",
+  );
+  live = (await import(pathToFileURL(join(project, 'src', 'live.mjs')).href)) as Live;
 });
 after(() => rmSync(work, { recursive: true, force: true }));
 
@@ -179,6 +191,42 @@ const rows: { name: string; run(s: Setup): Promise<void> }[] = [
         assert.match(err.message, new RegExp(`too big: ${x}`));
         assert.match(err.remoteStack, /executors-templates\.test\.ts:\d+:\d+/);
       }
+    },
+  },
+  {
+    name: 'an export passed as the function (ES module, CommonJS) is pickled once while its code is unchanged',
+    async run({ ex, workers }) {
+      assert.equal(await ex.run(lib.add, 1, 2), 3);
+      assert.equal(await ex.run(cjs.twice, 4), 8);
+      const sent = ex.stats.functionsSent;
+      for (let i = 0; i < 10; i++) {
+        assert.equal(await ex.run(lib.add, i, 2), i + 2);
+        assert.equal(await ex.run(cjs.twice, i), i * 2);
+      }
+      assert.ok(ex.stats.functionsSent - sent <= 2 * workers, `functions sent: ${ex.stats.functionsSent - sent}`);
+    },
+  },
+  {
+    name: 'an `export let` reassigned after a call: the old function travels by value, the binding names the new one',
+    async run({ ex }) {
+      live.reset();
+      const first = live.current;
+      assert.equal(await ex.run(first, 1), 'a1');
+      live.swap();
+      assert.equal(await ex.run(first, 2), 'a2');
+      assert.equal(await ex.run(live.current, 3), 'b3');
+    },
+  },
+  {
+    name: 'edit the module of an export passed as the function and call at once: every call sees its edit',
+    async run({ ex }) {
+      const file = join(project, 'src', 'lib.mjs');
+      for (let n = 1; n <= 10; n++) {
+        writeFileSync(file, libSource(n));
+        assert.equal(await ex.run(lib.version, n), `${n}:${n}`, `round ${n}`);
+      }
+      writeFileSync(file, libSource(0));
+      assert.equal(await ex.run(lib.version, 7), '0:7');
     },
   },
   {

@@ -13,7 +13,7 @@
  * value, a module) is not split, and that call is pickled in full.
  */
 import { createHash } from 'node:crypto';
-import { capturedByReference, currentShipBuild, dumps, readCaptured, type Captured, type PickleOptions, type ShipStamp } from './pickler.ts';
+import { capturedByReference, currentShipBuild, dumps, exportOf, readCaptured, type Captured, type PickleOptions, type ShipStamp } from './pickler.ts';
 import { payloadHasCode, reducedOf, walkPayload } from './payload-walk.ts';
 import type { EncodedFunction } from './task.ts';
 
@@ -45,7 +45,7 @@ function isPrimitive(v: unknown): boolean {
  */
 export async function templateCall(fn: Function, options: PickleOptions): Promise<TemplateCall | undefined> {
   const captured = readCaptured(fn);
-  if (!captured) return undefined;
+  if (!captured) return referenceCall(fn, options);
   let map = templates.get(options);
   if (!map) templates.set(options, (map = new Map()));
   let t = map.get(captured.key);
@@ -74,6 +74,42 @@ export async function templateCall(fn: Function, options: PickleOptions): Promis
   // Data only: code in a capture may share scopes or state with the template, which one payload keeps and two lose.
   if (!plain && payloadHasCode(captures)) return undefined;
   return { fn: t.fn, captures };
+}
+
+/** Payloads of functions that travel by reference, per function object, with the export they were made for. */
+const byReference = new WeakMap<object, WeakMap<Function, { readonly fn: EncodedFunction; readonly ref: object; readonly stamp: ShipStamp | undefined }>>();
+
+/**
+ * A function object that travels by reference (`run(exportedFn, x)`): its payload names the export and the code
+ * version, so it is kept while the module index gives the same export for it and the version is the same.
+ */
+async function referenceCall(fn: Function, options: PickleOptions): Promise<TemplateCall | undefined> {
+  const ref = exportOf(fn, options);
+  if (!ref) return undefined;
+  let map = byReference.get(options);
+  if (!map) byReference.set(options, (map = new WeakMap()));
+  const kept = map.get(fn);
+  if (kept && kept.ref === ref && (kept.stamp === undefined || (await currentShipBuild(kept.stamp)).id === kept.stamp.build.id)) return { fn: kept.fn, captures: undefined };
+  const { fnBytes, stamp } = await stamped(fn, options, undefined);
+  const root = reducedOf(walkPayload(fnBytes).body);
+  if (root?.reducer !== 'mp.function' || (root.args as { t?: unknown }).t !== 'ref') return undefined;
+  const made = { fn: encoded(fnBytes), ref, stamp };
+  map.set(fn, made);
+  return { fn: made.fn, captures: undefined };
+}
+
+/** Pickles a function with its ship stamp (and the captures `leaveOut` names left out). */
+async function stamped(fn: Function, options: PickleOptions, leaveOut: ReadonlySet<string> | undefined): Promise<{ fnBytes: Uint8Array; stamp: ShipStamp | undefined }> {
+  let stamp: ShipStamp | undefined;
+  const ship = options['ship'];
+  const withStamp = ship === false ? false : { ...(typeof ship === 'object' && ship !== null ? ship : {}), onStamp: (s: ShipStamp) => (stamp = s) };
+  const fnBytes = await dumps(fn, { ...options, ship: withStamp, ...(leaveOut ? { templateOf: { fn, leaveOut } } : {}) });
+  return { fnBytes, stamp };
+}
+
+function encoded(fnBytes: Uint8Array): EncodedFunction {
+  const fnHash = createHash('sha256').update(fnBytes).digest();
+  return { fnKey: fnHash.toString('hex'), fnHash, fnBytes };
 }
 
 /** Whether a template still is what a fresh `dumps` of this closure would write (less its by-value captures). */
@@ -105,12 +141,8 @@ async function makeTemplate(fn: Function, captured: Captured, options: PickleOpt
     else if (typeof v === 'function') return undefined;
     else (statics.push(byValue), leaveOut.add(captured.names[i] as string));
   }
-  let stamp: ShipStamp | undefined;
-  const ship = options['ship'];
-  const withStamp = ship === false ? false : { ...(typeof ship === 'object' && ship !== null ? ship : {}), onStamp: (s: ShipStamp) => (stamp = s) };
-  const fnBytes = await dumps(fn, { ...options, ship: withStamp, templateOf: { fn, leaveOut } });
+  const { fnBytes, stamp } = await stamped(fn, options, leaveOut);
   const root = reducedOf(walkPayload(fnBytes).body);
   if (root?.reducer !== 'mp.function' || (root.args as { t?: unknown }).t !== 'value') return null;
-  const fnHash = createHash('sha256').update(fnBytes).digest();
-  return { fn: { fnKey: fnHash.toString('hex'), fnHash, fnBytes }, statics, stamp };
+  return { fn: encoded(fnBytes), statics, stamp };
 }

@@ -104,7 +104,7 @@ function scopeChain(scopes: readonly ScopeSnapshot[], loc: FunctionLocation | un
 }
 
 /** Whether a found reference may be used: never into the entry script; local ones not with `byValue: true`. */
-function allowReference(ref: ExportRef, ctx: ReduceContext): boolean {
+export function allowReference(ref: ExportRef, ctx: ReduceContext): boolean {
   if (isMainFile(ref)) return false;
   return !(ctx.options['byValue'] === true && (ref.module.kind === 'local' || ref.module.kind === 'file'));
 }

@@ -15,6 +15,7 @@ import type { ExportRef, ModuleRef } from '../modules/module-ref.ts';
 import { functionInfo, type FunctionInfo } from './function-info.ts';
 import { loadedScripts, prefetchSources, refreshScripts, scriptSource, type FunctionLocation, type ScopeSnapshot } from './inspector.ts';
 import { recordModule } from './module-records.ts';
+import { moduleBindings } from './module-bindings.ts';
 
 /** A module object or exported value standing in a capture: travels as a reference. */
 export class ModuleValue {
@@ -87,7 +88,12 @@ function isFile(url: string): boolean {
   return true;
 }
 
-/** An exported function or class of an ES module (held by an exported binding of its defining module). */
+/**
+ * An exported function or class of an ES module, held by an exported binding of its defining module that no code
+ * assigns: the receiver's copy of the module then holds the same function under that name. A binding code may
+ * assign (`export let handler = ...; handler = other`) can hold something else on the receiver, whose module has
+ * not run that code, so its value travels by value instead.
+ */
 export function esmExportRef(fn: Function, info: FunctionInfo, allScopes: readonly ScopeSnapshot[], root: string): ExportRef | undefined {
   const loc = info.location;
   // A class has its own block scope binding its name; it says nothing about where the class lives.
@@ -100,13 +106,17 @@ export function esmExportRef(fn: Function, info: FunctionInfo, allScopes: readon
   const exp = moduleExports(loc);
   if (!exp) return undefined;
   let name: string | undefined;
+  let binding: string | undefined;
   for (const [local, names] of exp.locals) {
     if (vars[local] === fn && names[0] !== undefined) {
       name = names[0];
+      binding = local;
       break;
     }
   }
-  if (name === undefined) return undefined;
+  if (name === undefined || binding === undefined) return undefined;
+  const bindings = moduleBindings(loc.scriptId, scriptSource(loc.scriptId));
+  if (!bindings?.stable.has(binding)) return undefined;
   // Code that is no file (`node -e`, `--input-type`) exports nothing anyone could import.
   if (!isFile(loc.url)) return undefined;
   const mod = esmModuleRef(loc.url, root);

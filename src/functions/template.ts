@@ -11,7 +11,10 @@ import { intrinsicTable } from '../modules/intrinsics.ts';
 import { projectRoot } from '../modules/project-root.ts';
 import type { ReduceContext } from '../codec/registry.ts';
 import { currentInspection, defaultOwnProps, functionInfo, liveScopes } from './function-info.ts';
-import { ModuleValue, travelsByReference, wrapModuleValue } from './encode-function.ts';
+import { allowReference, ModuleValue, travelsByReference, wrapModuleValue } from './encode-function.ts';
+import { findModuleValue } from '../modules/module-index.ts';
+import { esmExportRef } from './module-values.ts';
+import type { ExportRef } from '../modules/module-ref.ts';
 
 /** dumps option `templateOf`: the function whose captures `leaveOut` names are left out of its payload. */
 export interface TemplateOf {
@@ -77,4 +80,36 @@ export function capturedByReference(value: object | Function, options: Readonly<
   } catch {
     return false;
   }
+}
+
+/** ES module exports by function, settled once (the binding that holds it is never assigned). */
+const settledExports = new WeakMap<Function, ExportRef>();
+
+/**
+ * The export a function travels as, when that cannot change while the function lives: an export of a builtin,
+ * package or CommonJS module found in the module index (the same object for as long as the index holds that
+ * export), or an ES module export held by a binding no code assigns (module-bindings.ts). A payload kept for the
+ * function then stays what a fresh `dumps` writes. Undefined otherwise, an `export let` included (the function is
+ * pickled in full).
+ */
+export function exportOf(fn: Function, options: Readonly<Record<string, unknown>>): ExportRef | undefined {
+  const ctx: ReduceContext = { path: () => [], scratch: new Map(), options };
+  const root = projectRoot(options);
+  const indexed = findModuleValue(fn, root);
+  if (indexed) return allowReference(indexed, ctx) ? indexed : undefined;
+  const settled = settledExports.get(fn);
+  if (settled) return allowReference(settled, ctx) ? settled : undefined;
+  let info;
+  try {
+    info = functionInfo(fn);
+  } catch {
+    return undefined;
+  }
+  const loc = info.location;
+  if (!loc?.isModule || info.native) return undefined;
+  // esmExportRef takes only exports held by a binding no code assigns: once it holds this function, it always will.
+  const ref = esmExportRef(fn, info, liveScopes(currentInspection(fn, info)), root);
+  if (!ref || !allowReference(ref, ctx)) return undefined;
+  settledExports.set(fn, ref);
+  return ref;
 }

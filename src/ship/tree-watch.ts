@@ -342,6 +342,20 @@ function watchOff(o: WatchedBuildOptions): boolean {
   return o.watch === false || process.env.MODULEPICKLE_WATCH === '0';
 }
 
+/** Roots given by option, checked once (a stat and a realpath): the watch itself sees the folder go away. */
+const optionRoots = new Map<string, ReturnType<typeof findProjectRoot>>();
+
+function rootOf(from: string, option: string | undefined): ReturnType<typeof findProjectRoot> {
+  if (option === undefined) return findProjectRoot(from);
+  let found = optionRoots.get(option);
+  if (!found) {
+    found = findProjectRoot(from, option);
+    if (optionRoots.size >= 256) optionRoots.clear();
+    optionRoots.set(option, found);
+  }
+  return found;
+}
+
 /**
  * The build of the project tree, from the watched tree when it can be had: the first call walks and watches,
  * later calls cost what changed. Falls back to `buildManifest` (and warns once) where watching cannot be trusted.
@@ -350,7 +364,7 @@ function watchOff(o: WatchedBuildOptions): boolean {
 export async function watchedBuild(options: WatchedBuildOptions): Promise<ShipBuild> {
   if (watchOff(options)) return buildManifest(options);
   const extras = [...(options.extraFiles ?? [])];
-  const found = findProjectRoot(options.from ?? extras[0] ?? process.cwd(), options.root);
+  const found = rootOf(options.from ?? extras[0] ?? process.cwd(), options.root);
   const key = keyOf(found.dir, options);
   if (unwatchable.has(key)) return buildManifest({ ...options, root: found.dir });
   await afterPoll();
