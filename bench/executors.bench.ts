@@ -37,10 +37,11 @@ try {
       console.log(`#### ${files.toLocaleString('en')}-file project (${out.shipped} shipped), ${mode === 'tsx' ? 'TypeScript under tsx' : 'compiled by tsc, plain node'}\n`);
       console.log(`| call | latency (µs) | vs fork floor | throughput (tasks/s) | vs workerpool |${before ? ' before: latency (µs) | before: vs its fork floor |' : ''}`);
       console.log(`| --- | ---: | ---: | ---: | ---: |${before ? ' ---: | ---: |' : ''}`);
-      for (const [i, r] of out.rows.entries()) {
+      for (const r of out.rows) {
         const l = r.latencyUs === null ? '-' : r.latencyUs.toFixed(0);
         const ratio = r.latencyUs === null ? '-' : `${(r.latencyUs / floor).toFixed(2)}x`;
-        const b = before?.rows[i];
+        // by name: a newer checkout may measure rows the baseline does not have
+        const b = before?.rows.find((x) => x.name === r.name);
         const bl = b?.latencyUs == null ? '-' : b.latencyUs.toFixed(0);
         const br = b?.latencyUs == null ? '-' : `${(b.latencyUs / before!.rows[0]!.latencyUs!).toFixed(2)}x`;
         console.log(`| ${r.name} | ${l} | ${ratio} | ${r.tasksPerSec.toFixed(0)} | ${(r.tasksPerSec / wp).toFixed(2)}x |${before ? ` ${bl} | ${br} |` : ''}`);

@@ -41,6 +41,7 @@ const rows: Row[] = [
   { name: 'run(fn, i), one function object reused', call: (i) => pool.run(inc, i) },
   { name: 'wrap(fn)(i)', call: (i) => wrapped(i) },
   { name: 'run(() => v(i)), inline, uses a local module', call: (i) => pool.run(() => v(i)) },
+  { name: 'run(v, i), an export of a local module passed as the function', call: (i) => pool.run(v, i) },
   { name: 'await map(fn, items)', call: (i) => pool.run(inc, i), burst: async (n) => await pool.map(inc, Array.from({ length: n }, (_, i) => i)), latency: false },
   { name: 'workerpool process pool exec(fn, [i])', call: async (i) => await wp.exec(inc, [i]) },
   { name: 'piscina run(i) (worker threads, separate worker file)', call: (i) => piscina.run(i) },

@@ -42,6 +42,7 @@ const rows: Row[] = [
   { name: 'threads: run(fn, i), one function object reused', call: (i) => threads.run(inc, i) },
   { name: 'threads: wrap(fn)(i)', call: (i) => wrapped(i) },
   { name: 'threads: run(() => v(i)), inline, uses a local module', call: (i) => threads.run(() => v(i)) },
+  { name: 'threads: run(v, i), an export of a local module passed as the function', call: (i) => threads.run(v, i) },
   { name: 'threads: await map(fn, items)', call: (i) => threads.run(inc, i), burst: async (n) => await threads.map(inc, Array.from({ length: n }, (_, i) => i)), latency: false },
   { name: 'process pool: run(() => 1), inline', call: () => pool.run(() => 1) },
   { name: 'piscina run(i) (separate worker file)', call: (i) => piscina.run(i) },
