@@ -17,7 +17,7 @@ export { holdTreeWatches } from '../ship/tree-watch.ts';
 export { currentShipBuild } from '../ship/section.ts';
 export type { ShipStamp } from '../ship/section.ts';
 export { readCaptured, capturedByReference, exportOf } from '../functions/template.ts';
-export type { Captured } from '../functions/template.ts';
+export type { Captured, TemplateOf } from '../functions/template.ts';
 export { instantiate } from '../functions/decode-function.ts';
 
 /** Options passed through to the codec and its layers (`ship`, `blobSource`, `cacheDir`, `root`, ...). */

@@ -13,7 +13,7 @@
  * value, a module) is not split, and that call is pickled in full.
  */
 import { createHash } from 'node:crypto';
-import { capturedByReference, currentShipBuild, dumps, exportOf, readCaptured, type Captured, type PickleOptions, type ShipStamp } from './pickler.ts';
+import { capturedByReference, currentShipBuild, dumps, exportOf, readCaptured, type Captured, type PickleOptions, type ShipStamp, type TemplateOf } from './pickler.ts';
 import { payloadHasCode, reducedOf, walkPayload } from './payload-walk.ts';
 import type { EncodedFunction } from './task.ts';
 
@@ -99,11 +99,11 @@ async function referenceCall(fn: Function, options: PickleOptions): Promise<Temp
 }
 
 /** Pickles a function with its ship stamp (and the captures `leaveOut` names left out). */
-async function stamped(fn: Function, options: PickleOptions, leaveOut: ReadonlySet<string> | undefined): Promise<{ fnBytes: Uint8Array; stamp: ShipStamp | undefined }> {
+async function stamped(fn: Function, options: PickleOptions, template: TemplateOf | undefined): Promise<{ fnBytes: Uint8Array; stamp: ShipStamp | undefined }> {
   let stamp: ShipStamp | undefined;
   const ship = options['ship'];
   const withStamp = ship === false ? false : { ...(typeof ship === 'object' && ship !== null ? ship : {}), onStamp: (s: ShipStamp) => (stamp = s) };
-  const fnBytes = await dumps(fn, { ...options, ship: withStamp, ...(leaveOut ? { templateOf: { fn, leaveOut } } : {}) });
+  const fnBytes = await dumps(fn, { ...options, ship: withStamp, ...(template ? { templateOf: template } : {}) });
   return { fnBytes, stamp };
 }
 
@@ -141,7 +141,7 @@ async function makeTemplate(fn: Function, captured: Captured, options: PickleOpt
     else if (typeof v === 'function') return undefined;
     else (statics.push(byValue), leaveOut.add(captured.names[i] as string));
   }
-  const { fnBytes, stamp } = await stamped(fn, options, leaveOut);
+  const { fnBytes, stamp } = await stamped(fn, options, { fn, leaveOut, inspection: captured.inspection });
   const root = reducedOf(walkPayload(fnBytes).body);
   if (root?.reducer !== 'mp.function' || (root.args as { t?: unknown }).t !== 'value') return null;
   return { fn: encoded(fnBytes), statics, stamp };

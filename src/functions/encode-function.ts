@@ -11,7 +11,7 @@ import { locateModule, urlToPath } from '../modules/locate.ts';
 import { projectRoot } from '../modules/project-root.ts';
 import type { ExportRef, ModuleRef } from '../modules/module-ref.ts';
 import { anyInspection, currentInspection, functionInfo, liveScopes } from './function-info.ts';
-import type { FunctionLocation, ScopeSnapshot } from './inspector.ts';
+import type { FunctionInspection, FunctionLocation, ScopeSnapshot } from './inspector.ts';
 import { esmExportRef, getterExportRef, isMainFile, ModuleValue, requireFunctionRef, wrapModuleValue } from './module-values.ts';
 import { ownKeysToKeep, shapeState, type ShapeState } from './class-parts.ts';
 import { arrowAtModuleLevel } from './this-context.ts';
@@ -174,7 +174,9 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
   const byRef = findModuleValue(fn, root);
   if (byRef && allowReference(byRef, ctx)) return encodeRef(byRef, ctx);
   const info = functionInfo(fn);
-  const insp = currentInspection(fn, info);
+  // A call template (template.ts) is made from the read its captures came from, so both are of one moment.
+  const template = ctx.options['templateOf'] as { fn?: unknown; leaveOut?: ReadonlySet<string>; inspection?: FunctionInspection } | undefined;
+  const insp = (template?.fn === fn ? template.inspection : undefined) ?? currentInspection(fn, info);
   if (insp.bound) {
     // `bind` on the receiver recreates `name` and `length`: every own property travels with its attributes, and
     // the key list when one of those two was deleted here.
@@ -220,8 +222,7 @@ export function encodeFunction(fn: Function, ctx: ReduceContext): FunctionArgs {
   }
   // A direct eval may read any variable in reach: then every variable of every scope is captured.
   const names = source.free.includes('eval') ? [...new Set([...source.free, ...scopes.flatMap((sc) => Object.keys(sc.vars).filter((n) => n !== 'arguments'))])] : source.free;
-  // A call template (template.ts) leaves out the captures each call sends on its own.
-  const template = ctx.options['templateOf'] as { fn?: unknown; leaveOut?: ReadonlySet<string> } | undefined;
+  // A call template leaves out the captures each call sends on its own.
   const leaveOut = template?.fn === fn ? template.leaveOut : undefined;
   for (const name of names) {
     let found = false;

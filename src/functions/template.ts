@@ -11,15 +11,20 @@ import { intrinsicTable } from '../modules/intrinsics.ts';
 import { projectRoot } from '../modules/project-root.ts';
 import type { ReduceContext } from '../codec/registry.ts';
 import { currentInspection, defaultOwnProps, functionInfo, liveScopes } from './function-info.ts';
+import type { FunctionInspection } from './inspector.ts';
 import { allowReference, ModuleValue, travelsByReference, wrapModuleValue } from './encode-function.ts';
 import { findModuleValue } from '../modules/module-index.ts';
 import { esmExportRef } from './module-values.ts';
 import type { ExportRef } from '../modules/module-ref.ts';
 
-/** dumps option `templateOf`: the function whose captures `leaveOut` names are left out of its payload. */
+/**
+ * dumps option `templateOf`: the function whose captures `leaveOut` names are left out of its payload, encoded from
+ * `inspection` (the read its captures were taken from).
+ */
 export interface TemplateOf {
   readonly fn: Function;
   readonly leaveOut: ReadonlySet<string>;
+  readonly inspection: FunctionInspection;
 }
 
 /** The captures of one closure, read now. */
@@ -28,6 +33,8 @@ export interface Captured {
   readonly key: string;
   readonly names: readonly string[];
   readonly values: readonly unknown[];
+  /** The read they come from. */
+  readonly inspection: FunctionInspection;
 }
 
 const hasOwn = Object.prototype.hasOwnProperty;
@@ -64,7 +71,7 @@ export function readCaptured(fn: Function): Captured | undefined {
       break;
     }
   }
-  return { key, names, values };
+  return { key, names, values, inspection: insp };
 }
 
 /**
