@@ -92,7 +92,8 @@ async function referenceCall(fn: Function, options: PickleOptions): Promise<Temp
   if (kept && kept.ref === ref && (kept.stamp === undefined || (await currentShipBuild(kept.stamp)).id === kept.stamp.build.id)) return { fn: kept.fn, captures: undefined };
   const { fnBytes, stamp } = await stamped(fn, options, undefined);
   const root = reducedOf(walkPayload(fnBytes).body);
-  if (root?.reducer !== 'mp.function' || (root.args as { t?: unknown }).t !== 'ref') return undefined;
+  // Not a reference after all: these are the bytes of a fresh dumps, used for this call only.
+  if (root?.reducer !== 'mp.function' || (root.args as { t?: unknown }).t !== 'ref') return { fn: encoded(fnBytes), captures: undefined };
   const made = { fn: encoded(fnBytes), ref, stamp };
   map.set(fn, made);
   return { fn: made.fn, captures: undefined };

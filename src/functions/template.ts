@@ -90,7 +90,7 @@ export function capturedByReference(value: object | Function, options: Readonly<
 }
 
 /** ES module exports by function, settled once (the binding that holds it is never assigned). */
-const settledExports = new WeakMap<Function, ExportRef>();
+const settledExports = new WeakMap<Function, { readonly root: string; readonly ref: ExportRef }>();
 
 /**
  * The export a function travels as, when that cannot change while the function lives: an export of a builtin,
@@ -105,7 +105,7 @@ export function exportOf(fn: Function, options: Readonly<Record<string, unknown>
   const indexed = findModuleValue(fn, root);
   if (indexed) return allowReference(indexed, ctx) ? indexed : undefined;
   const settled = settledExports.get(fn);
-  if (settled) return allowReference(settled, ctx) ? settled : undefined;
+  if (settled?.root === root) return allowReference(settled.ref, ctx) ? settled.ref : undefined;
   let info;
   try {
     info = functionInfo(fn);
@@ -117,6 +117,6 @@ export function exportOf(fn: Function, options: Readonly<Record<string, unknown>
   // esmExportRef takes only exports held by a binding no code assigns: once it holds this function, it always will.
   const ref = esmExportRef(fn, info, liveScopes(currentInspection(fn, info)), root);
   if (!ref || !allowReference(ref, ctx)) return undefined;
-  settledExports.set(fn, ref);
+  settledExports.set(fn, { root, ref });
   return ref;
 }
