@@ -23,6 +23,7 @@ import * as chainNs from './fixtures/functions/lib/ns/chain.mjs';
 import * as cjsNs from './fixtures/functions/lib/ns/cjs-lib.cjs';
 import * as starCjsNs from './fixtures/functions/lib/ns/star-cjs.mjs';
 import * as onlyDefaultNs from './fixtures/functions/lib/ns/only-default.mjs';
+import * as liveExport from './fixtures/functions/lib/live-export.mjs';
 
 const require = createRequire(import.meta.url);
 const util = require('./fixtures/functions/lib/util.cjs') as {
@@ -57,6 +58,12 @@ const cases: FunctionCase[] = [
   { name: 'local ES module renamed export by reference', make: () => visible, check: (f) => f() },
   { name: 'local ES module namespace captured', make: () => (x: number) => esmUtil.triple(x) + esmUtil.default().length, check: (f) => f(2) },
   { name: 'local ES module class instance', make: () => new Temperature(100), options: { ship: false }, check: async (t) => [t.f, t instanceof (await import('./fixtures/functions/lib/esm-util.mjs')).Temperature] },
+  {
+    // The receiver's copy of the module has not run the reassignment: by reference it would name the first function.
+    name: 'a function held by an `export let` the program reassigned travels by value',
+    make: () => (liveExport.useSecond(), liveExport.handler),
+    check: (f) => f(1),
+  },
   { name: 'local module state stays in the module (by reference)', make: () => bump, options: { ship: false }, check: async (f) => { f(); f(); return (await import('./fixtures/functions/lib/esm-util.mjs')).bump === f; } },
   { name: 'namespace of a module that re-exports with export * from, captured', make: async () => { const m = await import(starUrl); return (n: number) => m.f(n) + m.y; }, check: (f) => f(1) },
   { name: 'namespace with export * from as a value keeps identity', options: { ship: false }, make: () => import(starUrl), check: async (m) => [Object.keys(m), m === (await import(starUrl)), m.f(2)] },
