@@ -105,6 +105,18 @@ const executors: { name: string; make(): Promise<Setup> }[] = [
 ];
 
 let counter = 0;
+// Helpers of this file (by value): settled ones belong to the template, the others are pickled with each call.
+const factor = 3;
+function scale(x: number): number {
+  return x * factor;
+}
+let offset = 0;
+function shifted(x: number): number {
+  return x + offset;
+}
+function tagged(x: number): string {
+  return `${(tagged as unknown as { tag?: string }).tag ?? ''}${x}`;
+}
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** One row: what users write in a loop, and what must hold. */
@@ -162,6 +174,26 @@ const rows: { name: string; run(s: Setup): Promise<void> }[] = [
       assert.equal(await ex.run(() => op(2, 3)), 6);
       op = lib.add;
       assert.equal(await ex.run(() => op(2, 3)), 5);
+    },
+  },
+  {
+    name: 'a helper function of the program (by value, settled) is part of the template',
+    async run({ ex, workers }) {
+      await ex.run(() => scale(0));
+      const sent = ex.stats.functionsSent;
+      for (let i = 0; i < 10; i++) assert.equal(await ex.run(() => scale(i)), i * 3);
+      assert.ok(ex.stats.functionsSent - sent <= workers, `templates sent: ${ex.stats.functionsSent - sent}`);
+    },
+  },
+  {
+    name: 'a helper that reads a reassigned binding, or whose own properties change, travels with its current state',
+    async run({ ex }) {
+      for (let i = 0; i < 4; i++) {
+        offset = i * 100;
+        assert.equal(await ex.run(() => shifted(i)), i * 100 + i);
+        (tagged as unknown as { tag?: string }).tag = `t${i}:`;
+        assert.equal(await ex.run(() => tagged(i)), `t${i}:${i}`);
+      }
     },
   },
   {

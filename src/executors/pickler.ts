@@ -16,7 +16,7 @@ export { encodingKey } from '../functions/function-info.ts';
 export { holdTreeWatches } from '../ship/tree-watch.ts';
 export { currentShipBuild } from '../ship/section.ts';
 export type { ShipStamp } from '../ship/section.ts';
-export { readCaptured, capturedByReference, exportOf } from '../functions/template.ts';
+export { readCaptured, capturedByReference, exportOf, settledByValue } from '../functions/template.ts';
 export type { Captured, TemplateOf } from '../functions/template.ts';
 export { instantiate } from '../functions/decode-function.ts';
 

@@ -9,18 +9,22 @@
  * - the same values for the captures that travel by reference (modules' exports, built-ins), by identity;
  * - the same code version: the template's ship stamp is checked on every call (the tree watch, after the same
  *   wait for pending file events that `dumps` does), so an edit is seen by the very next call.
+ * - the same state for the captured functions that travel by value in the template (the program's own helpers):
+ *   own properties as created, and captures that are settled bindings (settledByValue).
  * The other captures (primitives, plain data) are pickled on every call; data that holds code (a function by
- * value, a module) is not split, and that call is pickled in full.
+ * value, a module) and functions by value that are not settled are not split, and that call is pickled in full.
  */
 import { createHash } from 'node:crypto';
-import { capturedByReference, currentShipBuild, dumps, exportOf, readCaptured, type Captured, type PickleOptions, type ShipStamp, type TemplateOf } from './pickler.ts';
+import { capturedByReference, currentShipBuild, dumps, exportOf, readCaptured, settledByValue, type Captured, type PickleOptions, type ShipStamp, type TemplateOf } from './pickler.ts';
 import { payloadHasCode, reducedOf, walkPayload } from './payload-walk.ts';
 import type { EncodedFunction } from './task.ts';
 
 interface Template {
   readonly fn: EncodedFunction;
-  /** Per captured name: the value it was made with (by reference), or `byValue` (sent with each call). */
+  /** Per captured name: the value it was made with (in the template), or `byValue` (sent with each call). */
   readonly statics: readonly unknown[];
+  /** Per captured name: a function in the template by value, whose own state is checked again on every call. */
+  readonly settled: readonly boolean[];
   readonly stamp: ShipStamp | undefined;
 }
 
@@ -50,7 +54,7 @@ export async function templateCall(fn: Function, options: PickleOptions): Promis
   if (!map) templates.set(options, (map = new Map()));
   let t = map.get(captured.key);
   if (t === null) return undefined;
-  if (t && !(await current(t, captured))) t = undefined;
+  if (t && !(await current(t, captured, options))) t = undefined;
   if (!t) {
     const made = await makeTemplate(fn, captured, options);
     if (made === undefined) return undefined;
@@ -114,10 +118,11 @@ function encoded(fnBytes: Uint8Array): EncodedFunction {
 }
 
 /** Whether a template still is what a fresh `dumps` of this closure would write (less its by-value captures). */
-async function current(t: Template, captured: Captured): Promise<boolean> {
+async function current(t: Template, captured: Captured, options: PickleOptions): Promise<boolean> {
   for (let i = 0; i < t.statics.length; i++) {
     const s = t.statics[i];
     if (s === byValue ? !isPrimitive(captured.values[i]) && capturedIsCode(captured.values[i]) : s !== captured.values[i]) return false;
+    if (t.settled[i] && !settledByValue(s as Function, options)) return false;
   }
   if (t.stamp === undefined) return true;
   return (await currentShipBuild(t.stamp)).id === t.stamp.build.id;
@@ -131,19 +136,24 @@ function capturedIsCode(v: unknown): boolean {
 /**
  * Pickles the template of a closure: captures that travel by reference stay in it, the others are left out.
  * `null` when closures of this location never split (the function itself travels by reference); `undefined`
- * when this one does not (a capture is a function that travels by value).
+ * when this one does not (a capture is a function by value that is not settled).
  */
 async function makeTemplate(fn: Function, captured: Captured, options: PickleOptions): Promise<Template | null | undefined> {
   const statics: unknown[] = [];
+  const settled: boolean[] = [];
   const leaveOut = new Set<string>();
   for (let i = 0; i < captured.names.length; i++) {
     const v = captured.values[i];
-    if (!isPrimitive(v) && capturedByReference(v as object, options)) statics.push(v);
-    else if (typeof v === 'function') return undefined;
+    const byRef = !isPrimitive(v) && capturedByReference(v as object, options);
+    // A helper function by value (one of the program's own, say) belongs to the template while it is settled.
+    const helper = !byRef && typeof v === 'function';
+    if (helper && !settledByValue(v, options)) return undefined;
+    if (byRef || helper) statics.push(v);
     else (statics.push(byValue), leaveOut.add(captured.names[i] as string));
+    settled.push(helper);
   }
   const { fnBytes, stamp } = await stamped(fn, options, { fn, leaveOut, inspection: captured.inspection });
   const root = reducedOf(walkPayload(fnBytes).body);
   if (root?.reducer !== 'mp.function' || (root.args as { t?: unknown }).t !== 'value') return null;
-  return { fn: encoded(fnBytes), statics, stamp };
+  return { fn: encoded(fnBytes), statics, settled, stamp };
 }

@@ -180,6 +180,16 @@ function read(fn: Function): FunctionInspection {
   return inspectFunction(fn);
 }
 
+/**
+ * The scope read a new dump of `fn` would reuse without reading again (capture-plan.ts: every value it uses is held
+ * by a binding that never changes), or undefined when a dump would read its scopes.
+ */
+export function settledInspection(fn: Function, info: FunctionInfo): FunctionInspection | undefined {
+  if (!info.hasCaptures) return info.firstInspection;
+  const plan = info.site ? sitePlan(info.site) : null;
+  return plan && planFits(plan, fn) ? plan.inspection : undefined;
+}
+
 /** An inspection for decisions that only need the scope shape and stable values (does not use up `fresh`). */
 export function anyInspection(fn: Function, info: FunctionInfo): FunctionInspection {
   if (info.firstInspection) return info.firstInspection;

@@ -10,7 +10,7 @@
 import { intrinsicTable } from '../modules/intrinsics.ts';
 import { projectRoot } from '../modules/project-root.ts';
 import type { ReduceContext } from '../codec/registry.ts';
-import { currentInspection, defaultOwnProps, functionInfo, liveScopes } from './function-info.ts';
+import { currentInspection, defaultOwnProps, functionInfo, liveScopes, settledInspection } from './function-info.ts';
 import type { FunctionInspection } from './inspector.ts';
 import { allowReference, ModuleValue, travelsByReference, wrapModuleValue } from './encode-function.ts';
 import { findModuleValue } from '../modules/module-index.ts';
@@ -87,6 +87,62 @@ export function capturedByReference(value: object | Function, options: Readonly<
   } catch {
     return false;
   }
+}
+
+const { getOwnPropertyDescriptor, getPrototypeOf } = Object;
+
+/**
+ * Own properties as the function was created: `name` and `length` as made, and a `prototype` nothing was added to
+ * (a plain function's holds only its `constructor`; a generator's holds nothing).
+ */
+function asCreated(fn: Function): boolean {
+  const keys = Reflect.ownKeys(fn);
+  if (keys.length === 2) return defaultOwnProps(fn);
+  if (keys.length !== 3 || !keys.includes('prototype') || !Object.isExtensible(fn)) return false;
+  for (const key of ['name', 'length']) {
+    const d = getOwnPropertyDescriptor(fn, key);
+    if (!d || !('value' in d) || d.writable || d.enumerable || !d.configurable) return false;
+  }
+  const d = getOwnPropertyDescriptor(fn, 'prototype');
+  const proto = d?.value as object | undefined;
+  if (!d || d.enumerable || d.configurable || typeof proto !== 'object' || proto === null) return false;
+  const own = Reflect.ownKeys(proto);
+  // A generator's prototype holds nothing; a plain function's that lost its `constructor` is not as created.
+  if (own.length === 0) return getPrototypeOf(proto) !== Object.prototype;
+  return own.length === 1 && own[0] === 'constructor' && getOwnPropertyDescriptor(proto, 'constructor')?.value === fn && getPrototypeOf(proto) === Object.prototype;
+}
+
+/**
+ * Whether a function that travels by value always pickles to the same bytes while it is the same object: no own
+ * property changed since it was created, and every value it captures is settled (capture-plan.ts: a binding that
+ * never changes) and is a primitive, something that travels by reference, or such a function itself. Plain
+ * functions and arrows only (a class keeps static state; `super` and a lexical `this` depend on the caller).
+ */
+export function settledByValue(fn: Function, options: Readonly<Record<string, unknown>>, seen: Set<Function> = new Set()): boolean {
+  if (seen.has(fn)) return true;
+  seen.add(fn);
+  let info;
+  try {
+    info = functionInfo(fn);
+  } catch {
+    return false;
+  }
+  const source = info.source;
+  if (!source || info.native || source.kind === 'class' || source.usesSuper || source.lexicalThis) return false;
+  if (source.free.includes('eval') || source.free.includes('arguments') || !asCreated(fn)) return false;
+  const insp = settledInspection(fn, info);
+  if (!insp || insp.bound) return false;
+  if (!info.hasCaptures) return true;
+  const scopes = liveScopes(insp);
+  for (const name of source.free) {
+    const s = scopes.find((sc) => hasOwn.call(sc.vars, name));
+    if (!s) continue;
+    const v = s.vars[name];
+    if ((typeof v !== 'object' && typeof v !== 'function') || v === null) continue;
+    if (capturedByReference(v, options)) continue;
+    if (typeof v !== 'function' || !settledByValue(v, options, seen)) return false;
+  }
+  return true;
 }
 
 /** ES module exports by function, settled once (the binding that holds it is never assigned). */
