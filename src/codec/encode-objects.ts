@@ -6,8 +6,9 @@ import { types } from 'node:util';
 import { EncodeError, type PathSegment } from '../errors.ts';
 import { BufferTable, viewParts, viewProtos, type OutOfBand } from './buffers.ts';
 import {
-  CTOR_SEG, EMPTY, F_ENTRIES, F_INDICES, F_PROPS, F_SHAPE, F_VALUES, Frame, SHAPES_PER_KEY, attrByte, isAccessor, isDefault, ownKeys,
+  CTOR_SEG, EMPTY, F_ENTRIES, F_INDICES, F_MAP, F_PROPS, F_SHAPE, F_VALUES, Frame, SHAPES_PER_KEY, attrByte, isAccessor, isDefault, ownKeys,
 } from './encode-frames.ts';
+import { mapEntries, setItems } from './collections.ts';
 import { NAMED_KEYS_THRESHOLD, namedKeys } from './named-keys.ts';
 import { PrimitiveEncoder } from './encode-primitives.ts';
 import { reduceSymbol } from './registry.ts';
@@ -170,6 +171,30 @@ export abstract class ObjectEncoder extends PrimitiveEncoder {
     this.w.u8(T.T_ARRAY_DENSE);
     this.w.varint(items.length);
     this.children(F_VALUES, obj, EMPTY, items);
+  }
+
+  /**
+   * A Map or Set with its own prototype: written natively (T_MAP/T_SET, a count and the entries) when it is
+   * extensible and has no own property. Returns false, having written nothing, otherwise: then its reducer's
+   * tail keeps the properties and the extensibility.
+   */
+  protected collection(v: Map<unknown, unknown> | Set<unknown>, isMap: boolean): boolean {
+    // Reflect.ownKeys is the fastest own-key test for objects that have none (half of names + symbols).
+    if (!isExtensible(v) || Reflect.ownKeys(v).length !== 0) return false;
+    this.memo.set(v, this.nextId++);
+    const w = this.w;
+    if (isMap) {
+      const flat = mapEntries(v as Map<unknown, unknown>);
+      w.u8(T.T_MAP);
+      w.varint(flat.length / 2);
+      this.children(F_MAP, v, EMPTY, flat);
+    } else {
+      const items = setItems(v as Set<unknown>);
+      w.u8(T.T_SET);
+      w.varint(items.length);
+      this.children(F_VALUES, v, EMPTY, items);
+    }
+    return true;
   }
 
   /**
