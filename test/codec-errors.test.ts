@@ -137,6 +137,12 @@ const needFunctions: Row[] = [
     code: 'ERR_MP_NO_FUNCTION_LAYER',
     path: [...at, Symbol.iterator],
   },
+  {
+    name: 'own getTime on a Date (kept as a property: it never runs)',
+    make: () => ({ value: Object.assign(new Date(0), { getTime: () => assert.fail('getTime ran during encoding') }) }),
+    code: 'ERR_MP_NO_FUNCTION_LAYER',
+    path: [...at, 'getTime'],
+  },
 ];
 
 function chain(depth: number): unknown {

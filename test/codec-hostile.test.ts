@@ -221,6 +221,7 @@ const crafted: Crafted[] = [
   { name: 'Map whose value refers to an object that does not exist', body: [T.T_MAP, 1, T.T_NULL, T.T_REF, 4], code: 'ERR_MP_BAD_REF' },
   { name: 'Set item with an unassigned tag', body: [T.T_SET, 2, T.T_NULL, 0x3f], code: 'ERR_MP_BAD_TAG' },
   { name: 'Maps nested past maxDepth', body: [...new Array<number[]>(2_000).fill([T.T_MAP, 1, T.T_NULL]).flat(), T.T_NULL], code: 'ERR_MP_TOO_DEEP', options: { maxDepth: 1_000 } },
+  { name: 'Date with its time value cut short', body: [T.T_DATE, 0, 0, 0], code: 'ERR_MP_TRUNCATED' },
   { name: 'Sets nested past maxDepth', body: [...new Array<number[]>(2_000).fill([T.T_SET, 1]).flat(), T.T_NULL], code: 'ERR_MP_TOO_DEEP', options: { maxDepth: 1_000 } },
   { name: 'Date from a sparse array of 2^28', body: reduce('Date', 0, ...sparse(2 ** 28)), code: 'ERR_MP_BAD_VALUE' },
   { name: 'RegExp from a sparse array of 2^28', body: reduce('RegExp', 0, ...dense(sparse(2 ** 28), str('g'))), code: 'ERR_MP_BAD_VALUE' },
@@ -284,6 +285,7 @@ describe('crafted payloads', () => {
     assert.deepEqual(m, new Map([['k', 1]]));
     assert.deepEqual(loadsSync(new Uint8Array([...H, T.T_MAP, 1, ...str('k'), ...int(1)])), new Map([['k', 1]]));
     assert.deepEqual(loadsSync(new Uint8Array([...H, T.T_SET, 2, ...str('k'), ...int(1)])), new Set(['k', 1]));
+    assert.deepEqual(loadsSync(new Uint8Array([...H, T.T_DATE, ...new Uint8Array(new Float64Array([5]).buffer)])), new Date(5));
   });
 });
 

@@ -3,7 +3,7 @@
  * Their own extra properties (an Error's `cause`, a RegExp's `lastIndex`, props added to a Map)
  * are kept by the codec's generic property list (`ownProps`).
  */
-import { mapReducer, setReducer } from './collections.ts';
+import { dateReducer, mapReducer, setReducer } from './plain-builtins.ts';
 import { Registry, type Reducer } from './registry.ts';
 
 type Ctor<T> = abstract new (...args: never[]) => T;
@@ -24,13 +24,7 @@ function expect<T>(ok: boolean, what: string, v: unknown): T {
 add(Map, mapReducer);
 add(Set, setReducer);
 
-add(Date, {
-  name: 'Date',
-  subclassable: true,
-  ownProps: true,
-  reduce: (d) => d.getTime(),
-  restore: (t) => new Date(expect<number>(typeof t === 'number', 'a time value', t)),
-});
+add(Date, dateReducer);
 
 add(RegExp, {
   name: 'RegExp',

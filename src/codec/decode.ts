@@ -172,6 +172,11 @@ export class Decoder extends PropsDecoder implements RestoreContext {
         this.push(D_MAP, m, at).n = n * 2;
         return OPEN;
       }
+      case T.T_DATE: {
+        const d = new Date(r.f64());
+        this.objs.push(d);
+        return d;
+      }
       case T.T_SET: {
         const s = new Set<unknown>();
         this.objs.push(s);

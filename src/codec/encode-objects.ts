@@ -8,7 +8,7 @@ import { BufferTable, viewParts, viewProtos, type OutOfBand } from './buffers.ts
 import {
   CTOR_SEG, EMPTY, F_ENTRIES, F_INDICES, F_MAP, F_PROPS, F_SHAPE, F_VALUES, Frame, SHAPES_PER_KEY, attrByte, isAccessor, isDefault, ownKeys,
 } from './encode-frames.ts';
-import { mapEntries, setItems } from './collections.ts';
+import { mapEntries, setItems, timeOf } from './plain-builtins.ts';
 import { NAMED_KEYS_THRESHOLD, namedKeys } from './named-keys.ts';
 import { PrimitiveEncoder } from './encode-primitives.ts';
 import { reduceSymbol } from './registry.ts';
@@ -16,6 +16,9 @@ import * as T from './tags.ts';
 
 const ObjectProto = Object.prototype;
 const { getOwnPropertyDescriptor, getOwnPropertyNames, getOwnPropertySymbols, getPrototypeOf, isExtensible } = Object;
+
+/** Extensible and without own properties (Reflect.ownKeys is the fastest test for an object that has none). */
+const bare = (v: object): boolean => isExtensible(v) && Reflect.ownKeys(v).length === 0;
 
 /** Writes containers; the driver in encode.ts supplies `child`. @throws EncodeError ERR_MP_TOO_DEEP, ERR_MP_UNSUPPORTED_TYPE */
 export abstract class ObjectEncoder extends PrimitiveEncoder {
@@ -179,8 +182,7 @@ export abstract class ObjectEncoder extends PrimitiveEncoder {
    * tail keeps the properties and the extensibility.
    */
   protected collection(v: Map<unknown, unknown> | Set<unknown>, isMap: boolean): boolean {
-    // Reflect.ownKeys is the fastest own-key test for objects that have none (half of names + symbols).
-    if (!isExtensible(v) || Reflect.ownKeys(v).length !== 0) return false;
+    if (!bare(v)) return false;
     this.memo.set(v, this.nextId++);
     const w = this.w;
     if (isMap) {
@@ -194,6 +196,15 @@ export abstract class ObjectEncoder extends PrimitiveEncoder {
       w.varint(items.length);
       this.children(F_VALUES, v, EMPTY, items);
     }
+    return true;
+  }
+
+  /** A Date with its own prototype: T_DATE and its time value when it is bare (as for `collection`), else false. */
+  protected date(v: Date): boolean {
+    if (!bare(v)) return false;
+    this.memo.set(v, this.nextId++);
+    this.w.u8(T.T_DATE);
+    this.w.f64(timeOf(v));
     return true;
   }
 

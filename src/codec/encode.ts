@@ -5,7 +5,7 @@
  */
 import { types } from 'node:util';
 import { EncodeError, ModulePickleError, type PathSegment } from '../errors.ts';
-import { mapReducer, setReducer } from './collections.ts';
+import { dateReducer, mapReducer, setReducer } from './plain-builtins.ts';
 import { DenseList, F_REDUCE, F_RESTORE, F_SHAPE, F_ENTRIES, F_INDICES, F_MAP, F_PROPS, F_VALUES, MAP_KEY_SEG, MAP_VALUE_SEG, labelsOf, type AnyReducer, type Frame } from './encode-frames.ts';
 import { ObjectEncoder } from './encode-objects.ts';
 import type { OutOfBand } from './buffers.ts';
@@ -40,6 +40,7 @@ const ObjectProto = Object.prototype;
 const ArrayProto = Array.prototype;
 const MapProto = Map.prototype;
 const SetProto = Set.prototype;
+const DateProto = Date.prototype;
 const { getOwnPropertyDescriptor, getPrototypeOf, isExtensible } = Object;
 /** Default nesting limit of both sides: far deeper than any real data, small enough to bound memory. */
 export const DEFAULT_MAX_DEPTH = 500_000;
@@ -269,9 +270,8 @@ export class Encoder extends ObjectEncoder implements ReduceContext {
       this.segs.pop();
       return false;
     }
-    // `has` first: on V8 a miss costs about half of a `get` miss, and most objects are met once.
-    if (this.memo.has(v)) {
-      const id = this.memo.get(v)!;
+    const id = this.memo.get(v);
+    if (id !== undefined) {
       if (this.#pendingArgs.has(v)) {
         this.segs.push(seg);
         throw new EncodeError('ERR_MP_CYCLE_IN_ARGS', 'a reducer\'s arguments refer back to the object being reduced; move that part into getState/setState');
@@ -327,9 +327,7 @@ export class Encoder extends ObjectEncoder implements ReduceContext {
     } else {
       const exact = this.registry.byPrototype(proto);
       if (exact) {
-        if (exact === mapReducer ? proto === MapProto && types.isMap(v) : exact === setReducer && proto === SetProto && types.isSet(v)) {
-          if (this.collection(v as Map<unknown, unknown> | Set<unknown>, exact === mapReducer)) return;
-        }
+        if (this.#native(v, proto, exact)) return;
         return this.#reduceWith(v, exact, null);
       }
     }
@@ -357,6 +355,14 @@ export class Encoder extends ObjectEncoder implements ReduceContext {
       throw new EncodeError('ERR_MP_NO_FUNCTION_LAYER', 'a module namespace is pickled by reference by the function layer, which is not registered');
     }
     return this.plainObject(v, proto);
+  }
+
+  /** A plain Map, Set or Date under the built-in reducer is written natively: true when it was. */
+  #native(v: object, proto: object, r: AnyReducer): boolean {
+    const is = r as unknown;
+    if (is === mapReducer) return proto === MapProto && types.isMap(v) && this.collection(v as Map<unknown, unknown>, true);
+    if (is === setReducer) return proto === SetProto && types.isSet(v) && this.collection(v as Set<unknown>, false);
+    return is === dateReducer && proto === DateProto && types.isDate(v) && this.date(v as Date);
   }
 
   #callReducer<R>(call: () => R, what: string): R {

@@ -1,7 +1,7 @@
 /**
- * Map and Set. A plain one (its own prototype, extensible, no own property) is written natively by the encoder as
- * T_MAP/T_SET: a count and the entries, with no reducer frames. Every other one (a subclass instance, one with own
- * properties, another prototype, non-extensible) takes these reducers, whose tail keeps all of that.
+ * Map, Set and Date. A plain one (its own prototype, extensible, no own property) is written natively by the encoder
+ * (T_MAP, T_SET, T_DATE), with no reducer frames. Every other one (a subclass instance, one with own properties,
+ * another prototype, non-extensible) takes these reducers, whose tail keeps all of that.
  */
 import { DenseList } from './encode-frames.ts';
 import type { Reducer } from './registry.ts';
@@ -12,6 +12,10 @@ const mapSize = Object.getOwnPropertyDescriptor(Map.prototype, 'size')!.get as (
 const mapIterate = Map.prototype.entries;
 const setSize = Object.getOwnPropertyDescriptor(Set.prototype, 'size')!.get as (this: Set<unknown>) => number;
 const setIterate = Set.prototype.values;
+const dateTime = Date.prototype.getTime;
+
+/** A Date's time value, read through the intrinsic. */
+export const timeOf = (d: Date): number => dateTime.call(d);
 
 /** Keys and values of a Map in insertion order, flat: [k0, v0, k1, v1, ...]. */
 export function mapEntries(m: Map<unknown, unknown>): unknown[] {
@@ -68,5 +72,17 @@ export const setReducer: Reducer<Set<unknown>, null, unknown> = {
   setState(s, state) {
     const items = denseArray(state, 'Set');
     for (let i = 0; i < items.length; i++) s.add(item(items, i, 'Set'));
+  },
+};
+
+/** The general form of a Date: its time value as the argument. */
+export const dateReducer: Reducer<Date, number, unknown> = {
+  name: 'Date',
+  subclassable: true,
+  ownProps: true,
+  reduce: timeOf,
+  restore: (t) => {
+    if (typeof t !== 'number') throw new TypeError('expected a time value');
+    return new Date(t);
   },
 };
