@@ -89,4 +89,6 @@ export class Frame {
   /** F_INDICES: the tail's keys and descriptors, used once the indices are written. */
   tailKeys: (string | symbol)[] = EMPTY;
   tailDescs: PropertyDescriptor[] = EMPTY;
+  /** This frame's reusable value list (see ObjectEncoder.spare). */
+  readonly spare: unknown[] = [];
 }

@@ -69,6 +69,16 @@ export abstract class ObjectEncoder extends PrimitiveEncoder {
     return f;
   }
 
+  /**
+   * The reusable value list of the frame the next `push` hands out, for a container's values from the first object
+   * on: one list per depth level instead of one per container. Only the slots from the frame's `i` on are read.
+   */
+  protected spare(): unknown[] {
+    let f = this.frames[this.top];
+    if (f === undefined) this.frames.push((f = new Frame()));
+    return f.spare;
+  }
+
   protected stepProps(f: Frame): boolean {
     const w = this.w;
     if (f.phase === 0) {
@@ -311,7 +321,7 @@ export abstract class ObjectEncoder extends PrimitiveEncoder {
           this.child(x, '');
           continue;
         }
-        vals = new Array(n);
+        vals = this.spare();
         from = i;
       }
       vals[i] = x;
@@ -422,7 +432,7 @@ export abstract class ObjectEncoder extends PrimitiveEncoder {
               this.child(x, '');
               continue;
             }
-            vals = new Array(len);
+            vals = this.spare();
             from = i;
           }
           vals[i] = x;
