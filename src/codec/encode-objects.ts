@@ -8,7 +8,7 @@ import { BufferTable, viewParts, viewProtos, type OutOfBand } from './buffers.ts
 import {
   CTOR_SEG, EMPTY, F_ENTRIES, F_INDICES, F_MAP, F_PROPS, F_SHAPE, F_VALUES, Frame, SHAPES_PER_KEY, attrByte, isAccessor, isDefault, ownKeys,
 } from './encode-frames.ts';
-import { mapEntries, setItems, timeOf } from './plain-builtins.ts';
+import { mapEntries, mapSizeOf, setItems, setSizeOf, timeOf } from './plain-builtins.ts';
 import { NAMED_KEYS_THRESHOLD, namedKeys } from './named-keys.ts';
 import { PrimitiveEncoder } from './encode-primitives.ts';
 import { reduceSymbol } from './registry.ts';
@@ -195,16 +195,19 @@ export abstract class ObjectEncoder extends PrimitiveEncoder {
     if (!bare(v)) return false;
     this.memo.set(v, this.nextId++);
     const w = this.w;
+    // The entries go into the spare list of the frame that `children` pushes, if it pushes one.
     if (isMap) {
-      const flat = mapEntries(v as Map<unknown, unknown>);
+      const m = v as Map<unknown, unknown>;
+      const n = mapSizeOf(m);
       w.u8(T.T_MAP);
-      w.varint(flat.length / 2);
-      this.children(F_MAP, v, EMPTY, flat);
+      w.varint(n);
+      this.children(F_MAP, v, EMPTY, mapEntries(m, this.spare()), n * 2);
     } else {
-      const items = setItems(v as Set<unknown>);
+      const s = v as Set<unknown>;
+      const n = setSizeOf(s);
       w.u8(T.T_SET);
-      w.varint(items.length);
-      this.children(F_VALUES, v, EMPTY, items);
+      w.varint(n);
+      this.children(F_VALUES, v, EMPTY, setItems(s, this.spare()), n);
     }
     return true;
   }
@@ -222,8 +225,7 @@ export abstract class ObjectEncoder extends PrimitiveEncoder {
    * Writes `vals` (children of `obj`): the leading primitives at once, and a frame for the rest only when an
    * object comes (most small objects and arrays are all primitives, so they never need a frame).
    */
-  protected children(kind: number, obj: object, keys: (string | symbol)[], vals: unknown[]): void {
-    const n = vals.length;
+  protected children(kind: number, obj: object, keys: (string | symbol)[], vals: unknown[], n = vals.length): void {
     let i = 0;
     for (; i < n; i++) {
       const v = vals[i];

@@ -6,33 +6,39 @@
 import { DenseList } from './encode-frames.ts';
 import type { Reducer } from './registry.ts';
 
-// The intrinsics, not `m.size` or `for (... of m)`: an own `size` getter or `Symbol.iterator` on the instance is
-// user code, which the codec keeps as a property and never runs.
+// The intrinsics, not `m.size` or `for (... of m)`: an own `size` getter, `Symbol.iterator` or `forEach` on the
+// instance is user code, which the codec keeps as a property and never runs.
 const mapSize = Object.getOwnPropertyDescriptor(Map.prototype, 'size')!.get as (this: Map<unknown, unknown>) => number;
-const mapIterate = Map.prototype.entries;
+const mapForEach = Map.prototype.forEach;
 const setSize = Object.getOwnPropertyDescriptor(Set.prototype, 'size')!.get as (this: Set<unknown>) => number;
-const setIterate = Set.prototype.values;
+const setForEach = Set.prototype.forEach;
 const dateTime = Date.prototype.getTime;
+
+/** A Map's entry count, read through the intrinsic. */
+export const mapSizeOf = (m: Map<unknown, unknown>): number => mapSize.call(m);
+/** A Set's item count, read through the intrinsic. */
+export const setSizeOf = (s: Set<unknown>): number => setSize.call(s);
 
 /** A Date's time value, read through the intrinsic. */
 export const timeOf = (d: Date): number => dateTime.call(d);
 
-/** Keys and values of a Map in insertion order, flat: [k0, v0, k1, v1, ...]. */
-export function mapEntries(m: Map<unknown, unknown>): unknown[] {
-  const flat: unknown[] = new Array(mapSize.call(m) * 2);
+/** Keys and values of a Map in insertion order, flat: [k0, v0, k1, v1, ...], into `flat` from index 0. */
+export function mapEntries(m: Map<unknown, unknown>, flat: unknown[] = new Array(mapSize.call(m) * 2)): unknown[] {
   let i = 0;
-  for (const [k, v] of mapIterate.call(m)) {
+  // forEach, not for...of: no [key, value] pair and no iterator result per entry.
+  mapForEach.call(m, (v, k) => {
     flat[i++] = k;
     flat[i++] = v;
-  }
+  });
   return flat;
 }
 
-/** Members of a Set in insertion order. */
-export function setItems(s: Set<unknown>): unknown[] {
-  const items: unknown[] = new Array(setSize.call(s));
+/** Members of a Set in insertion order, into `items` from index 0. */
+export function setItems(s: Set<unknown>, items: unknown[] = new Array(setSize.call(s))): unknown[] {
   let i = 0;
-  for (const v of setIterate.call(s)) items[i++] = v;
+  setForEach.call(s, (v) => {
+    items[i++] = v;
+  });
   return items;
 }
 
