@@ -42,6 +42,16 @@ const MapProto = Map.prototype;
 const SetProto = Set.prototype;
 const DateProto = Date.prototype;
 const { getOwnPropertyDescriptor, getPrototypeOf, isExtensible } = Object;
+/**
+ * Path segment of the `i`th item (1-based) of a Map's flat entries: MAP_KEY_SEG for a key; for a value its key
+ * when the key reads as one (string, number, symbol), else MAP_VALUE_SEG.
+ */
+function mapSegment(flat: unknown[], i: number): PathSegment {
+  if ((i & 1) === 1) return MAP_KEY_SEG;
+  const k = flat[i - 2];
+  return typeof k === 'string' || typeof k === 'number' || typeof k === 'symbol' ? k : MAP_VALUE_SEG;
+}
+
 /** Default nesting limit of both sides: far deeper than any real data, small enough to bound memory. */
 export const DEFAULT_MAX_DEPTH = 500_000;
 
@@ -133,14 +143,20 @@ export class Encoder extends ObjectEncoder implements ReduceContext {
   /** Writes the frame's next children; true when the frame is done, false when it pushed a child frame. */
   #step(f: Frame): boolean {
     switch (f.kind) {
-      case F_VALUES: {
+      case F_VALUES:
+      case F_SHAPE:
+      case F_MAP: {
+        // One loop; the children differ only in their path segment: index, shape key, or Map key/value.
+        const kind = f.kind;
+        const keys = f.keys;
         const vals = f.vals;
         const n = f.n;
         let i = f.i;
         while (i < n) {
           const v = vals[i];
           f.i = ++i;
-          if (this.child(v, i - 1)) return false;
+          const seg = kind === F_VALUES ? i - 1 : kind === F_SHAPE ? keys[i - 1]! : mapSegment(vals, i);
+          if (this.child(v, seg)) return false;
         }
         return true;
       }
@@ -155,35 +171,6 @@ export class Encoder extends ObjectEncoder implements ReduceContext {
           const v = vals[i];
           f.i = ++i;
           if (this.child(v, k)) return false;
-        }
-        return true;
-      }
-      case F_SHAPE: {
-        const keys = f.keys;
-        const vals = f.vals;
-        const n = f.n;
-        let i = f.i;
-        while (i < n) {
-          const v = vals[i];
-          f.i = ++i;
-          if (this.child(v, keys[i - 1]!)) return false;
-        }
-        return true;
-      }
-      case F_MAP: {
-        const vals = f.vals;
-        const n = f.n;
-        let i = f.i;
-        while (i < n) {
-          const v = vals[i];
-          f.i = ++i;
-          // A value's segment is its key when the key reads as one.
-          let seg = MAP_KEY_SEG;
-          if ((i & 1) === 0) {
-            const k = vals[i - 2];
-            seg = typeof k === 'string' || typeof k === 'number' || typeof k === 'symbol' ? k : MAP_VALUE_SEG;
-          }
-          if (this.child(v, seg)) return false;
         }
         return true;
       }
