@@ -23,7 +23,7 @@ interface Row {
   readonly code: string;
   readonly options?: Record<string, unknown>;
   /** Expected path; defaults to the standard `root.users[3].conn`. */
-  readonly path?: readonly (string | number | { label: string })[];
+  readonly path?: readonly (string | number | symbol | { label: string })[];
 }
 
 const here = fileURLToPath(import.meta.url);
@@ -124,6 +124,24 @@ const needFunctions: Row[] = [
     make: () => ({ value: Object.defineProperty([1, 2], 1, { get: () => assert.fail('getter ran during encoding'), enumerable: true, configurable: true }) }),
     code: 'ERR_MP_NO_FUNCTION_LAYER',
     path: [...at, { label: '[get 1]' }],
+  },
+  {
+    name: 'own size getter on a Map (kept as a property: the getter never runs)',
+    make: () => ({ value: Object.defineProperty(new Map([['k', 1]]), 'size', { get: () => assert.fail('getter ran during encoding'), configurable: true }) }),
+    code: 'ERR_MP_NO_FUNCTION_LAYER',
+    path: [...at, { label: '[get size]' }],
+  },
+  {
+    name: 'own Symbol.iterator on a Set (kept as a property: it never runs)',
+    make: () => ({ value: Object.defineProperty(new Set([1]), Symbol.iterator, { value: () => assert.fail('iterator ran during encoding') }) }),
+    code: 'ERR_MP_NO_FUNCTION_LAYER',
+    path: [...at, Symbol.iterator],
+  },
+  {
+    name: 'own getTime on a Date (kept as a property: it never runs)',
+    make: () => ({ value: Object.assign(new Date(0), { getTime: () => assert.fail('getTime ran during encoding') }) }),
+    code: 'ERR_MP_NO_FUNCTION_LAYER',
+    path: [...at, 'getTime'],
   },
 ];
 

@@ -213,6 +213,16 @@ const crafted: Crafted[] = [
   { name: 'Map state: sparse array of length 2^32-2', body: reduce('Map', T.R_STATE, T.T_NULL, ...sparse(2 ** 32 - 2)), code: 'ERR_MP_BAD_VALUE' },
   { name: 'Set state: sparse array of length 2^32-1', body: reduce('Set', T.R_STATE, T.T_NULL, ...sparse(2 ** 32 - 1)), code: 'ERR_MP_BAD_VALUE' },
   { name: 'Map state of odd length', body: reduce('Map', T.R_STATE, T.T_NULL, ...dense([T.T_NULL])), code: 'ERR_MP_BAD_VALUE' },
+  // Native Maps and Sets: counts are checked against the bytes left, entries end with the payload, nesting meets maxDepth.
+  { name: 'Map entry count 2^40', body: [T.T_MAP, ...varint(2 ** 40)], code: 'ERR_MP_BAD_LENGTH' },
+  { name: 'Map entry count 2^31 with 3 bytes', body: [T.T_MAP, ...varint(2 ** 31), 1, 1, 1], code: 'ERR_MP_BAD_LENGTH' },
+  { name: 'Set item count 2^40', body: [T.T_SET, ...varint(2 ** 40)], code: 'ERR_MP_BAD_LENGTH' },
+  { name: 'Map entry with a key and no value', body: [T.T_MAP, 1, T.T_STR8, 1, 0x61], code: 'ERR_MP_TRUNCATED' },
+  { name: 'Map whose value refers to an object that does not exist', body: [T.T_MAP, 1, T.T_NULL, T.T_REF, 4], code: 'ERR_MP_BAD_REF' },
+  { name: 'Set item with an unassigned tag', body: [T.T_SET, 2, T.T_NULL, 0x3f], code: 'ERR_MP_BAD_TAG' },
+  { name: 'Maps nested past maxDepth', body: [...new Array<number[]>(2_000).fill([T.T_MAP, 1, T.T_NULL]).flat(), T.T_NULL], code: 'ERR_MP_TOO_DEEP', options: { maxDepth: 1_000 } },
+  { name: 'Date with its time value cut short', body: [T.T_DATE, 0, 0, 0], code: 'ERR_MP_TRUNCATED' },
+  { name: 'Sets nested past maxDepth', body: [...new Array<number[]>(2_000).fill([T.T_SET, 1]).flat(), T.T_NULL], code: 'ERR_MP_TOO_DEEP', options: { maxDepth: 1_000 } },
   { name: 'Date from a sparse array of 2^28', body: reduce('Date', 0, ...sparse(2 ** 28)), code: 'ERR_MP_BAD_VALUE' },
   { name: 'RegExp from a sparse array of 2^28', body: reduce('RegExp', 0, ...dense(sparse(2 ** 28), str('g'))), code: 'ERR_MP_BAD_VALUE' },
   { name: 'RegExp with invalid flags', body: reduce('RegExp', 0, ...dense(str('a'), str('zz'))), code: 'ERR_MP_BAD_VALUE' },
@@ -273,6 +283,9 @@ describe('crafted payloads', () => {
     assert.deepEqual(loadsSync(new Uint8Array([...H, ...dense(int(-3), str('ab'), sparse(3))])), [-3, 'ab', [, , ,]]); // eslint-disable-line no-sparse-arrays
     const m = loadsSync(new Uint8Array([...H, ...reduce('Map', T.R_STATE, T.T_NULL, ...dense(str('k'), int(1)))]));
     assert.deepEqual(m, new Map([['k', 1]]));
+    assert.deepEqual(loadsSync(new Uint8Array([...H, T.T_MAP, 1, ...str('k'), ...int(1)])), new Map([['k', 1]]));
+    assert.deepEqual(loadsSync(new Uint8Array([...H, T.T_SET, 2, ...str('k'), ...int(1)])), new Set(['k', 1]));
+    assert.deepEqual(loadsSync(new Uint8Array([...H, T.T_DATE, ...new Uint8Array(new Float64Array([5]).buffer)])), new Date(5));
   });
 });
 

@@ -3,7 +3,7 @@
  * Their own extra properties (an Error's `cause`, a RegExp's `lastIndex`, props added to a Map)
  * are kept by the codec's generic property list (`ownProps`).
  */
-import { DenseList } from './encode.ts';
+import { dateReducer, mapReducer, setReducer } from './plain-builtins.ts';
 import { Registry, type Reducer } from './registry.ts';
 
 type Ctor<T> = abstract new (...args: never[]) => T;
@@ -21,58 +21,10 @@ function expect<T>(ok: boolean, what: string, v: unknown): T {
   return v as T;
 }
 
-/** A state array the codec wrote dense (T_ARRAY_DENSE): a hole means a crafted payload. */
-function denseArray(v: unknown, what: string): unknown[] {
-  if (!Array.isArray(v)) throw new TypeError(`${what} state must be an array`);
-  return v;
-}
-function item(list: unknown[], i: number, what: string): unknown {
-  if (!(i in list)) throw new TypeError(`${what} state has a hole at ${i}`);
-  return list[i];
-}
+add(Map, mapReducer);
+add(Set, setReducer);
 
-add(Map, {
-  name: 'Map',
-  subclassable: true,
-  ownProps: true,
-  reduce: () => null,
-  restore: () => new Map(),
-  getState(m) {
-    const flat: unknown[] = new Array(m.size * 2);
-    let i = 0;
-    for (const [k, v] of m) {
-      flat[i++] = k;
-      flat[i++] = v;
-    }
-    return new DenseList(flat);
-  },
-  setState(m, state) {
-    const flat = denseArray(state, 'Map');
-    if (flat.length % 2) throw new TypeError('Map state must be a flat array of pairs');
-    for (let i = 0; i < flat.length; i += 2) m.set(item(flat, i, 'Map'), item(flat, i + 1, 'Map'));
-  },
-});
-
-add(Set, {
-  name: 'Set',
-  subclassable: true,
-  ownProps: true,
-  reduce: () => null,
-  restore: () => new Set(),
-  getState: (s) => new DenseList([...s]),
-  setState(s, state) {
-    const items = denseArray(state, 'Set');
-    for (let i = 0; i < items.length; i++) s.add(item(items, i, 'Set'));
-  },
-});
-
-add(Date, {
-  name: 'Date',
-  subclassable: true,
-  ownProps: true,
-  reduce: (d) => d.getTime(),
-  restore: (t) => new Date(expect<number>(typeof t === 'number', 'a time value', t)),
-});
+add(Date, dateReducer);
 
 add(RegExp, {
   name: 'RegExp',

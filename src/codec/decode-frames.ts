@@ -25,6 +25,8 @@ export const D_PROPS = 2;
 export const D_INDICES = 3;
 export const D_REDUCE = 4;
 export const D_SHAPE = 5;
+export const D_MAP = 6;
+export const D_SET = 7;
 
 // What the value a frame waits for is: D_PROPS / D_INDICES / D_REDUCE.
 /** What the value a frame waits for is for. */
@@ -57,6 +59,7 @@ export class Frame {
   id = 0;
   reducer: AnyReducer | undefined = undefined;
   restore: unknown = undefined;
+  /** D_REDUCE: the value once restored; D_MAP: the key of the entry whose value is being read. */
   value: unknown = undefined;
 }
 

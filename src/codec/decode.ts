@@ -3,7 +3,7 @@
  * The walk is iterative (an explicit stack of frames), so a deep payload meets `maxDepth`, never the JS stack.
  */
 import { readTable, type LoadedTable } from './buffers.ts';
-import { D_DENSE, D_INDICES, D_PROPS, D_REDUCE, D_SHAPE, D_SIMPLE, NONE, OPEN, PENDING, W_ARGS, W_RESTORE, W_STATE, assign, copyBytes, type Frame } from './decode-frames.ts';
+import { D_DENSE, D_INDICES, D_MAP, D_PROPS, D_REDUCE, D_SET, D_SHAPE, D_SIMPLE, NONE, OPEN, PENDING, W_ARGS, W_RESTORE, W_STATE, assign, copyBytes, type Frame } from './decode-frames.ts';
 import { PropsDecoder } from './decode-props.ts';
 import { DEFAULT_MAX_DEPTH } from './encode.ts';
 import { ByteReader } from './reader.ts';
@@ -164,6 +164,27 @@ export class Decoder extends PropsDecoder implements RestoreContext {
       }
       case T.T_ARRAY:
         return this.beginArray(at);
+      case T.T_MAP: {
+        const m = new Map<unknown, unknown>();
+        this.objs.push(m);
+        const n = r.count(2);
+        if (n === 0) return m;
+        this.push(D_MAP, m, at).n = n * 2;
+        return OPEN;
+      }
+      case T.T_DATE: {
+        const d = new Date(r.f64());
+        this.objs.push(d);
+        return d;
+      }
+      case T.T_SET: {
+        const s = new Set<unknown>();
+        this.objs.push(s);
+        const n = r.count(1);
+        if (n === 0) return s;
+        this.push(D_SET, s, at).n = n;
+        return OPEN;
+      }
       case T.T_VIEW:
       case T.T_BUFFER: {
         const i = r.varint();
@@ -232,6 +253,36 @@ export class Decoder extends PropsDecoder implements RestoreContext {
           assign(obj, k, v);
         }
         return obj;
+      }
+      case D_MAP: {
+        // Odd steps read a key (kept in f.value), even steps its value.
+        const m = f.obj as Map<unknown, unknown>;
+        if (incoming !== NONE) {
+          if (f.i & 1) f.value = incoming;
+          else m.set(f.value, incoming);
+        }
+        const n = f.n;
+        while (f.i < n) {
+          f.i++;
+          const v = this.read();
+          if (v === OPEN) return OPEN;
+          if (f.i & 1) f.value = v;
+          else m.set(f.value, v);
+        }
+        f.value = undefined;
+        return m;
+      }
+      case D_SET: {
+        const set = f.obj as Set<unknown>;
+        if (incoming !== NONE) set.add(incoming);
+        const n = f.n;
+        while (f.i < n) {
+          f.i++;
+          const v = this.read();
+          if (v === OPEN) return OPEN;
+          set.add(v);
+        }
+        return set;
       }
       case D_PROPS:
         return this.stepProps(f, incoming);

@@ -34,9 +34,28 @@ export const F_INDICES = 3; // a sparse or attributed array's present indices, t
 export const F_REDUCE = 4; // a registered reducer's args, state, then (maybe) the tail
 export const F_RESTORE = 5; // a restore function, its args, then state
 export const F_SHAPE = 6; // vals[i] with path segment keys[i] (an object whose keys its shape gives)
+export const F_MAP = 7; // a plain Map's flat entries: keys (path segment MAP_KEY_SEG), values (segment: their key)
+
+/**
+ * A list a built-in reducer builds itself (Map and Set state): plain and dense by construction, so it is
+ * written as a dense array without the per-element attribute checks a user's array needs. Loads as an array.
+ */
+export class DenseList {
+  readonly #brand = true;
+  constructor(readonly items: unknown[]) {}
+  /** A brand check that runs no user code (`instanceof` would call a Proxy's getPrototypeOf trap). */
+  static is(v: object): v is DenseList {
+    return #brand in v;
+  }
+}
 
 /** Shapes kept per first key: beyond this, objects of new key lists under that first key write their keys inline. */
 export const SHAPES_PER_KEY = 8;
+
+/** Path segment of a Map's key. */
+export const MAP_KEY_SEG: PathSegment = { label: '<Map key>' };
+/** Path segment of the value of a Map entry whose key is an object, a bigint, a boolean, null or undefined. */
+export const MAP_VALUE_SEG: PathSegment = { label: '<Map value>' };
 
 /** Path segment of an instance's prototype (which travels as its constructor). */
 export const CTOR_SEG: PathSegment = { label: '.constructor' };
@@ -70,4 +89,6 @@ export class Frame {
   /** F_INDICES: the tail's keys and descriptors, used once the indices are written. */
   tailKeys: (string | symbol)[] = EMPTY;
   tailDescs: PropertyDescriptor[] = EMPTY;
+  /** This frame's reusable value list (see ObjectEncoder.spare). */
+  readonly spare: unknown[] = [];
 }

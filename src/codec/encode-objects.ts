@@ -6,8 +6,9 @@ import { types } from 'node:util';
 import { EncodeError, type PathSegment } from '../errors.ts';
 import { BufferTable, viewParts, viewProtos, type OutOfBand } from './buffers.ts';
 import {
-  CTOR_SEG, EMPTY, F_ENTRIES, F_INDICES, F_PROPS, F_SHAPE, F_VALUES, Frame, SHAPES_PER_KEY, attrByte, isAccessor, isDefault, ownKeys,
+  CTOR_SEG, EMPTY, F_ENTRIES, F_INDICES, F_MAP, F_PROPS, F_SHAPE, F_VALUES, Frame, SHAPES_PER_KEY, attrByte, isAccessor, isDefault, ownKeys,
 } from './encode-frames.ts';
+import { mapEntries, mapSizeOf, setItems, setSizeOf, timeOf } from './plain-builtins.ts';
 import { NAMED_KEYS_THRESHOLD, namedKeys } from './named-keys.ts';
 import { PrimitiveEncoder } from './encode-primitives.ts';
 import { reduceSymbol } from './registry.ts';
@@ -15,6 +16,9 @@ import * as T from './tags.ts';
 
 const ObjectProto = Object.prototype;
 const { getOwnPropertyDescriptor, getOwnPropertyNames, getOwnPropertySymbols, getPrototypeOf, isExtensible } = Object;
+
+/** Extensible and without own properties (Reflect.ownKeys is the fastest test for an object that has none). */
+const bare = (v: object): boolean => isExtensible(v) && Reflect.ownKeys(v).length === 0;
 
 /** Writes containers; the driver in encode.ts supplies `child`. @throws EncodeError ERR_MP_TOO_DEEP, ERR_MP_UNSUPPORTED_TYPE */
 export abstract class ObjectEncoder extends PrimitiveEncoder {
@@ -63,6 +67,16 @@ export abstract class ObjectEncoder extends PrimitiveEncoder {
     f.i = 0;
     f.phase = 0;
     return f;
+  }
+
+  /**
+   * The reusable value list of the frame the next `push` hands out, for a container's values from the first object
+   * on: one list per depth level instead of one per container. Only the slots from the frame's `i` on are read.
+   */
+  protected spare(): unknown[] {
+    let f = this.frames[this.top];
+    if (f === undefined) this.frames.push((f = new Frame()));
+    return f.spare;
   }
 
   protected stepProps(f: Frame): boolean {
@@ -173,11 +187,45 @@ export abstract class ObjectEncoder extends PrimitiveEncoder {
   }
 
   /**
+   * A Map or Set with its own prototype: written natively (T_MAP/T_SET, a count and the entries) when it is
+   * extensible and has no own property. Returns false, having written nothing, otherwise: then its reducer's
+   * tail keeps the properties and the extensibility.
+   */
+  protected collection(v: Map<unknown, unknown> | Set<unknown>, isMap: boolean): boolean {
+    if (!bare(v)) return false;
+    this.memo.set(v, this.nextId++);
+    const w = this.w;
+    // The entries go into the spare list of the frame that `children` pushes, if it pushes one.
+    if (isMap) {
+      const m = v as Map<unknown, unknown>;
+      const n = mapSizeOf(m);
+      w.u8(T.T_MAP);
+      w.varint(n);
+      this.children(F_MAP, v, EMPTY, mapEntries(m, this.spare()), n * 2);
+    } else {
+      const s = v as Set<unknown>;
+      const n = setSizeOf(s);
+      w.u8(T.T_SET);
+      w.varint(n);
+      this.children(F_VALUES, v, EMPTY, setItems(s, this.spare()), n);
+    }
+    return true;
+  }
+
+  /** A Date with its own prototype: T_DATE and its time value when it is bare (as for `collection`), else false. */
+  protected date(v: Date): boolean {
+    if (!bare(v)) return false;
+    this.memo.set(v, this.nextId++);
+    this.w.u8(T.T_DATE);
+    this.w.f64(timeOf(v));
+    return true;
+  }
+
+  /**
    * Writes `vals` (children of `obj`): the leading primitives at once, and a frame for the rest only when an
    * object comes (most small objects and arrays are all primitives, so they never need a frame).
    */
-  protected children(kind: number, obj: object, keys: (string | symbol)[], vals: unknown[]): void {
-    const n = vals.length;
+  protected children(kind: number, obj: object, keys: (string | symbol)[], vals: unknown[], n = vals.length): void {
     let i = 0;
     for (; i < n; i++) {
       const v = vals[i];
@@ -275,7 +323,7 @@ export abstract class ObjectEncoder extends PrimitiveEncoder {
           this.child(x, '');
           continue;
         }
-        vals = new Array(n);
+        vals = this.spare();
         from = i;
       }
       vals[i] = x;
@@ -386,7 +434,7 @@ export abstract class ObjectEncoder extends PrimitiveEncoder {
               this.child(x, '');
               continue;
             }
-            vals = new Array(len);
+            vals = this.spare();
             from = i;
           }
           vals[i] = x;

@@ -5,7 +5,8 @@
  */
 import { types } from 'node:util';
 import { EncodeError, ModulePickleError, type PathSegment } from '../errors.ts';
-import { F_REDUCE, F_RESTORE, F_SHAPE, F_ENTRIES, F_INDICES, F_PROPS, F_VALUES, labelsOf, ownKeys, type AnyReducer, type Frame } from './encode-frames.ts';
+import { dateReducer, mapReducer, setReducer } from './plain-builtins.ts';
+import { DenseList, F_REDUCE, F_RESTORE, F_SHAPE, F_ENTRIES, F_INDICES, F_MAP, F_PROPS, F_VALUES, MAP_KEY_SEG, MAP_VALUE_SEG, labelsOf, type AnyReducer, type Frame } from './encode-frames.ts';
 import { ObjectEncoder } from './encode-objects.ts';
 import type { OutOfBand } from './buffers.ts';
 import { reduceSymbol, type ReduceContext, type ReducerOverride, type Reduction, type Registry } from './registry.ts';
@@ -17,7 +18,10 @@ export interface DumpOptions {
   registry?: Registry;
   /** Per-call hook consulted before the registry for every object and function. */
   reducerOverride?: ReducerOverride;
-  /** Maximum nesting depth in containers (default 500,000; a Map or Set level takes two: itself and its entry list). */
+  /**
+   * Maximum nesting depth in containers (default 500,000). A Map or Set level takes one; a Map or Set with own
+   * properties, another prototype or no extensibility takes two (itself and its entry list).
+   */
   maxDepth?: number;
   /**
    * Claims buffers to travel beside the payload instead of in it (to a worker thread: transferred, or shared):
@@ -32,22 +36,22 @@ export class RawBytes {
   constructor(readonly bytes: Uint8Array) {}
 }
 
-/**
- * A list a built-in reducer builds itself (Map and Set state): plain and dense by construction, so it is
- * written as a dense array without the per-element attribute checks a user's array needs. Loads as an array.
- */
-export class DenseList {
-  readonly #brand = true;
-  constructor(readonly items: unknown[]) {}
-  /** A brand check that runs no user code (`instanceof` would call a Proxy's getPrototypeOf trap). */
-  static is(v: object): v is DenseList {
-    return #brand in v;
-  }
-}
-
 const ObjectProto = Object.prototype;
 const ArrayProto = Array.prototype;
+const MapProto = Map.prototype;
+const SetProto = Set.prototype;
+const DateProto = Date.prototype;
 const { getOwnPropertyDescriptor, getPrototypeOf, isExtensible } = Object;
+/**
+ * Path segment of the `i`th item (1-based) of a Map's flat entries: MAP_KEY_SEG for a key; for a value its key
+ * when the key reads as one (string, number, symbol), else MAP_VALUE_SEG.
+ */
+function mapSegment(flat: unknown[], i: number): PathSegment {
+  if ((i & 1) === 1) return MAP_KEY_SEG;
+  const k = flat[i - 2];
+  return typeof k === 'string' || typeof k === 'number' || typeof k === 'symbol' ? k : MAP_VALUE_SEG;
+}
+
 /** Default nesting limit of both sides: far deeper than any real data, small enough to bound memory. */
 export const DEFAULT_MAX_DEPTH = 500_000;
 
@@ -139,14 +143,20 @@ export class Encoder extends ObjectEncoder implements ReduceContext {
   /** Writes the frame's next children; true when the frame is done, false when it pushed a child frame. */
   #step(f: Frame): boolean {
     switch (f.kind) {
-      case F_VALUES: {
+      case F_VALUES:
+      case F_SHAPE:
+      case F_MAP: {
+        // One loop; the children differ only in their path segment: index, shape key, or Map key/value.
+        const kind = f.kind;
+        const keys = f.keys;
         const vals = f.vals;
         const n = f.n;
         let i = f.i;
         while (i < n) {
           const v = vals[i];
           f.i = ++i;
-          if (this.child(v, i - 1)) return false;
+          const seg = kind === F_VALUES ? i - 1 : kind === F_SHAPE ? keys[i - 1]! : mapSegment(vals, i);
+          if (this.child(v, seg)) return false;
         }
         return true;
       }
@@ -161,18 +171,6 @@ export class Encoder extends ObjectEncoder implements ReduceContext {
           const v = vals[i];
           f.i = ++i;
           if (this.child(v, k)) return false;
-        }
-        return true;
-      }
-      case F_SHAPE: {
-        const keys = f.keys;
-        const vals = f.vals;
-        const n = f.n;
-        let i = f.i;
-        while (i < n) {
-          const v = vals[i];
-          f.i = ++i;
-          if (this.child(v, keys[i - 1]!)) return false;
         }
         return true;
       }
@@ -214,7 +212,8 @@ export class Encoder extends ObjectEncoder implements ReduceContext {
     }
     const proto = f.proto as object | null;
     if ((r.ownProps !== undefined && r.ownProps !== false) || proto !== null) {
-      const keys = typeof r.ownProps === 'function' ? r.ownProps(v) : ownKeys(v);
+      // Reflect.ownKeys, not ownKeys: the usual value here has no own property, where it is twice as fast.
+      const keys = typeof r.ownProps === 'function' ? r.ownProps(v) : Reflect.ownKeys(v);
       if (keys.length === 0 && proto === null && isExtensible(v) && getPrototypeOf(v) !== null) {
         // The common case: no own properties, nothing to frame.
         this.w.u8(0);
@@ -258,9 +257,8 @@ export class Encoder extends ObjectEncoder implements ReduceContext {
       this.segs.pop();
       return false;
     }
-    // `has` first: on V8 a miss costs about half of a `get` miss, and most objects are met once.
-    if (this.memo.has(v)) {
-      const id = this.memo.get(v)!;
+    const id = this.memo.get(v);
+    if (id !== undefined) {
       if (this.#pendingArgs.has(v)) {
         this.segs.push(seg);
         throw new EncodeError('ERR_MP_CYCLE_IN_ARGS', 'a reducer\'s arguments refer back to the object being reduced; move that part into getState/setState');
@@ -315,7 +313,10 @@ export class Encoder extends ObjectEncoder implements ReduceContext {
       if (!types.isModuleNamespaceObject(v)) return this.plainObject(v, null);
     } else {
       const exact = this.registry.byPrototype(proto);
-      if (exact) return this.#reduceWith(v, exact, null);
+      if (exact) {
+        if (this.#native(v, proto, exact)) return;
+        return this.#reduceWith(v, exact, null);
+      }
     }
     if (types.isArrayBufferView(v)) return this.view(v as ArrayBufferView, proto);
     if (types.isAnyArrayBuffer(v)) return this.buffer(v as ArrayBufferLike, proto);
@@ -341,6 +342,14 @@ export class Encoder extends ObjectEncoder implements ReduceContext {
       throw new EncodeError('ERR_MP_NO_FUNCTION_LAYER', 'a module namespace is pickled by reference by the function layer, which is not registered');
     }
     return this.plainObject(v, proto);
+  }
+
+  /** A plain Map, Set or Date under the built-in reducer is written natively: true when it was. */
+  #native(v: object, proto: object, r: AnyReducer): boolean {
+    const is = r as unknown;
+    if (is === mapReducer) return proto === MapProto && types.isMap(v) && this.collection(v as Map<unknown, unknown>, true);
+    if (is === setReducer) return proto === SetProto && types.isSet(v) && this.collection(v as Set<unknown>, false);
+    return is === dateReducer && proto === DateProto && types.isDate(v) && this.date(v as Date);
   }
 
   #callReducer<R>(call: () => R, what: string): R {

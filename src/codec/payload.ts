@@ -10,9 +10,11 @@ import { Encoder, type DumpOptions } from './encode.ts';
 import { ByteReader } from './reader.ts';
 import type { Registry, Section } from './registry.ts';
 import * as T from './tags.ts';
+import { keepCodecWarm } from './warm.ts';
 import { ByteWriter } from './writer.ts';
 
 const SECTION_CODE = 0x01;
+keepCodecWarm();
 
 interface EncodedSection {
   readonly section: Section;

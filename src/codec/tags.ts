@@ -5,8 +5,9 @@ export const MAGIC = [0x4d, 0x50, 0x4b] as const;
 /**
  * 2: binary data as a buffer table (views keep their buffer, offset and sharing; extra properties on views).
  * 3: shapes (plain objects with a key list seen before name it), and every well-formed string up to 63 UTF-8 bytes is a FIXSTR.
+ * 4: plain Maps, Sets and Dates as T_MAP/T_SET/T_DATE instead of reducer records.
  */
-export const FORMAT_VERSION = 3;
+export const FORMAT_VERSION = 4;
 export const HEADER_SIZE = 5;
 /** Header flag: the payload carries code (functions, classes, module references or shipped files). */
 export const HEADER_HAS_CODE = 0x01;
@@ -42,6 +43,9 @@ export const T_VIEW = 0x19; // memoized TypedArray/DataView/Buffer: varint index
  * varint view count { view kind, view flags, varint slot, varint byteOffset, varint length }*
  */
 export const T_TABLE = 0x1a;
+export const T_MAP = 0x1b; // memoized plain Map: varint entry count, then key, value for each entry
+export const T_SET = 0x1c; // memoized plain Set: varint item count, then the items
+export const T_DATE = 0x1d; // memoized plain Date: its time value as float64
 
 export const T_FIXSTR = 0x40; // 0x40..0x7f: UTF-8 string of 0..63 bytes
 export const FIXSTR_MAX = 63;
