@@ -157,7 +157,8 @@ export interface ShipStamp {
 
 /**
  * The build a fresh `dumps` of the stamped payload would ship now, reported to `onBuild` as that `dumps` would
- * (the tree watch makes this cost what changed). With `blobs: 'none'` only: the stamp is for payloads without blobs.
+ * (the tree watch makes this cost what changed). Executors pickle with `blobs: 'none'`; with inline blobs this
+ * reads them again, as that `dumps` would.
  * @throws the build's ShipErrors
  */
 export async function currentShipBuild(stamp: ShipStamp): Promise<ShipBuild> {
