@@ -171,7 +171,12 @@ export function exportOf(fn: Function, options: Readonly<Record<string, unknown>
   const loc = info.location;
   if (!loc?.isModule || info.native) return undefined;
   // esmExportRef takes only exports held by a binding no code assigns: once it holds this function, it always will.
-  const ref = esmExportRef(fn, info, liveScopes(currentInspection(fn, info)), root);
+  let ref: ExportRef | undefined;
+  try {
+    ref = esmExportRef(fn, info, liveScopes(currentInspection(fn, info)), root);
+  } catch {
+    return undefined; // the full pickle reports it
+  }
   if (!ref || !allowReference(ref, ctx)) return undefined;
   settledExports.set(fn, { root, ref });
   return ref;
