@@ -232,7 +232,13 @@ export async function materializeTree(text: unknown, options: MaterializeOptions
       const wanted = uniqueHashes(missing);
       const got = options.blobSource ? await options.blobSource.get(wanted) : new Map<string, Uint8Array>();
       fetched = storeFetched(p, got, wanted);
-      placeFetched(p, x, missing);
+      // A blob can go between storing and linking (another process's GC ran in between): fetch those once more.
+      const gone = placeFiles(p, x, missing);
+      if (gone.length && options.blobSource) {
+        const again = uniqueHashes(gone);
+        fetched += storeFetched(p, await options.blobSource.get(again), again);
+      }
+      if (gone.length) placeFetched(p, x, gone);
     }
     return done(p, fetched, finishExtraction(p, x));
   } finally {
