@@ -121,16 +121,12 @@ function encoded(fnBytes: Uint8Array): EncodedFunction {
 async function current(t: Template, captured: Captured, options: PickleOptions): Promise<boolean> {
   for (let i = 0; i < t.statics.length; i++) {
     const s = t.statics[i];
-    if (s === byValue ? !isPrimitive(captured.values[i]) && capturedIsCode(captured.values[i]) : s !== captured.values[i]) return false;
+    // A by-value slot that now holds a function takes a new template (functions are not sent as data).
+    if (s === byValue ? typeof captured.values[i] === 'function' : s !== captured.values[i]) return false;
     if (t.settled[i] && !settledByValue(s as Function, options)) return false;
   }
   if (t.stamp === undefined) return true;
   return (await currentShipBuild(t.stamp)).id === t.stamp.build.id;
-}
-
-/** A by-value slot that now holds a function takes a new template (functions are not sent as data). */
-function capturedIsCode(v: unknown): boolean {
-  return typeof v === 'function';
 }
 
 /**

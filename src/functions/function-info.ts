@@ -230,13 +230,18 @@ function isPrimitive(v: unknown): boolean {
   return (typeof v !== 'object' && typeof v !== 'function') || v === null;
 }
 
-/** Whether a function is extensible and its own properties are `name` and `length` as an arrow is created with. */
-export function defaultOwnProps(fn: Function): boolean {
-  if (!isExtensible(fn) || Reflect.ownKeys(fn).length !== 2) return false;
+/** Whether a function is extensible and its `name` and `length` are as every function is created with. */
+export function defaultNameAndLength(fn: Function): boolean {
+  if (!isExtensible(fn)) return false;
   const name = getOwnPropertyDescriptor(fn, 'name');
   const length = getOwnPropertyDescriptor(fn, 'length');
   for (const d of [name, length]) if (!d || !('value' in d) || d.writable || d.enumerable || !d.configurable) return false;
   return typeof name?.value === 'string' && typeof length?.value === 'number';
+}
+
+/** Whether a function is extensible and its own properties are `name` and `length` as an arrow is created with. */
+export function defaultOwnProps(fn: Function): boolean {
+  return Reflect.ownKeys(fn).length === 2 && defaultNameAndLength(fn);
 }
 
 /**

@@ -10,7 +10,7 @@
 import { intrinsicTable } from '../modules/intrinsics.ts';
 import { projectRoot } from '../modules/project-root.ts';
 import type { ReduceContext } from '../codec/registry.ts';
-import { currentInspection, defaultOwnProps, functionInfo, liveScopes, settledInspection } from './function-info.ts';
+import { currentInspection, defaultNameAndLength, defaultOwnProps, functionInfo, liveScopes, settledInspection, type FunctionInfo } from './function-info.ts';
 import type { FunctionInspection } from './inspector.ts';
 import { allowReference, ModuleValue, travelsByReference, wrapModuleValue } from './encode-function.ts';
 import { findModuleValue } from '../modules/module-index.ts';
@@ -39,18 +39,28 @@ export interface Captured {
 
 const hasOwn = Object.prototype.hasOwnProperty;
 
+/** A function's facts, or undefined when they cannot be had (then the full pickle reports what is wrong). */
+function infoOf(fn: Function): FunctionInfo | undefined {
+  try {
+    return functionInfo(fn);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The context the function layer's lookups take, outside a payload. */
+function lookupContext(options: Readonly<Record<string, unknown>>): ReduceContext {
+  return { path: () => [], scratch: new Map(), options };
+}
+
 /**
  * The captured values of an arrow function made at a known source location, read from its scopes now; undefined
  * when it cannot use a template (not an arrow, a lexical `this` or `arguments`, a direct `eval`, changed own
  * properties, a `with` scope).
  */
 export function readCaptured(fn: Function): Captured | undefined {
-  let info;
-  try {
-    info = functionInfo(fn);
-  } catch {
-    return undefined; // dumps reports what is wrong with the function
-  }
+  const info = infoOf(fn);
+  if (!info) return undefined;
   const { site, source } = info;
   if (!site || !source || source.kind !== 'arrow' || source.lexicalThis || source.free.includes('eval') || source.free.includes('arguments')) return undefined;
   if (source.imports.length > 0 || source.importMetas.length > 0 || !defaultOwnProps(fn)) return undefined;
@@ -79,7 +89,7 @@ export function readCaptured(fn: Function): Captured | undefined {
  * of a builtin, package or local module): then its payload names it, and the same value always encodes the same.
  */
 export function capturedByReference(value: object | Function, options: Readonly<Record<string, unknown>>): boolean {
-  const ctx: ReduceContext = { path: () => [], scratch: new Map(), options };
+  const ctx = lookupContext(options);
   if (typeof value === 'function') return travelsByReference(value, ctx);
   if (intrinsicTable().has(value)) return true;
   try {
@@ -98,11 +108,7 @@ const { getOwnPropertyDescriptor, getPrototypeOf } = Object;
 function asCreated(fn: Function): boolean {
   const keys = Reflect.ownKeys(fn);
   if (keys.length === 2) return defaultOwnProps(fn);
-  if (keys.length !== 3 || !keys.includes('prototype') || !Object.isExtensible(fn)) return false;
-  for (const key of ['name', 'length']) {
-    const d = getOwnPropertyDescriptor(fn, key);
-    if (!d || !('value' in d) || d.writable || d.enumerable || !d.configurable) return false;
-  }
+  if (keys.length !== 3 || !keys.includes('prototype') || !defaultNameAndLength(fn)) return false;
   const d = getOwnPropertyDescriptor(fn, 'prototype');
   const proto = d?.value as object | undefined;
   if (!d || d.enumerable || d.configurable || typeof proto !== 'object' || proto === null) return false;
@@ -121,14 +127,9 @@ function asCreated(fn: Function): boolean {
 export function settledByValue(fn: Function, options: Readonly<Record<string, unknown>>, seen: Set<Function> = new Set()): boolean {
   if (seen.has(fn)) return true;
   seen.add(fn);
-  let info;
-  try {
-    info = functionInfo(fn);
-  } catch {
-    return false;
-  }
-  const source = info.source;
-  if (!source || info.native || source.kind === 'class' || source.usesSuper || source.lexicalThis) return false;
+  const info = infoOf(fn);
+  const source = info?.source;
+  if (!info || !source || info.native || source.kind === 'class' || source.usesSuper || source.lexicalThis) return false;
   if (source.free.includes('eval') || source.free.includes('arguments') || !asCreated(fn)) return false;
   const insp = settledInspection(fn, info);
   if (!insp || insp.bound) return false;
@@ -156,20 +157,15 @@ const settledExports = new WeakMap<Function, { readonly root: string; readonly r
  * pickled in full).
  */
 export function exportOf(fn: Function, options: Readonly<Record<string, unknown>>): ExportRef | undefined {
-  const ctx: ReduceContext = { path: () => [], scratch: new Map(), options };
+  const ctx = lookupContext(options);
   const root = projectRoot(options);
   const indexed = findModuleValue(fn, root);
   if (indexed) return allowReference(indexed, ctx) ? indexed : undefined;
   const settled = settledExports.get(fn);
   if (settled?.root === root) return allowReference(settled.ref, ctx) ? settled.ref : undefined;
-  let info;
-  try {
-    info = functionInfo(fn);
-  } catch {
-    return undefined;
-  }
-  const loc = info.location;
-  if (!loc?.isModule || info.native) return undefined;
+  const info = infoOf(fn);
+  const loc = info?.location;
+  if (!info || !loc?.isModule || info.native) return undefined;
   // esmExportRef takes only exports held by a binding no code assigns: once it holds this function, it always will.
   let ref: ExportRef | undefined;
   try {
