@@ -5,16 +5,21 @@ const TASKS = Number(process.env['BENCH_TASKS'] ?? 10_000);
 
 export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-/** Median µs of sequential calls, after 50 warm-up calls. */
-export async function latency(call: (i: number) => Promise<unknown>): Promise<number> {
-  for (let i = 0; i < 50; i++) await call(i);
+/** Median µs of `n` sequential calls (no warm-up). */
+export async function timeUs(n: number, call: (i: number) => Promise<unknown> | unknown): Promise<number> {
   const t: number[] = [];
-  for (let i = 0; i < CALLS; i++) {
+  for (let i = 0; i < n; i++) {
     const s = performance.now();
     await call(i);
     t.push(performance.now() - s);
   }
   return median(t) * 1000;
+}
+
+/** Median µs of sequential calls, after 50 warm-up calls. */
+export async function latency(call: (i: number) => Promise<unknown>): Promise<number> {
+  for (let i = 0; i < 50; i++) await call(i);
+  return timeUs(CALLS, call);
 }
 
 /** Tasks per second of one burst of TASKS submitted at once, after a smaller warm-up burst. */

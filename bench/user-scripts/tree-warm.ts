@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildManifest, createPool, watchedBuild, type Executor } from 'modulepickle';
 import { v } from './lib/v.js';
-import { median } from './measure.js';
+import { timeUs } from './measure.js';
 
 const MODE = process.env['BENCH_MODE'] ?? 'tsx';
 const root = process.cwd();
@@ -23,16 +23,6 @@ const edit = (): number => {
   return version;
 };
 const loaded = [join(root, MODE === 'tsx' ? 'src/lib/v.ts' : 'dist/lib/v.js')];
-
-async function timeUs(n: number, fn: (i: number) => Promise<unknown> | unknown): Promise<number> {
-  const t: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const s = performance.now();
-    await fn(i);
-    t.push(performance.now() - s);
-  }
-  return median(t) * 1000;
-}
 
 // The tree alone.
 const opts = { root, cacheDir, extraFiles: loaded };
