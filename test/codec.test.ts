@@ -1,5 +1,6 @@
 // Round-trip fixture tables, run in process (async and sync pairs) and through ONE fresh plain `node`
-// process that decodes every payload with the built package, describes the result and re-encodes it.
+// process that decodes every payload with the built package, describes the result and re-encodes it
+// (without the V8 natives, so both encoder paths must give the same bytes).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -66,7 +67,9 @@ before(async () => {
     }
   }
   writeFileSync(join(dir, 'index.json'), JSON.stringify(index));
-  const r = spawnSync(process.execPath, [child, dir], { encoding: 'utf8', timeout: 120_000 });
+  // The child runs without the V8 natives (MODULEPICKLE_NATIVES=0): its re-encoded bytes must still equal the
+  // bytes encoded here, where the hidden-class proofs of src/codec/shape-proof.ts are on.
+  const r = spawnSync(process.execPath, [child, dir], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, MODULEPICKLE_NATIVES: '0' } });
   assert.equal(r.status, 0, `child node failed: ${r.stderr}`);
   childResults = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as Record<string, ChildResult>;
 });
@@ -112,3 +115,8 @@ for (const [table, fixtures] of Object.entries(tables)) {
     }
   });
 }
+
+test('the hidden-class proofs are available on this Node (else every object pays a descriptor per property)', async () => {
+  const { shapeProofAvailable } = await import('../src/codec/shape-proof.ts');
+  assert.equal(shapeProofAvailable(), process.env['MODULEPICKLE_NATIVES'] !== '0');
+});

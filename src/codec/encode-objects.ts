@@ -12,10 +12,21 @@ import { mapEntries, mapSizeOf, setItems, setSizeOf, timeOf } from './plain-buil
 import { NAMED_KEYS_THRESHOLD, namedKeys } from './named-keys.ts';
 import { PrimitiveEncoder } from './encode-primitives.ts';
 import { reduceSymbol } from './registry.ts';
+import { canStandForMap, isPackedPlainArray, sameMap } from './shape-proof.ts';
 import * as T from './tags.ts';
 
 const ObjectProto = Object.prototype;
 const { getOwnPropertyDescriptor, getOwnPropertyNames, getOwnPropertySymbols, getPrototypeOf, isExtensible } = Object;
+
+/**
+ * A key list seen before. `ex` is the last object of that key list proven plain by its descriptors that can stand
+ * for its hidden class: another object with its map and key list is plain too (see shape-proof.ts).
+ */
+interface Shape {
+  readonly keys: (string | symbol)[];
+  readonly id: number;
+  ex: object | undefined;
+}
 
 /** Extensible and without own properties (Reflect.ownKeys is the fastest test for an object that has none). */
 const bare = (v: object): boolean => isExtensible(v) && Reflect.ownKeys(v).length === 0;
@@ -26,7 +37,7 @@ export abstract class ObjectEncoder extends PrimitiveEncoder {
   /** Claims buffers that travel beside the payload (the `outOfBand` dumps option). */
   protected outOfBand: OutOfBand | undefined;
   /** Key lists of simple objects seen so far, by first key; a shape's id is its index in definition order. */
-  protected readonly shapes = new Map<string | symbol, { keys: (string | symbol)[]; id: number }[]>();
+  protected readonly shapes = new Map<string | symbol, Shape[]>();
   protected shapeCount = 0;
   /** Whether something put a `[reduceSymbol]` on Object.prototype (then every plain object must be asked). */
   protected readonly inheritedReduce = typeof (ObjectProto as Record<symbol, unknown>)[reduceSymbol] === 'function';
@@ -267,7 +278,7 @@ export abstract class ObjectEncoder extends PrimitiveEncoder {
         if (sk.length !== n) continue;
         let i = 1;
         while (i < n && sk[i] === keys[i]) i++;
-        if (i === n) return this.shaped(v, sk, shape.id);
+        if (i === n) return this.shaped(v, shape);
       }
     }
     const vals: unknown[] = new Array(n);
@@ -286,7 +297,7 @@ export abstract class ObjectEncoder extends PrimitiveEncoder {
       f.n = n;
       return true;
     }
-    list.push({ keys, id: this.shapeCount++ });
+    list.push({ keys, id: this.shapeCount++, ex: canStandForMap(v) ? v : undefined });
     // A shape definition lists its keys first, then its values.
     w.u8(T.T_SHAPE_DEF);
     w.varint(n);
@@ -296,16 +307,37 @@ export abstract class ObjectEncoder extends PrimitiveEncoder {
   }
 
   /**
-   * An object of a known shape: each property proven a default data property while its value is written
-   * (primitives at once, the rest from the first object on by a frame). A property that is not plain rewinds
-   * the writer and takes the general form.
+   * An object of a known shape: proven plain by its hidden class when it has the map of the shape's exemplar, else
+   * each property proven a default data property while its value is written (primitives at once, the rest from
+   * the first object on by a frame). A property that is not plain rewinds the writer and takes the general form.
    */
-  protected shaped(v: object, keys: (string | symbol)[], id: number): true {
+  protected shaped(v: object, shape: Shape): true {
     const w = this.w;
+    const keys = shape.keys;
+    const n = keys.length;
     const start = w.pos;
     w.u8(T.T_SHAPE);
-    w.varint(id);
-    const n = keys.length;
+    w.varint(shape.id);
+    if (shape.ex !== undefined && sameMap(v, shape.ex)) {
+      const o = v as Record<string | symbol, unknown>;
+      for (let i = 0; i < n; i++) {
+        const x = o[keys[i]!];
+        const t = typeof x;
+        if (x === null || (t !== 'object' && t !== 'function' && t !== 'symbol')) {
+          this.child(x, '');
+          continue;
+        }
+        const vals = this.spare();
+        for (let j = i; j < n; j++) vals[j] = o[keys[j]!];
+        const f = this.push(F_SHAPE, v);
+        f.keys = keys;
+        f.vals = vals;
+        f.n = n;
+        f.i = i;
+        return true;
+      }
+      return true;
+    }
     let vals: unknown[] | undefined;
     let from = n;
     for (let i = 0; i < n; i++) {
@@ -328,6 +360,8 @@ export abstract class ObjectEncoder extends PrimitiveEncoder {
       }
       vals[i] = x;
     }
+    // Proven by its descriptors: it stands for its map from now on (the map may be the exemplar's successor).
+    if (canStandForMap(v)) shape.ex = v;
     if (vals !== undefined) {
       const f = this.push(F_SHAPE, v);
       f.keys = keys;
@@ -408,6 +442,28 @@ export abstract class ObjectEncoder extends PrimitiveEncoder {
     this.memo.set(v, this.nextId++);
     const len = v.length;
     const w = this.w;
+    if (proto === null && isPackedPlainArray(v)) {
+      // Proven plain by its map: no hole, no other key, every element a default data property.
+      w.u8(T.T_ARRAY_DENSE);
+      w.varint(len);
+      for (let i = 0; i < len; i++) {
+        const x = v[i];
+        const t = typeof x;
+        if (x === null || (t !== 'object' && t !== 'function' && t !== 'symbol')) {
+          this.child(x, '');
+          continue;
+        }
+        const vals = this.spare();
+        for (let j = i; j < len; j++) vals[j] = v[j];
+        const f = this.push(F_VALUES, v);
+        f.keys = EMPTY;
+        f.vals = vals;
+        f.n = len;
+        f.i = i;
+        return;
+      }
+      return;
+    }
     const lengthDesc = getOwnPropertyDescriptor(v, 'length')!;
     if (proto === null && lengthDesc.writable && isExtensible(v)) {
       // Dense form only when there is no other own property and every element is a plain data property:

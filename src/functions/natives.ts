@@ -2,10 +2,10 @@
  * V8 natives as an accelerator for the inspector: a function's script id and source position (its location
  * identity) and its script's source text, in about 0.1 µs and without the debugger. `%FunctionGetScriptId` and
  * friends are V8 test intrinsics, so they are compiled once behind `--allow-natives-syntax`, checked against the
- * inspector on a probe, and every caller falls back to the inspector when they are missing or disagree.
- * `MODULEPICKLE_NATIVES=0` turns them off (the tests run both ways).
+ * inspector on a probe, and every caller falls back to the inspector when they are missing or disagree
+ * (see ../natives.ts).
  */
-import { setFlagsFromString } from 'node:v8';
+import { compileNatives } from '../natives.ts';
 
 /** Where a function's code starts: its script and the character offset in that script's source. */
 export interface NativeLocation {
@@ -22,26 +22,13 @@ interface Intrinsics {
 let intrinsics: Intrinsics | null | undefined;
 let verify: ((probe: Function, scriptId: number) => boolean) | undefined;
 
-function flagGiven(): boolean {
-  const opts = `${process.execArgv.join(' ')} ${process.env['NODE_OPTIONS'] ?? ''}`;
-  return /--allow[-_]natives[-_]syntax/.test(opts);
-}
-
 function compile(): Intrinsics | null {
-  if (process.env['MODULEPICKLE_NATIVES'] === '0') return null;
-  const given = flagGiven();
-  try {
-    setFlagsFromString('--allow-natives-syntax');
-    // Each native takes a JSReceiver; `position` is only called once `scriptId` proved a JSFunction with a script.
-    const scriptId = new Function('f', 'return %FunctionGetScriptId(f)') as Intrinsics['scriptId'];
-    const position = new Function('f', 'return %FunctionGetScriptSourcePosition(f)') as Intrinsics['position'];
-    const source = new Function('f', 'return %FunctionGetScriptSource(f)') as Intrinsics['source'];
-    return { scriptId, position, source };
-  } catch {
-    return null;
-  } finally {
-    if (!given) setFlagsFromString('--no-allow-natives-syntax');
-  }
+  // Each native takes a JSReceiver; `position` is only called once `scriptId` proved a JSFunction with a script.
+  return compileNatives({
+    scriptId: ['f', 'return %FunctionGetScriptId(f)'],
+    position: ['f', 'return %FunctionGetScriptSourcePosition(f)'],
+    source: ['f', 'return %FunctionGetScriptSource(f)'],
+  }) as Intrinsics | null;
 }
 
 /** Registers how to check the natives against the inspector (set by the inspector module, which owns a session). */
