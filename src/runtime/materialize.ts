@@ -210,7 +210,13 @@ const uniqueHashes = (files: readonly FileEntry[]): string[] => [...new Set(file
 
 function placeFetched(p: Plan, x: Extraction, missing: readonly FileEntry[]): void {
   const still = placeFiles(p, x, missing);
-  if (still.length) throw new ShipError('ERR_MP_BLOB_MISSING', `blob ${still[0]!.hash} vanished from the cache during extraction; retry`, still[0]!.hash);
+  if (still.length) {
+    const e = still[0]!;
+    // Linking fails with ENOENT for a missing blob and for a missing destination folder alike: say which it was.
+    const blob = p.store.pathOfChecked(e.hash);
+    const why = !existsSync(blob) ? `blob ${e.hash} vanished from the cache (${blob})` : !existsSync(x.tree) ? `the extraction folder ${x.work} vanished` : `${e.path} could not be linked from ${blob}`;
+    throw new ShipError('ERR_MP_BLOB_MISSING', `${why} during extraction; retry`, e.hash);
+  }
 }
 
 /**
