@@ -320,22 +320,9 @@ export abstract class ObjectEncoder extends PrimitiveEncoder {
     w.varint(shape.id);
     if (shape.ex !== undefined && sameMap(v, shape.ex)) {
       const o = v as Record<string | symbol, unknown>;
-      for (let i = 0; i < n; i++) {
-        const x = o[keys[i]!];
-        const t = typeof x;
-        if (x === null || (t !== 'object' && t !== 'function' && t !== 'symbol')) {
-          this.child(x, '');
-          continue;
-        }
-        const vals = this.spare();
-        for (let j = i; j < n; j++) vals[j] = o[keys[j]!];
-        const f = this.push(F_SHAPE, v);
-        f.keys = keys;
-        f.vals = vals;
-        f.n = n;
-        f.i = i;
-        return true;
-      }
+      const vals = this.spare();
+      for (let i = 0; i < n; i++) vals[i] = o[keys[i]!];
+      this.children(F_SHAPE, v, keys, vals, n);
       return true;
     }
     let vals: unknown[] | undefined;
@@ -446,22 +433,9 @@ export abstract class ObjectEncoder extends PrimitiveEncoder {
       // Proven plain by its map: no hole, no other key, every element a default data property.
       w.u8(T.T_ARRAY_DENSE);
       w.varint(len);
-      for (let i = 0; i < len; i++) {
-        const x = v[i];
-        const t = typeof x;
-        if (x === null || (t !== 'object' && t !== 'function' && t !== 'symbol')) {
-          this.child(x, '');
-          continue;
-        }
-        const vals = this.spare();
-        for (let j = i; j < len; j++) vals[j] = v[j];
-        const f = this.push(F_VALUES, v);
-        f.keys = EMPTY;
-        f.vals = vals;
-        f.n = len;
-        f.i = i;
-        return;
-      }
+      const vals = this.spare();
+      for (let i = 0; i < len; i++) vals[i] = v[i];
+      this.children(F_VALUES, v, EMPTY, vals, len);
       return;
     }
     const lengthDesc = getOwnPropertyDescriptor(v, 'length')!;
