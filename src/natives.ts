@@ -34,3 +34,45 @@ export function compileNatives<K extends string>(defs: Record<K, readonly [param
     if (!given) setFlagsFromString('--no-allow-natives-syntax');
   }
 }
+
+/**
+ * One set of natives: compiled and checked on first use, `null` for the process when either fails. A call that
+ * throws (the bytecode was flushed and cannot be recompiled) goes through `retry`, which compiles the set anew and
+ * runs the call once more; a second failure turns the set off.
+ */
+export class NativeSet<T> {
+  readonly #defs: Record<string, readonly [params: string, body: string]>;
+  readonly #agrees: (n: T) => boolean;
+  #current: T | null | undefined;
+
+  /** `agrees` checks the compiled set on probes whose answers are known (a throw counts as disagreeing). */
+  constructor(defs: { readonly [K in keyof T]: readonly [params: string, body: string] }, agrees: (n: T) => boolean) {
+    this.#defs = defs as Record<string, readonly [string, string]>;
+    this.#agrees = agrees;
+  }
+
+  /** The checked natives, or null when they are unavailable. */
+  get(): T | null {
+    if (this.#current !== undefined) return this.#current;
+    let got = compileNatives(this.#defs) as T | null;
+    try {
+      if (got !== null && !this.#agrees(got)) got = null;
+    } catch {
+      got = null;
+    }
+    return (this.#current = got);
+  }
+
+  /** Runs `use` again on a fresh compile after a call on `get()`'s set threw; `fallback` when that fails too. */
+  retry<R>(use: (n: T) => R, fallback: R): R {
+    const again = compileNatives(this.#defs) as T | null;
+    this.#current = again;
+    if (again === null) return fallback;
+    try {
+      return use(again);
+    } catch {
+      this.#current = null;
+      return fallback;
+    }
+  }
+}

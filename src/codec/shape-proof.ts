@@ -15,24 +15,15 @@
  * proof: a false negative costs speed, never exactness. The intrinsics come from ../natives.ts and are checked on
  * probes below before any use.
  */
-import { compileNatives } from '../natives.ts';
+import { NativeSet } from '../natives.ts';
 
 interface Intrinsics {
   same(a: object, b: object): boolean;
   fast(o: object): boolean;
 }
 
-let intrinsics: Intrinsics | null | undefined;
 /** One packed array per fast elements kind (Smi, double, tagged): the realm's initial array maps. */
 const packedKinds: readonly unknown[][] = [[0], [0.5], ['']];
-
-function compile(): Intrinsics | null {
-  // Both take heap objects only; every caller passes objects.
-  return compileNatives({
-    same: ['a, b', 'return %HaveSameMap(a, b)'],
-    fast: ['o', 'return %HasFastProperties(o) && %HasFastElements(o)'],
-  }) as Intrinsics | null;
-}
 
 /** Whether the intrinsics say what this module relies on, on objects whose answers are known. */
 function agrees(n: Intrinsics): boolean {
@@ -57,53 +48,31 @@ function agrees(n: Intrinsics): boolean {
     !packedKinds.some((k) => n.same([1, , 2], k) || n.same(named, k) || n.same(fixedLength, k));
 }
 
-function load(): Intrinsics | null {
-  if (intrinsics !== undefined) return intrinsics;
-  let got = compile();
-  try {
-    if (got && !agrees(got)) got = null;
-  } catch {
-    got = null;
-  }
-  return (intrinsics = got);
-}
-
-/** Compiles anew after V8 flushed the intrinsics' bytecode (see ../natives.ts); a second failure turns them off. */
-function recompiled(): Intrinsics | null {
-  const again = compile();
-  intrinsics = again;
-  return again;
-}
+// Both take heap objects only; every caller passes objects.
+const natives = new NativeSet<Intrinsics>({
+  same: ['a, b', 'return %HaveSameMap(a, b)'],
+  fast: ['o', 'return %HasFastProperties(o) && %HasFastElements(o)'],
+}, agrees);
 
 /** Whether `a` and `b` have the same hidden class (false when that cannot be told). */
 export function sameMap(a: object, b: object): boolean {
-  const n = intrinsics === undefined ? load() : intrinsics;
+  const n = natives.get();
   if (n === null) return false;
   try {
     return n.same(a, b);
   } catch {
-    try {
-      return recompiled()?.same(a, b) ?? false;
-    } catch {
-      intrinsics = null;
-      return false;
-    }
+    return natives.retry((m) => m.same(a, b), false);
   }
 }
 
 /** Whether `o`, proven plain by its descriptors, may stand for its map: fast properties and fast elements. */
 export function canStandForMap(o: object): boolean {
-  const n = intrinsics === undefined ? load() : intrinsics;
+  const n = natives.get();
   if (n === null) return false;
   try {
     return n.fast(o);
   } catch {
-    try {
-      return recompiled()?.fast(o) ?? false;
-    } catch {
-      intrinsics = null;
-      return false;
-    }
+    return natives.retry((m) => m.fast(o), false);
   }
 }
 
@@ -114,5 +83,5 @@ export function isPackedPlainArray(v: unknown[]): boolean {
 
 /** Whether the map proofs are in use (for tests and benchmarks). */
 export function shapeProofAvailable(): boolean {
-  return load() !== null;
+  return natives.get() !== null;
 }

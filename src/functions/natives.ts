@@ -5,7 +5,7 @@
  * inspector on a probe, and every caller falls back to the inspector when they are missing or disagree
  * (see ../natives.ts).
  */
-import { compileNatives } from '../natives.ts';
+import { NativeSet } from '../natives.ts';
 
 /** Where a function's code starts: its script and the character offset in that script's source. */
 export interface NativeLocation {
@@ -19,17 +19,7 @@ interface Intrinsics {
   source(fn: Function): unknown;
 }
 
-let intrinsics: Intrinsics | null | undefined;
 let verify: ((probe: Function, scriptId: number) => boolean) | undefined;
-
-function compile(): Intrinsics | null {
-  // Each native takes a JSReceiver; `position` is only called once `scriptId` proved a JSFunction with a script.
-  return compileNatives({
-    scriptId: ['f', 'return %FunctionGetScriptId(f)'],
-    position: ['f', 'return %FunctionGetScriptSourcePosition(f)'],
-    source: ['f', 'return %FunctionGetScriptSource(f)'],
-  }) as Intrinsics | null;
-}
 
 /** Registers how to check the natives against the inspector (set by the inspector module, which owns a session). */
 export function setNativesVerifier(check: (probe: Function, scriptId: number) => boolean): void {
@@ -40,54 +30,39 @@ function probe(): number {
   return 1;
 }
 
-function load(): Intrinsics | null {
-  if (intrinsics !== undefined) return intrinsics;
-  let got = compile();
-  if (got) {
-    try {
-      const id = got.scriptId(probe);
-      const pos = got.position(probe);
-      const src = got.source(probe);
-      const text = Function.prototype.toString.call(probe);
-      // The position is where the parameters start: inside the text `toString` gives, which the script holds.
-      const start = typeof src === 'string' ? src.lastIndexOf(text, pos) : -1;
-      const ok = Number.isInteger(id) && id > 0 && Number.isInteger(pos) && start >= 0 && pos < start + text.length;
-      // The script id must be the inspector's too (it names scripts in [[FunctionLocation]]).
-      if (!ok || (verify && !verify(probe, id))) got = null;
-    } catch {
-      got = null;
-    }
-  }
-  intrinsics = got;
-  return got;
+function agrees(n: Intrinsics): boolean {
+  const id = n.scriptId(probe);
+  const pos = n.position(probe);
+  const src = n.source(probe);
+  const text = Function.prototype.toString.call(probe);
+  // The position is where the parameters start: inside the text `toString` gives, which the script holds.
+  const start = typeof src === 'string' ? src.lastIndexOf(text, pos) : -1;
+  const ok = Number.isInteger(id) && id > 0 && Number.isInteger(pos) && start >= 0 && pos < start + text.length;
+  // The script id must be the inspector's too (it names scripts in [[FunctionLocation]]).
+  return ok && (!verify || verify(probe, id));
 }
 
-/**
- * Runs `use` with the natives. V8 may flush an idle function's bytecode and recompile it later, when
- * `--allow-natives-syntax` is off again: the recompile throws a SyntaxError. Then the natives are compiled anew
- * (flag on for that moment) and `use` retried once; a second failure turns them off for the process.
- */
+// Each native takes a JSReceiver; `position` is only called once `scriptId` proved a JSFunction with a script.
+const natives = new NativeSet<Intrinsics>({
+  scriptId: ['f', 'return %FunctionGetScriptId(f)'],
+  position: ['f', 'return %FunctionGetScriptSourcePosition(f)'],
+  source: ['f', 'return %FunctionGetScriptSource(f)'],
+}, agrees);
+
+/** Runs `use` with the natives (again on a fresh compile if it throws; see ../natives.ts). */
 function withNatives<T>(use: (n: Intrinsics) => T): T | undefined {
-  const n = load();
+  const n = natives.get();
   if (!n) return undefined;
   try {
     return use(n);
   } catch {
-    const again = compile();
-    intrinsics = again;
-    if (!again) return undefined;
-    try {
-      return use(again);
-    } catch {
-      intrinsics = null;
-      return undefined;
-    }
+    return natives.retry(use, undefined);
   }
 }
 
 /** Whether the natives are in use (compiled and checked). */
 export function nativesAvailable(): boolean {
-  return load() !== null;
+  return natives.get() !== null;
 }
 
 /**
